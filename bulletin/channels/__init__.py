@@ -1,0 +1,21 @@
+"""Channel transports, looked up by the channel name stored on a delivery."""
+
+from __future__ import annotations
+
+from bulletin.channels.base import Transport
+from bulletin.channels.email import EmailTransport
+
+TRANSPORTS: dict[str, type[Transport]] = {
+    EmailTransport.name: EmailTransport,
+}
+
+
+def transport_for(channel: str) -> type[Transport]:
+    try:
+        return TRANSPORTS[channel]
+    except KeyError:
+        raise LookupError(f"no transport for channel {channel!r}") from None
+
+
+def deduplicating_channels() -> list[str]:
+    return [name for name, transport in TRANSPORTS.items() if transport.deduplicates]

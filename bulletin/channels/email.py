@@ -1,0 +1,94 @@
+"""Email through Django's mail machinery (console by default, SMTP when EMAIL_HOST is set).
+
+SMTP has no idempotency key the server honours, so email does not de-duplicate: a send that
+breaks after the message went out is ambiguous, and dispatch marks it ``unknown``. The
+delivery's key becomes the Message-ID so receivers and humans can still spot a duplicate.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from email.utils import formataddr
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.message import BadHeaderError, sanitize_address
+
+from bulletin.channels.base import (
+    AmbiguousError,
+    Message,
+    PermanentError,
+    TransientError,
+    Transport,
+)
+from bulletin.conf import options
+
+
+def message_id(idempotency_key: str) -> str:
+    return f"<{idempotency_key}@{options().message_id_domain}>"
+
+
+def _by_code(code: int, detail: str) -> Exception:
+    # RFC 5321: 4yz is a transient negative reply, 5yz permanent.
+    return PermanentError(detail) if 500 <= code < 600 else TransientError(detail)
+
+
+class EmailTransport(Transport):
+    name = "email"
+    deduplicates = False
+
+    def __init__(self) -> None:
+        self._connection: Any = None
+
+    def open(self) -> None:
+        if self._connection is not None:
+            return
+        connection = get_connection(fail_silently=False)
+        try:
+            connection.open()
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransientError(f"cannot connect to the mail server: {exc}") from exc
+        self._connection = connection
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except (OSError, smtplib.SMTPException):
+                pass  # the connection is being thrown away; nothing more to learn from it
+
+    def send(self, message: Message) -> None:
+        email = self._build(message)
+        self.open()
+        try:
+            self._connection.send_messages([email])
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()))
+            raise _by_code(code, f"recipient refused: {code} {reply!r}") from exc
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            raise _by_code(exc.smtp_code, f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            # The connection broke while the message was in flight: it may have been accepted.
+            self.close()
+            raise AmbiguousError(f"connection lost while sending: {exc!r}") from exc
+
+    def _build(self, message: Message) -> EmailMultiAlternatives:
+        recipient = message.recipient
+        try:
+            email = EmailMultiAlternatives(
+                subject=message.title,
+                body=message.text,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                to=[formataddr((recipient.name, recipient.email))],
+                headers={"Message-ID": message_id(message.idempotency_key)},
+            )
+            email.attach_alternative(message.html, "text/html")
+            # Header and address validation happen here, before any network traffic.
+            email.message()
+            sanitize_address(email.to[0], email.encoding or settings.DEFAULT_CHARSET)
+        except (BadHeaderError, ValueError) as exc:
+            raise PermanentError(f"cannot build the email: {exc}") from exc
+        return email

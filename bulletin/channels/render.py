@@ -1,0 +1,46 @@
+"""Markdown to the two forms every channel needs: sanitised HTML and plain text.
+
+Personalisation placeholders are filled after rendering, escaped for HTML, so a recipient's
+name can neither inject markup nor be mangled by Markdown syntax.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from functools import lru_cache
+
+import nh3
+from markdown_it import MarkdownIt
+
+from bulletin.channels.base import Recipient
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(name|first_name|email)\s*\}\}")
+
+
+@lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    # "js-default" keeps raw HTML out of the output before nh3 even sees it.
+    return MarkdownIt("js-default").enable("table").enable("strikethrough")
+
+
+@lru_cache(maxsize=256)
+def markdown_to_html(body: str) -> str:
+    """Safe HTML for a Markdown body: raw HTML disabled, then sanitised by nh3 (belt and braces)."""
+    return nh3.clean(_markdown().render(body), link_rel="noopener noreferrer")
+
+
+def personalise(template: str, recipient: Recipient, *, escape: bool) -> str:
+    def value(match: re.Match[str]) -> str:
+        raw = getattr(recipient, match.group(1))
+        return html.escape(raw) if escape else str(raw)
+
+    return _PLACEHOLDER.sub(value, template)
+
+
+def render_html(body: str, recipient: Recipient) -> str:
+    return personalise(markdown_to_html(body), recipient, escape=True)
+
+
+def render_text(body: str, recipient: Recipient) -> str:
+    return personalise(body, recipient, escape=False)

@@ -1,0 +1,53 @@
+"""Bulletin's own knobs, read once from ``BULLETIN_*`` environment variables.
+
+Settings hold one frozen ``Options`` value (``settings.BULLETIN``); code reads it through
+``options()`` so tests can swap it with Django's ``override_settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+@dataclass(frozen=True)
+class Options:
+    lease_seconds: int = 60
+    max_attempts: int = 5
+    retry_base_seconds: int = 30
+    retry_max_seconds: int = 3600
+    batch_size: int = 100
+    tick_seconds: int = 5
+    idle_seconds: float = 1.0
+    default_grace_seconds: int = 3600
+    from_email: str = "Bulletin <bulletin@localhost>"
+    message_id_domain: str = "bulletin.localhost"
+
+
+def _parse(name: str, raw: str, kind: type) -> object:
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"BULLETIN_{name.upper()} must be a number, got {raw!r}") from None
+    if kind in (int, float) and value <= 0:
+        raise ImproperlyConfigured(f"BULLETIN_{name.upper()} must be positive, got {raw!r}")
+    return value
+
+
+def load(environ: os._Environ[str] | dict[str, str] = os.environ) -> Options:
+    """Build Options from the environment; a bad value is one clear error naming the variable."""
+    values = {}
+    for field in fields(Options):
+        raw = environ.get(f"BULLETIN_{field.name.upper()}")
+        if raw is not None and raw != "":
+            kind = type(field.default)
+            values[field.name] = _parse(field.name, raw, kind)
+    return Options(**values)  # type: ignore[arg-type]
+
+
+def options() -> Options:
+    from django.conf import settings
+
+    return settings.BULLETIN  # type: ignore[no-any-return]

@@ -1,0 +1,141 @@
+"""Checking and scheduling announcements: the one path the admin, the CLI and the API share.
+
+Everything is validated when the announcement is scheduled, never at send time: a title with a
+line break, a cron expression that cannot fire or a one-off time that is ambiguous is refused
+with the field's name, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from bulletin.channels import TRANSPORTS
+from bulletin.dispatch.planning import rule_of, schedule_of
+from bulletin.domain.models import Announcement, AnnouncementStatus, AudienceKind, ScheduleKind
+from bulletin.scheduling.planner import plan
+from bulletin.scheduling.rules import (
+    CronRule,
+    FireTime,
+    ScheduleError,
+    fire_times,
+    parse_zone,
+    resolve_local,
+)
+
+log = logging.getLogger(__name__)
+
+LOCAL_FORMAT = "YYYY-MM-DDTHH:MM"
+
+
+def parse_local(value: str) -> datetime:
+    """A naive local date-time from ``YYYY-MM-DDTHH:MM`` (seconds allowed, offsets refused)."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ScheduleError(f"'{value}' is not a local date-time ({LOCAL_FORMAT})") from None
+    if parsed.tzinfo is not None:
+        raise ScheduleError(
+            f"'{value}' carries a UTC offset; give the local wall-clock time and a zone instead"
+        )
+    return parsed.replace(second=0, microsecond=0)
+
+
+def validate(announcement: Announcement, now: datetime | None = None) -> None:
+    """Raise ValidationError naming each bad field; clean the schedule fields in place."""
+    errors: dict[str, list[str]] = {}
+    try:
+        announcement.full_clean(exclude=["recipients", "planned_until", "next_fire_at"])
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    for field, message in _schedule_problems(announcement, now or timezone.now()):
+        errors.setdefault(field, []).append(message)
+    for field, message in _audience_problems(announcement):
+        errors.setdefault(field, []).append(message)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _schedule_problems(announcement: Announcement, now: datetime) -> Iterable[tuple[str, str]]:
+    zone = None
+    if not announcement.per_recipient_zone:
+        try:
+            zone = parse_zone(announcement.timezone)
+        except ScheduleError as exc:
+            yield "timezone", str(exc)
+    try:
+        if announcement.schedule_kind == ScheduleKind.CRON:
+            announcement.cron = CronRule(announcement.cron).expr
+        elif announcement.schedule_kind == ScheduleKind.ONCE:
+            yield from _one_off_problems(announcement, zone, now)
+    except ScheduleError as exc:
+        yield ("cron" if announcement.schedule_kind == ScheduleKind.CRON else "at_local"), str(exc)
+
+
+def _one_off_problems(
+    announcement: Announcement, zone: object, now: datetime
+) -> Iterable[tuple[str, str]]:
+    at = parse_local(announcement.at_local)
+    announcement.at_local = at.isoformat(timespec="minutes")
+    if zone is not None:
+        instant = resolve_local(at, zone)  # type: ignore[arg-type]
+        if instant <= now:
+            yield "at_local", f"{announcement.at_local} in {announcement.timezone} is in the past"
+
+
+def _audience_problems(announcement: Announcement) -> Iterable[tuple[str, str]]:
+    unknown = [c for c in announcement.channels if c not in TRANSPORTS]
+    if not announcement.channels:
+        yield "channels", "choose at least one channel"
+    if unknown:
+        known = ", ".join(sorted(TRANSPORTS))
+        yield "channels", f"unknown channel(s) {', '.join(map(str, unknown))}; choose from {known}"
+    needs_value = (AudienceKind.DEPARTMENT, AudienceKind.LOCATION)
+    if announcement.audience_kind in needs_value and not announcement.audience_value.strip():
+        yield "audience_value", f"name the {announcement.audience_kind} this announcement is for"
+
+
+def schedule(announcement: Announcement, now: datetime | None = None) -> Announcement:
+    """Validate and start (or restart) planning. Past fire times are never planned again."""
+    now = now or timezone.now()
+    validate(announcement, now)
+    with transaction.atomic():
+        if announcement.pk is None:
+            announcement.save()  # a per-person audience needs the row before its zones are known
+        announcement.status = AnnouncementStatus.SCHEDULED
+        announcement.planned_until = max(announcement.planned_until or now, now)
+        cursor = announcement.planned_until
+        announcement.next_fire_at = plan(schedule_of(announcement), cursor, cursor).next_fire_at
+        announcement.save()
+    log.info(
+        "announcement scheduled",
+        extra={"announcement_id": announcement.pk, "next_fire_at": str(announcement.next_fire_at)},
+    )
+    return announcement
+
+
+def upcoming(announcement: Announcement, count: int = 10) -> list[FireTime]:
+    """The next fire times in the announcement's zone (the first recipient zone if per-person)."""
+    zones = schedule_of(announcement).zones or ("UTC",)
+    after = max(announcement.planned_until or timezone.now(), timezone.now())
+    return list(fire_times(rule_of(announcement), parse_zone(zones[0]), after, limit=count))
+
+
+def pause(announcement: Announcement) -> None:
+    set_status(announcement, AnnouncementStatus.PAUSED)
+
+
+def cancel(announcement: Announcement) -> None:
+    set_status(announcement, AnnouncementStatus.CANCELLED)
+
+
+def set_status(announcement: Announcement, status: AnnouncementStatus) -> None:
+    # Occurrences that fall while paused are not planned; resuming (schedule) starts from now.
+    Announcement.objects.filter(pk=announcement.pk).update(status=status, next_fire_at=None)
+    announcement.status, announcement.next_fire_at = status, None
+    log.info(f"announcement {status.value}", extra={"announcement_id": announcement.pk})

@@ -1,0 +1,261 @@
+"""Bulletin's ledger: who receives, what is announced, which occurrences exist, what was sent.
+
+Every row that stands for a side effect is uniquely keyed, so inserting it twice is a no-op:
+that, not a lock or a "sent" flag checked beforehand, is what makes delivery exactly-once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+
+def validate_single_line(value: str) -> None:
+    # A newline in a title would become a header injection in email and a broken Slack text.
+    if "\n" in value or "\r" in value:
+        raise ValidationError("must be a single line (no line breaks)")
+
+
+def validate_zone(value: str) -> None:
+    from bulletin.scheduling.rules import ScheduleError, parse_zone
+
+    try:
+        parse_zone(value)
+    except ScheduleError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class Employee(models.Model):
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=200, validators=[validate_single_line])
+    department = models.CharField(max_length=100, blank=True, db_index=True)
+    location = models.CharField(max_length=100, blank=True, db_index=True)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_zone])
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+
+
+class AudienceKind(models.TextChoices):
+    ALL = "all", "Everyone"
+    DEPARTMENT = "department", "One department"
+    LOCATION = "location", "One location"
+    LIST = "list", "Chosen people"
+
+
+class ScheduleKind(models.TextChoices):
+    ONCE = "once", "Once, at a local date-time"
+    CRON = "cron", "Recurring (cron expression)"
+
+
+class AnnouncementStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    PAUSED = "paused", "Paused"
+    CANCELLED = "cancelled", "Cancelled"
+    FINISHED = "finished", "Finished"
+
+
+class Announcement(models.Model):
+    title = models.CharField(max_length=200, validators=[validate_single_line])
+    body = models.TextField(help_text="Markdown. {{ name }} and {{ first_name }} are personalised.")
+    audience_kind = models.CharField(
+        max_length=16, choices=AudienceKind.choices, default=AudienceKind.ALL
+    )
+    audience_value = models.CharField(
+        max_length=100, blank=True, help_text="The department or location name, when one applies."
+    )
+    recipients = models.ManyToManyField(Employee, blank=True, related_name="+")
+    channels = models.JSONField(default=list)
+    schedule_kind = models.CharField(max_length=8, choices=ScheduleKind.choices)
+    cron = models.CharField(max_length=100, blank=True)
+    at_local = models.CharField(
+        max_length=16, blank=True, help_text="One-off local wall-clock time, YYYY-MM-DDTHH:MM."
+    )
+    timezone = models.CharField(max_length=64, blank=True, validators=[validate_zone])
+    per_recipient_zone = models.BooleanField(
+        default=False, help_text="Fire at this wall-clock time in each recipient's own zone."
+    )
+    misfire_grace = models.DurationField(default=timedelta(hours=1))
+    send_late = models.BooleanField(
+        default=False, help_text="After downtime, send occurrences older than the grace anyway."
+    )
+    status = models.CharField(
+        max_length=16, choices=AnnouncementStatus.choices, default=AnnouncementStatus.DRAFT
+    )
+    # The planner's cursor: every fire time up to here has its occurrence row. It lives in the
+    # data so that a clock going backwards, or a second planner, can never re-fire anything.
+    planned_until = models.DateTimeField(null=True, blank=True)
+    next_fire_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # planner: status='scheduled' AND next_fire_at <= now ORDER BY next_fire_at
+            models.Index(
+                fields=["next_fire_at"],
+                name="announcement_due_idx",
+                condition=Q(status="scheduled"),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(per_recipient_zone=True) | ~Q(timezone=""),
+                name="announcement_has_zone",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class OccurrenceState(models.TextChoices):
+    PLANNED = "planned", "Planned (fan-out pending)"
+    FANNED_OUT = "fanned_out", "Fanned out"
+    MISSED = "missed", "Missed (past its grace)"
+
+
+class Occurrence(models.Model):
+    announcement = models.ForeignKey(
+        Announcement, on_delete=models.CASCADE, related_name="occurrences"
+    )
+    zone = models.CharField(max_length=64)
+    fire_at = models.DateTimeField()
+    state = models.CharField(max_length=16, choices=OccurrenceState.choices)
+    delivery_count = models.PositiveIntegerField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-fire_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["announcement", "zone", "fire_at"], name="occurrence_identity"
+            ),
+        ]
+        indexes = [
+            # fan-out: state='planned' ORDER BY fire_at
+            models.Index(
+                fields=["fire_at"], name="occurrence_planned_idx", condition=Q(state="planned")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.announcement_id} @ {self.fire_at:%Y-%m-%d %H:%M}Z ({self.zone})"
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CLAIMED = "claimed", "Claimed"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    UNKNOWN = "unknown", "Unknown (interrupted mid-send)"
+    SKIPPED = "skipped", "Skipped"
+
+
+FINAL_DELIVERY_STATES = (
+    DeliveryState.SENT,
+    DeliveryState.FAILED,
+    DeliveryState.UNKNOWN,
+    DeliveryState.SKIPPED,
+)
+
+
+class Delivery(models.Model):
+    occurrence = models.ForeignKey(Occurrence, on_delete=models.CASCADE, related_name="deliveries")
+    # A recipient is a person today; places (a Slack channel, a webhook) arrive as a second
+    # nullable key with its own partial unique constraint, so identity stays one row per send.
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="deliveries")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    state = models.CharField(
+        max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    due_at = models.DateTimeField()
+    # Fencing: an outcome is written only by the holder of the current lease token.
+    lease_token = models.CharField(max_length=32, null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["occurrence", "employee", "channel"], name="delivery_identity"
+            ),
+        ]
+        indexes = [
+            # claim: state='pending' AND due_at <= now ORDER BY due_at
+            models.Index(fields=["due_at"], name="delivery_due_idx", condition=Q(state="pending")),
+            # lease reaper: state IN ('claimed','sending') AND lease_expires_at < now
+            models.Index(
+                fields=["lease_expires_at"],
+                name="delivery_leased_idx",
+                condition=Q(state__in=["claimed", "sending"]),
+            ),
+            # HR views and status: counts by state per occurrence
+            models.Index(fields=["occurrence", "state"], name="delivery_occurrence_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} ({self.channel}, {self.state})"
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable for the life of the delivery: derived from its identity, not from a try."""
+        return f"{self.occurrence_id}.{self.employee_id}.{self.channel}"
+
+
+class AttemptOutcome(models.TextChoices):
+    SENT = "sent", "Sent"
+    RETRY = "retry", "Transient error, will retry"
+    FAILED = "failed", "Permanent error"
+    UNKNOWN = "unknown", "Ambiguous (may have been delivered)"
+    INTERRUPTED = "interrupted", "Interrupted (worker lost its lease)"
+
+
+class Attempt(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Empty while the side effect is in flight: the intent is written before the send.
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["delivery_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="attempt_identity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}"

@@ -1,0 +1,161 @@
+"""The Django admin: employees, announcements (with upcoming fire times) and a read-only ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html_join
+
+from bulletin.dispatch import announcements
+from bulletin.domain.models import (
+    Announcement,
+    AnnouncementStatus,
+    Attempt,
+    Delivery,
+    Employee,
+    Occurrence,
+)
+from bulletin.scheduling.rules import ScheduleError
+
+
+@admin.register(Employee)
+class EmployeeAdmin(admin.ModelAdmin):
+    list_display = ("name", "email", "department", "location", "timezone", "active")
+    list_filter = ("active", "department", "location", "timezone")
+    search_fields = ("name", "email", "department", "location")
+    show_facets = admin.ShowFacets.ALWAYS
+
+
+class AnnouncementForm(forms.ModelForm):
+    class Meta:
+        model = Announcement
+        exclude = ("planned_until", "next_fire_at", "created_by")
+        widgets = {"channels": forms.CheckboxSelectMultiple}
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.errors or self.instance.status != AnnouncementStatus.SCHEDULED:
+            return
+        try:
+            announcements.validate(self.instance)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+
+
+def _channel_field() -> forms.Field:
+    from bulletin.channels import TRANSPORTS
+
+    return forms.MultipleChoiceField(
+        choices=[(name, name) for name in TRANSPORTS], widget=forms.CheckboxSelectMultiple
+    )
+
+
+AnnouncementForm.base_fields["channels"] = _channel_field()
+
+
+@admin.register(Announcement)
+class AnnouncementAdmin(admin.ModelAdmin):
+    form = AnnouncementForm
+    list_display = ("title", "status", "schedule_summary", "next_fire_at", "created_at")
+    list_filter = ("status", "schedule_kind", "audience_kind")
+    search_fields = ("title",)
+    readonly_fields = ("next_fire_at", "planned_until", "upcoming_fire_times")
+    filter_horizontal = ("recipients",)
+    actions = ("pause_selected", "cancel_selected", "schedule_selected")
+
+    @admin.display(description="schedule")
+    def schedule_summary(self, obj: Announcement) -> str:
+        where = "each recipient's zone" if obj.per_recipient_zone else obj.timezone
+        what = f"cron {obj.cron}" if obj.schedule_kind == "cron" else f"once at {obj.at_local}"
+        return f"{what} ({where})"
+
+    @admin.display(description="next 10 fire times")
+    def upcoming_fire_times(self, obj: Announcement) -> str:
+        if obj.pk is None:
+            return "-"
+        try:
+            fires = announcements.upcoming(obj, 10)
+        except (ScheduleError, ValueError) as exc:
+            return f"cannot compute: {exc}"
+        rows = [(f.local.isoformat(), f.utc.isoformat(), f.note or "") for f in fires]
+        return format_html_join("", "<div>{} &nbsp; ({} UTC) &nbsp; <em>{}</em></div>", rows) or "-"
+
+    def save_model(self, request: HttpRequest, obj: Announcement, form: Any, change: bool) -> None:
+        if obj.created_by_id is None:
+            obj.created_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # Scheduling needs the chosen recipients saved first (their zones may matter).
+        super().save_related(request, form, formsets, change)
+        announcement = form.instance
+        if announcement.status == AnnouncementStatus.SCHEDULED:
+            announcements.schedule(announcement)
+        elif announcement.status in (AnnouncementStatus.PAUSED, AnnouncementStatus.CANCELLED):
+            announcements.set_status(announcement, AnnouncementStatus(announcement.status))
+
+    @admin.action(description="Pause selected announcements")
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
+        for announcement in queryset:
+            announcements.pause(announcement)
+
+    @admin.action(description="Cancel selected announcements")
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
+        for announcement in queryset:
+            announcements.cancel(announcement)
+
+    @admin.action(description="Schedule (or resume) selected announcements")
+    def schedule_selected(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
+        for announcement in queryset:
+            try:
+                announcements.schedule(announcement)
+            except ValidationError as exc:
+                self.message_user(request, f"{announcement}: {exc.messages}", messages.ERROR)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """The ledger is written by the planner and dispatcher only."""
+
+    show_facets = admin.ShowFacets.ALWAYS
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Occurrence)
+class OccurrenceAdmin(ReadOnlyAdmin):
+    list_display = ("announcement", "fire_at", "zone", "state", "delivery_count", "note")
+    list_filter = ("state", "zone")
+    date_hierarchy = "fire_at"
+
+
+class AttemptInline(admin.TabularInline):
+    model = Attempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ("number", "started_at", "finished_at", "outcome", "error")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "employee", "channel", "state", "attempts", "due_at", "sent_at",
+                    "occurrence")
+    list_filter = ("state", "channel")
+    search_fields = ("employee__email", "employee__name")
+    list_select_related = ("employee", "occurrence__announcement")
+    inlines = (AttemptInline,)

@@ -1,0 +1,77 @@
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+from django.db import transaction
+
+from bulletin.dispatch.announcements import schedule
+from bulletin.domain.models import Announcement, AudienceKind, ScheduleKind
+from bulletin.interfaces.management.base import BulletinCommand
+
+RECIPIENT_ZONE = "recipient"
+
+
+def parse_audience(value: str) -> tuple[str, str]:
+    kind, _, name = value.partition(":")
+    if kind == AudienceKind.ALL and not name:
+        return AudienceKind.ALL, ""
+    if kind in (AudienceKind.DEPARTMENT, AudienceKind.LOCATION) and name.strip():
+        return kind, name.strip()
+    raise CommandError(
+        f"--audience '{value}' is not one of all, department:NAME, location:NAME"
+    )
+
+
+class Command(BulletinCommand):
+    help = "Create and schedule an announcement; prints its id."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--title", required=True)
+        parser.add_argument("--body-file", required=True, help="Markdown file, or - for stdin")
+        when = parser.add_mutually_exclusive_group(required=True)
+        when.add_argument("--cron", help="5-field cron expression, e.g. '0 9 * * 1-5'")
+        when.add_argument("--at", help="one-off local date-time, e.g. 2027-01-04T09:00")
+        parser.add_argument(
+            "--tz", required=True,
+            help=f"IANA zone, or '{RECIPIENT_ZONE}' for each recipient's own local time",
+        )
+        parser.add_argument("--audience", default="all", help="all | department:NAME | location:NAME")
+        parser.add_argument("--channels", default="email", help="comma-separated, e.g. email")
+        parser.add_argument("--grace-minutes", type=int, default=60,
+                            help="how late an occurrence may still be sent after downtime")
+        parser.add_argument("--send-late", action="store_true",
+                            help="send occurrences even when later than the grace")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        kind, value = parse_audience(opts["audience"])
+        per_recipient = opts["tz"] == RECIPIENT_ZONE
+        if opts["grace_minutes"] < 0:
+            raise CommandError("--grace-minutes must not be negative")
+        announcement = Announcement(
+            title=opts["title"],
+            body=self._body(opts["body_file"]),
+            audience_kind=kind,
+            audience_value=value,
+            channels=[c.strip() for c in opts["channels"].split(",") if c.strip()],
+            schedule_kind=ScheduleKind.CRON if opts["cron"] else ScheduleKind.ONCE,
+            cron=opts["cron"] or "",
+            at_local=opts["at"] or "",
+            timezone="" if per_recipient else opts["tz"],
+            per_recipient_zone=per_recipient,
+            misfire_grace=timedelta(minutes=opts["grace_minutes"]),
+            send_late=opts["send_late"],
+        )
+        with transaction.atomic():
+            schedule(announcement)
+        self.stdout.write(str(announcement.pk))
+
+    def _body(self, path: str) -> str:
+        try:
+            raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+            return raw.decode("utf-8-sig")
+        except OSError as exc:
+            raise CommandError(f"cannot read --body-file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise CommandError(f"--body-file {path} is not UTF-8 text") from None

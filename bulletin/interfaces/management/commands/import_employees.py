@@ -1,0 +1,35 @@
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from bulletin.interfaces.management.base import BulletinCommand
+from bulletin.interfaces.roster import ImportRejected, import_employees
+
+
+class Command(BulletinCommand):
+    help = (
+        "Upsert employees by email from a CSV with header email,name,department,location,timezone "
+        "(more columns allowed; 'active' is honoured). Nothing is imported if any row is bad."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--dry-run", action="store_true", help="check and report only")
+
+    def handle(self, *args: Any, file: Path, dry_run: bool, **options: Any) -> None:
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise CommandError(f"cannot read {file}: {exc.strerror}") from None
+        try:
+            report = import_employees(data, dry_run=dry_run)
+        except ImportRejected as exc:
+            for error in exc.errors:
+                self.stderr.write(f"{file}:{error}")
+            raise CommandError(str(exc)) from None
+        prefix = "would import" if dry_run else "imported"
+        self.stdout.write(
+            f"{prefix}: {report.created} created, {report.updated} updated, "
+            f"{report.unchanged} unchanged"
+        )

@@ -1,0 +1,26 @@
+import json
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from bulletin.interfaces.health import snapshot
+from bulletin.interfaces.management.base import BulletinCommand
+
+
+class Command(BulletinCommand):
+    help = "Deliveries by state, the oldest due delivery and the planner's lag."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON object")
+
+    def handle(self, *args: Any, as_json: bool = False, **options: Any) -> None:
+        status = snapshot()
+        if as_json:
+            self.stdout.write(json.dumps(status, sort_keys=True))
+            return
+        for state, count in status["deliveries"].items():
+            self.stdout.write(f"{state:>10}  {count}")
+        self.stdout.write(f"oldest due delivery: {status['oldest_due_at'] or 'none'}"
+                          f" ({status['oldest_due_age_seconds']:.0f}s)")
+        self.stdout.write(f"planner lag: {status['planner_lag_seconds']:.0f}s")
+        self.stdout.write(f"occurrences missed: {status['occurrences'].get('missed', 0)}")

@@ -1,0 +1,151 @@
+"""Employee CSV import: every bad row reported with its line number, nothing written unless all
+rows are good, then one upsert by email in a single transaction."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+
+from bulletin.domain.models import Employee
+from bulletin.scheduling.rules import ScheduleError, parse_zone
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("email", "name", "department", "location", "timezone")
+FIELDS = ("name", "department", "location", "timezone", "active")
+MAX_BYTES = 50 * 1024 * 1024
+_TRUE, _FALSE = {"1", "true", "yes", "y", ""}, {"0", "false", "no", "n"}
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+class ImportRejected(Exception):
+    def __init__(self, errors: list[RowError]) -> None:
+        super().__init__(f"{len(errors)} bad row(s); nothing was imported")
+        self.errors = errors
+
+
+def read_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
+    """Decode and parse; raises ImportRejected for a file that cannot be read at all."""
+    if len(data) > MAX_BYTES:
+        raise ImportRejected([RowError(0, f"file is larger than {MAX_BYTES // 2**20} MiB")])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportRejected([RowError(1, f"file is not UTF-8 (byte {exc.start})")]) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [name.strip().lower() for name in reader.fieldnames or []]
+    if missing := [name for name in REQUIRED if name not in header]:
+        raise ImportRejected([RowError(1, f"missing column(s): {', '.join(missing)}")])
+    reader.fieldnames = header
+    rows = []
+    for row in reader:
+        rows.append((reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}))
+    return rows
+
+
+def _check(row: dict[str, str]) -> str | None:
+    try:
+        validate_email(row["email"])
+    except ValidationError:
+        return f"email '{row['email']}' is not a valid email address"
+    if not row["name"]:
+        return "name is empty"
+    try:
+        parse_zone(row["timezone"])
+    except ScheduleError as exc:
+        return f"timezone: {exc}"
+    if row.get("active", "").lower() not in _TRUE | _FALSE:
+        return f"active '{row['active']}' is not true or false"
+    return None
+
+
+def validate_rows(rows: list[tuple[int, dict[str, str]]]) -> dict[str, dict[str, object]]:
+    """Employees by email, or ImportRejected listing every bad row."""
+    errors: list[RowError] = []
+    seen: dict[str, int] = {}
+    good: dict[str, dict[str, object]] = {}
+    for line, row in rows:
+        row["email"] = row["email"].lower()
+        if problem := _check(row):
+            errors.append(RowError(line, problem))
+        elif row["email"] in seen:
+            errors.append(RowError(line, f"duplicate of line {seen[row['email']]} ({row['email']})"))
+        else:
+            seen[row["email"]] = line
+            good[row["email"]] = _values(row)
+    if errors:
+        raise ImportRejected(errors)
+    return good
+
+
+def _values(row: dict[str, str]) -> dict[str, object]:
+    return {
+        "name": row["name"],
+        "department": row["department"],
+        "location": row["location"],
+        "timezone": row["timezone"],
+        "active": row.get("active", "").lower() not in _FALSE,
+    }
+
+
+def import_employees(data: bytes, *, dry_run: bool = False) -> ImportReport:
+    """Upsert employees by email. All rows are checked first; any bad row rejects the file."""
+    wanted = validate_rows(read_rows(data))
+    report = ImportReport()
+    with transaction.atomic():
+        existing = _existing(list(wanted))
+        new = [Employee(email=email, **values) for email, values in wanted.items()
+               if email not in existing]
+        changed = [e for e in existing.values() if _apply(e, wanted[e.email])]
+        report.created, report.updated = len(new), len(changed)
+        report.unchanged = len(existing) - len(changed)
+        if not dry_run:
+            Employee.objects.bulk_create(new, batch_size=1000)
+            Employee.objects.bulk_update(changed, [*FIELDS, "updated_at"], batch_size=1000)
+    log.info("employees imported", extra={"employees_created": report.created,
+                                          "employees_updated": report.updated,
+                                          "dry_run": dry_run})
+    return report
+
+
+def _existing(emails: list[str], chunk: int = 1000) -> dict[str, Employee]:
+    # Chunked: SQLite caps the number of parameters in one query.
+    found: dict[str, Employee] = {}
+    for start in range(0, len(emails), chunk):
+        for employee in Employee.objects.filter(email__in=emails[start : start + chunk]):
+            found[employee.email] = employee
+    return found
+
+
+def _apply(employee: Employee, values: dict[str, object]) -> bool:
+    changed = False
+    for name, value in values.items():
+        if getattr(employee, name) != value:
+            setattr(employee, name, value)
+            changed = True
+    if changed:
+        employee.updated_at = timezone.now()
+    return changed
