@@ -22,9 +22,13 @@ How it is computed
 cronsim enumerates matching *naive* wall-clock times; this module maps each one to the instants
 at which that wall time is shown in the zone (none in a gap, one normally, two in a fold) and
 applies the policy above. cronsim 2.8's own aware mode agrees for fixed-time schedules, but for
-wildcard schedules it silently drops gap times (``*/15 2 * * *`` and ``0 */2 * * *`` lose their
-spring-forward fire; Lord Howe's ``0 * * * *`` skips 02:00) and can return a non-existent local
-time (Santiago's midnight gap). Mapping the wall times here corrects both with one code path.
+wildcard schedules (checked against it in the tests) it
+  - silently drops gap times: ``*/15 2 * * *`` and ``0 */2 * * *`` lose their spring-forward
+    fire, and Lord Howe's ``0 * * * *`` skips 02:00 instead of firing at 02:30;
+  - after Lord Howe's 30-minute fall-back, steps by whole hours from a misaligned minute and
+    skips 02:00 and 02:15 (+10:30), which exist only once (``*/15 2 * * *``, ``0 */2 * * *``);
+  - can label a fire with a non-existent local time (``00:00 -04`` in Santiago's midnight gap).
+Mapping the wall times here corrects all three with one code path.
 """
 
 from __future__ import annotations

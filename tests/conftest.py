@@ -1,0 +1,171 @@
+"""Shared fixtures: a real SMTP server on loopback, employees, and Bulletin as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    message: email.message.EmailMessage
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"])
+
+
+@dataclass
+class SmtpSink:
+    """An aiosmtpd handler that keeps what it receives and can refuse, stall or hang up."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    data_reply: str | None = None
+    delay: float = 0.0
+    hold_after: int | None = None
+    released: threading.Event = field(default_factory=threading.Event)
+    held: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: Any) -> str:
+        if address in self.rcpt_replies:
+            return self.rcpt_replies[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_reply:
+            return self.data_reply
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+            count = len(self.received)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.hold_after is not None and count > self.hold_after:
+            # The message is in; the reply is withheld, as a server stalls before its "250".
+            self.held.set()
+            while not self.released.is_set():
+                await asyncio.sleep(0.02)
+        return "250 Message accepted for delivery"
+
+    def message_ids(self) -> Counter[str]:
+        with self.lock:
+            return Counter(r.message_id for r in self.received)
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"SMTP server got {len(self.received)} of {count} messages")
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def smtp_sink() -> Any:
+    sink = SmtpSink(port=free_port())
+    controller = Controller(sink, hostname=sink.host, port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        sink.released.set()
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_settings(settings: Any, smtp_sink: SmtpSink) -> SmtpSink:
+    """Point Django's SMTP backend at the loopback server."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = smtp_sink.host
+    settings.EMAIL_PORT = smtp_sink.port
+    settings.EMAIL_TIMEOUT = 10
+    return smtp_sink
+
+
+def employee_csv(count: int, *, zones: tuple[str, ...] = ("Europe/London",)) -> str:
+    lines = ["email,name,department,location,timezone"]
+    for n in range(count):
+        zone = zones[n % len(zones)]
+        lines.append(f"person{n}@example.com,Person {n},Dept {n % 3},Site {n % 2},{zone}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Installation:
+    """A Bulletin on a SQLite file, driven through its real command line in subprocesses."""
+
+    directory: Path
+    env: dict[str, str]
+
+    @property
+    def database(self) -> Path:
+        return self.directory / "bulletin.sqlite3"
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "bulletin", *args]
+
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            self.command(*args), env=self.env, cwd=ROOT, capture_output=True, text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"bulletin {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.command(*args), env=self.env, cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+
+    def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.database, timeout=30) as connection:
+            return connection.execute(statement, params).fetchall()
+
+
+@pytest.fixture
+def installation(tmp_path: Path) -> Installation:
+    env = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith(("BULLETIN_", "EMAIL_", "DATABASE_URL", "DJANGO_"))
+    }
+    env.update(
+        BULLETIN_VAR_DIR=str(tmp_path),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'bulletin.sqlite3'}",
+        SECRET_KEY="test-secret-key-not-for-production",
+        LOG_LEVEL="WARNING",
+    )
+    site = Installation(tmp_path, env)
+    site.run("migrate", "--verbosity", "0")
+    return site
