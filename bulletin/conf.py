@@ -30,7 +30,8 @@ def _parse(name: str, raw: str, kind: type) -> object:
     try:
         value = kind(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"BULLETIN_{name.upper()} must be a number, got {raw!r}") from None
+        message = f"BULLETIN_{name.upper()} must be a number, got {raw!r}"
+        raise ImproperlyConfigured(message) from None
     if kind in (int, float) and value <= 0:
         raise ImproperlyConfigured(f"BULLETIN_{name.upper()} must be positive, got {raw!r}")
     return value

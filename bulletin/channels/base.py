@@ -59,10 +59,10 @@ class Transport:
     # makes a resend after an interrupted send safe.
     deduplicates: ClassVar[bool] = False
 
-    def open(self) -> None:  # noqa: B027 - optional hook
+    def open(self) -> None:
         """Set up a connection for the batch; failures surface as TransientError."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release the batch's connection; never raises."""
 
     def send(self, message: Message) -> None:

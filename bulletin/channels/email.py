@@ -7,6 +7,7 @@ delivery's key becomes the Message-ID so receivers and humans can still spot a d
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 from email.utils import formataddr
 from typing import Any
@@ -54,10 +55,9 @@ class EmailTransport(Transport):
     def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            try:
+            # The connection is being thrown away; nothing more to learn from it.
+            with contextlib.suppress(OSError, smtplib.SMTPException):
                 connection.close()
-            except (OSError, smtplib.SMTPException):
-                pass  # the connection is being thrown away; nothing more to learn from it
 
     def send(self, message: Message) -> None:
         email = self._build(message)

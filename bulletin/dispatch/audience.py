@@ -15,8 +15,11 @@ def audience_of(announcement: Announcement) -> QuerySet[Employee]:
     if kind == AudienceKind.LOCATION:
         return active.filter(location=value)
     if kind == AudienceKind.LIST:
-        return active.filter(id__in=announcement.recipients.through.objects.filter(
-            announcement_id=announcement.pk).values("employee_id"))
+        return active.filter(
+            id__in=announcement.recipients.through.objects.filter(
+                announcement_id=announcement.pk
+            ).values("employee_id")
+        )
     return active
 
 

@@ -45,8 +45,11 @@ def fan_out(occurrence: Occurrence, now: datetime) -> int:
         )
     log.info(
         "occurrence fanned out",
-        extra={"occurrence_id": occurrence.pk, "announcement_id": announcement.pk,
-               "deliveries": count},
+        extra={
+            "occurrence_id": occurrence.pk,
+            "announcement_id": announcement.pk,
+            "deliveries": count,
+        },
     )
     return count
 
@@ -54,18 +57,29 @@ def fan_out(occurrence: Occurrence, now: datetime) -> int:
 def _insert_deliveries(
     recipients: QuerySet[Employee], occurrence_id: int, channel: str, now: datetime
 ) -> None:
-    rows = recipients.order_by().annotate(
-        _occurrence=Value(occurrence_id, output_field=IntegerField()),
-        _channel=Value(channel, output_field=CharField()),
-        _state=Value(DeliveryState.PENDING.value, output_field=CharField()),
-        _attempts=Value(0, output_field=IntegerField()),
-        _due=Value(now, output_field=DateTimeField()),
-        _error=Value("", output_field=CharField()),
-        _created=Value(now, output_field=DateTimeField()),
-        _updated=Value(now, output_field=DateTimeField()),
-    ).values_list(
-        "_occurrence", "id", "_channel", "_state", "_attempts", "_due", "_error", "_created",
-        "_updated",
+    rows = (
+        recipients.order_by()
+        .annotate(
+            new_occurrence=Value(occurrence_id, output_field=IntegerField()),
+            new_channel=Value(channel, output_field=CharField()),
+            new_state=Value(DeliveryState.PENDING.value, output_field=CharField()),
+            new_attempts=Value(0, output_field=IntegerField()),
+            new_due=Value(now, output_field=DateTimeField()),
+            new_error=Value("", output_field=CharField()),
+            new_created=Value(now, output_field=DateTimeField()),
+            new_updated=Value(now, output_field=DateTimeField()),
+        )
+        .values_list(
+            "new_occurrence",
+            "id",
+            "new_channel",
+            "new_state",
+            "new_attempts",
+            "new_due",
+            "new_error",
+            "new_created",
+            "new_updated",
+        )
     )
     select_sql, params = rows.query.sql_with_params()
     table = Delivery._meta.db_table

@@ -13,6 +13,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -40,9 +41,15 @@ def claim(token: str, limit: int, now: datetime, lease: timedelta) -> list[int]:
         f"ORDER BY due_at LIMIT %s{skip_locked}) AND state = %s RETURNING id"
     )
     pending = DeliveryState.PENDING.value
-    params = [
-        DeliveryState.CLAIMED.value, token, _db_time(now + lease), _db_time(now),
-        pending, _db_time(now), limit, pending,
+    params: list[Any] = [
+        DeliveryState.CLAIMED.value,
+        token,
+        _db_time(now + lease),
+        _db_time(now),
+        pending,
+        _db_time(now),
+        limit,
+        pending,
     ]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -119,9 +126,7 @@ def release(delivery_ids: list[int], token: str, now: datetime) -> int:
     """Give back claimed deliveries that were never attempted (a graceful stop)."""
     released = Delivery.objects.filter(
         pk__in=delivery_ids, lease_token=token, state=DeliveryState.CLAIMED
-    ).update(
-        state=DeliveryState.PENDING, lease_token=None, lease_expires_at=None, updated_at=now
-    )
+    ).update(state=DeliveryState.PENDING, lease_token=None, lease_expires_at=None, updated_at=now)
     if released:
         log.info("claimed deliveries released", extra={"delivery_ids": delivery_ids})
     return released
@@ -147,7 +152,9 @@ def reap(now: datetime, deduplicating: list[str]) -> Reaped:
         in_flight = expired.filter(state=DeliveryState.SENDING)
         resent = _move(in_flight.filter(channel__in=deduplicating), now, DeliveryState.PENDING)
         unknown = _move(
-            in_flight.exclude(channel__in=deduplicating), now, DeliveryState.UNKNOWN,
+            in_flight.exclude(channel__in=deduplicating),
+            now,
+            DeliveryState.UNKNOWN,
             error="worker lost its lease mid-send; the message may or may not have gone out",
         )
         Attempt.objects.filter(delivery_id__in=resent + unknown, outcome="").update(
@@ -162,7 +169,10 @@ def reap(now: datetime, deduplicating: list[str]) -> Reaped:
 def _move(rows, now: datetime, state: DeliveryState, error: str = "") -> list[int]:  # type: ignore[no-untyped-def]
     ids = list(rows.select_for_update().values_list("pk", flat=True))
     changes: dict[str, object] = {
-        "state": state, "lease_token": None, "lease_expires_at": None, "updated_at": now,
+        "state": state,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "updated_at": now,
     }
     if error:
         changes["last_error"] = error

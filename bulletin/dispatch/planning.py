@@ -111,9 +111,7 @@ def _log_planned(announcement: Announcement, zone: str, fire_at: datetime, misse
 
 
 def _advance(announcement: Announcement, cursor: datetime, result: Plan) -> bool:
-    status = (
-        AnnouncementStatus.SCHEDULED if result.next_fire_at else AnnouncementStatus.FINISHED
-    )
+    status = AnnouncementStatus.SCHEDULED if result.next_fire_at else AnnouncementStatus.FINISHED
     moved = Announcement.objects.filter(
         pk=announcement.pk, status=AnnouncementStatus.SCHEDULED, planned_until=cursor
     ).update(planned_until=result.cursor, next_fire_at=result.next_fire_at, status=status)

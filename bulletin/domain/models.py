@@ -197,7 +197,8 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     due_at = models.DateTimeField()
     # Fencing: an outcome is written only by the holder of the current lease token.
-    lease_token = models.CharField(max_length=32, null=True, blank=True)
+    # NULL, not "", means "no lease": fan-out inserts rows without naming this column.
+    lease_token = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)

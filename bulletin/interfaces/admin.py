@@ -34,11 +34,26 @@ class EmployeeAdmin(admin.ModelAdmin):
 class AnnouncementForm(forms.ModelForm):
     class Meta:
         model = Announcement
-        exclude = ("planned_until", "next_fire_at", "created_by")
+        fields = (
+            "title",
+            "body",
+            "audience_kind",
+            "audience_value",
+            "recipients",
+            "channels",
+            "schedule_kind",
+            "cron",
+            "at_local",
+            "timezone",
+            "per_recipient_zone",
+            "misfire_grace",
+            "send_late",
+            "status",
+        )
         widgets = {"channels": forms.CheckboxSelectMultiple}
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]
         if self.errors or self.instance.status != AnnouncementStatus.SCHEDULED:
             return
         try:
@@ -153,8 +168,16 @@ class AttemptInline(admin.TabularInline):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("pk", "employee", "channel", "state", "attempts", "due_at", "sent_at",
-                    "occurrence")
+    list_display = (
+        "pk",
+        "employee",
+        "channel",
+        "state",
+        "attempts",
+        "due_at",
+        "sent_at",
+        "occurrence",
+    )
     list_filter = ("state", "channel")
     search_fields = ("employee__email", "employee__name")
     list_select_related = ("employee", "occurrence__announcement")

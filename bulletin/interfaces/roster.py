@@ -92,7 +92,8 @@ def validate_rows(rows: list[tuple[int, dict[str, str]]]) -> dict[str, dict[str,
         if problem := _check(row):
             errors.append(RowError(line, problem))
         elif row["email"] in seen:
-            errors.append(RowError(line, f"duplicate of line {seen[row['email']]} ({row['email']})"))
+            first = seen[row["email"]]
+            errors.append(RowError(line, f"duplicate of line {first} ({row['email']})"))
         else:
             seen[row["email"]] = line
             good[row["email"]] = _values(row)
@@ -117,17 +118,25 @@ def import_employees(data: bytes, *, dry_run: bool = False) -> ImportReport:
     report = ImportReport()
     with transaction.atomic():
         existing = _existing(list(wanted))
-        new = [Employee(email=email, **values) for email, values in wanted.items()
-               if email not in existing]
+        new = [
+            Employee(email=email, **values)
+            for email, values in wanted.items()
+            if email not in existing
+        ]
         changed = [e for e in existing.values() if _apply(e, wanted[e.email])]
         report.created, report.updated = len(new), len(changed)
         report.unchanged = len(existing) - len(changed)
         if not dry_run:
             Employee.objects.bulk_create(new, batch_size=1000)
             Employee.objects.bulk_update(changed, [*FIELDS, "updated_at"], batch_size=1000)
-    log.info("employees imported", extra={"employees_created": report.created,
-                                          "employees_updated": report.updated,
-                                          "dry_run": dry_run})
+    log.info(
+        "employees imported",
+        extra={
+            "employees_created": report.created,
+            "employees_updated": report.updated,
+            "dry_run": dry_run,
+        },
+    )
     return report
 
 

@@ -32,8 +32,9 @@ def plan_forever(stop: threading.Event) -> None:
         stop.wait(interval)
 
 
-def _thread(name: str, target: Callable[[threading.Event], None], stop: threading.Event
-            ) -> threading.Thread:
+def _thread(
+    name: str, target: Callable[[threading.Event], None], stop: threading.Event
+) -> threading.Thread:
     def body() -> None:
         try:
             target(stop)
@@ -53,7 +54,7 @@ def _stop_on_sigterm() -> None:
 
 
 def serve(host: str, port: int, threads: int = 8) -> None:
-    from waitress import create_server
+    from waitress import create_server  # type: ignore[import-untyped]
 
     from bulletin.wsgi import application
 

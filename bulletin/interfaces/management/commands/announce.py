@@ -19,9 +19,7 @@ def parse_audience(value: str) -> tuple[str, str]:
         return AudienceKind.ALL, ""
     if kind in (AudienceKind.DEPARTMENT, AudienceKind.LOCATION) and name.strip():
         return kind, name.strip()
-    raise CommandError(
-        f"--audience '{value}' is not one of all, department:NAME, location:NAME"
-    )
+    raise CommandError(f"--audience '{value}' is not one of all, department:NAME, location:NAME")
 
 
 class Command(BulletinCommand):
@@ -34,15 +32,25 @@ class Command(BulletinCommand):
         when.add_argument("--cron", help="5-field cron expression, e.g. '0 9 * * 1-5'")
         when.add_argument("--at", help="one-off local date-time, e.g. 2027-01-04T09:00")
         parser.add_argument(
-            "--tz", required=True,
+            "--tz",
+            required=True,
             help=f"IANA zone, or '{RECIPIENT_ZONE}' for each recipient's own local time",
         )
-        parser.add_argument("--audience", default="all", help="all | department:NAME | location:NAME")
+        parser.add_argument(
+            "--audience", default="all", help="all | department:NAME | location:NAME"
+        )
         parser.add_argument("--channels", default="email", help="comma-separated, e.g. email")
-        parser.add_argument("--grace-minutes", type=int, default=60,
-                            help="how late an occurrence may still be sent after downtime")
-        parser.add_argument("--send-late", action="store_true",
-                            help="send occurrences even when later than the grace")
+        parser.add_argument(
+            "--grace-minutes",
+            type=int,
+            default=60,
+            help="how late an occurrence may still be sent after downtime",
+        )
+        parser.add_argument(
+            "--send-late",
+            action="store_true",
+            help="send occurrences even when later than the grace",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         kind, value = parse_audience(opts["audience"])

@@ -14,11 +14,14 @@ class Command(BulletinCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--cron", required=True, help="5-field cron expression")
         parser.add_argument("--tz", required=True, help="IANA zone, e.g. Europe/London")
-        parser.add_argument("--from", dest="start", help="ISO date-time to start after (default now)")
+        parser.add_argument(
+            "--from", dest="start", help="ISO date-time to start after (default: now)"
+        )
         parser.add_argument("--count", type=int, default=10)
 
-    def handle(self, *args: Any, cron: str, tz: str, start: str | None, count: int,
-               **options: Any) -> None:
+    def handle(
+        self, *args: Any, cron: str, tz: str, start: str | None, count: int, **options: Any
+    ) -> None:
         zone = parse_zone(tz)
         rule = CronRule(cron)
         if count < 1:

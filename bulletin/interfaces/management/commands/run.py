@@ -35,7 +35,7 @@ class Command(BulletinCommand):
     def _ensure_admin(self) -> None:
         users = get_user_model()
         if users.objects.filter(is_superuser=True).exists():
-            self.stdout.write("log in with your admin account (bulletin changepassword NAME resets it)")
+            self.stdout.write("log in with your admin account (`bulletin changepassword NAME`)")
             return
         password = secrets.token_urlsafe(12)
         users.objects.create_superuser("admin", "admin@localhost", password)

@@ -20,7 +20,9 @@ class Command(BulletinCommand):
             return
         for state, count in status["deliveries"].items():
             self.stdout.write(f"{state:>10}  {count}")
-        self.stdout.write(f"oldest due delivery: {status['oldest_due_at'] or 'none'}"
-                          f" ({status['oldest_due_age_seconds']:.0f}s)")
+        self.stdout.write(
+            f"oldest due delivery: {status['oldest_due_at'] or 'none'}"
+            f" ({status['oldest_due_age_seconds']:.0f}s)"
+        )
         self.stdout.write(f"planner lag: {status['planner_lag_seconds']:.0f}s")
         self.stdout.write(f"occurrences missed: {status['occurrences'].get('missed', 0)}")

@@ -1,0 +1,36 @@
+"""Small builders for domain rows, so each test states only what matters to it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from bulletin.dispatch.announcements import schedule
+from bulletin.domain.models import Announcement, Employee, ScheduleKind
+
+
+def employees(count: int, *, zone: str = "Europe/London", prefix: str = "person",
+              **fields: Any) -> list[Employee]:
+    rows = [
+        Employee(email=f"{prefix}{n}@example.com", name=f"Person {n}", timezone=zone, **fields)
+        for n in range(count)
+    ]
+    return Employee.objects.bulk_create(rows)
+
+
+def announcement(*, now: datetime, cron: str = "* * * * *", at: str = "",
+                 zone: str = "Europe/London", channels: tuple[str, ...] = ("email",),
+                 grace: timedelta = timedelta(hours=1), **fields: Any) -> Announcement:
+    """A scheduled announcement, as if created at ``now``."""
+    item = Announcement(
+        title=fields.pop("title", "Quarterly update"),
+        body=fields.pop("body", "Hello {{ first_name }}, **news**."),
+        channels=list(channels),
+        schedule_kind=ScheduleKind.ONCE if at else ScheduleKind.CRON,
+        cron="" if at else cron,
+        at_local=at,
+        timezone="" if fields.get("per_recipient_zone") else zone,
+        misfire_grace=grace,
+        **fields,
+    )
+    return schedule(item, now=now)
