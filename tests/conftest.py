@@ -51,6 +51,7 @@ class SmtpSink:
     data_reply: str | None = None
     delay: float = 0.0
     hold_after: int | None = None
+    hang_up_after_data: bool = False
     released: threading.Event = field(default_factory=threading.Event)
     held: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -69,6 +70,10 @@ class SmtpSink:
         with self.lock:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
             count = len(self.received)
+        if self.hang_up_after_data:
+            # The message is in, but the connection drops before the client hears "250".
+            server.transport.close()
+            return "421 closing"
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.hold_after is not None and count > self.hold_after:
