@@ -146,8 +146,13 @@ def test_an_active_column_is_honoured(cell: str, active: bool) -> None:
 
 
 def test_an_active_column_deactivates_an_existing_employee_on_reimport() -> None:
-    employee("ann@example.com", name="Ann Lee", department="Eng", location="London",
-             timezone="Europe/London")
+    employee(
+        "ann@example.com",
+        name="Ann Lee",
+        department="Eng",
+        location="London",
+        timezone="Europe/London",
+    )
 
     report = import_employees(
         csv_bytes("ann@example.com,Ann Lee,Eng,London,Europe/London,no", header=f"{HEADER},active")
@@ -197,24 +202,36 @@ GOOD_ROW = "good@example.com,Good Person,Eng,London,Europe/London"
 @pytest.mark.parametrize(
     ("bad_row", "words"),
     [
-        pytest.param("not-an-email,Ann,Eng,London,UTC", ["email", "not-an-email", "not a valid"],
-                     id="bad-email"),
+        pytest.param(
+            "not-an-email,Ann,Eng,London,UTC",
+            ["email", "not-an-email", "not a valid"],
+            id="bad-email",
+        ),
         pytest.param("ann@,Ann,Eng,London,UTC", ["email", "ann@"], id="email-without-domain"),
         pytest.param(",Ann,Eng,London,UTC", ["email", "not a valid"], id="empty-email"),
-        pytest.param("ann@example.com,Ann,Eng,London,Mars/Base", ["timezone", "Mars/Base"],
-                     id="unknown-zone"),
-        pytest.param("ann@example.com,Ann,Eng,London,", ["timezone", "unknown time zone"],
-                     id="empty-zone"),
-        pytest.param("ann@example.com,Ann,Eng,London,localtime", ["timezone", "localtime"],
-                     id="server-local-zone"),
+        pytest.param(
+            "ann@example.com,Ann,Eng,London,Mars/Base", ["timezone", "Mars/Base"], id="unknown-zone"
+        ),
+        pytest.param(
+            "ann@example.com,Ann,Eng,London,", ["timezone", "unknown time zone"], id="empty-zone"
+        ),
+        pytest.param(
+            "ann@example.com,Ann,Eng,London,localtime",
+            ["timezone", "localtime"],
+            id="server-local-zone",
+        ),
         pytest.param("ann@example.com,,Eng,London,UTC", ["name is empty"], id="empty-name"),
         pytest.param("ann@example.com,   ,Eng,London,UTC", ["name is empty"], id="blank-name"),
-        pytest.param("good@example.com,Twin,Eng,London,UTC", ["duplicate of line 2",
-                                                              "good@example.com"],
-                     id="duplicate-email"),
-        pytest.param("GOOD@Example.com,Twin,Eng,London,UTC", ["duplicate of line 2",
-                                                              "good@example.com"],
-                     id="duplicate-email-other-case"),
+        pytest.param(
+            "good@example.com,Twin,Eng,London,UTC",
+            ["duplicate of line 2", "good@example.com"],
+            id="duplicate-email",
+        ),
+        pytest.param(
+            "GOOD@Example.com,Twin,Eng,London,UTC",
+            ["duplicate of line 2", "good@example.com"],
+            id="duplicate-email-other-case",
+        ),
     ],
 )
 def test_a_bad_row_is_reported_with_its_line_number_and_a_specific_message(
@@ -293,11 +310,7 @@ def test_non_utf8_bytes_are_reported_on_the_line_that_holds_them() -> None:
 
 def test_line_numbers_count_blank_lines_and_crlf_endings_like_an_editor() -> None:
     data = (
-        HEADER + "\r\n"
-        "ann@example.com,Ann,Eng,London,UTC\r\n"
-        "\r\n"
-        "\r\n"
-        "broken,Bob,Eng,London,UTC\r\n"
+        HEADER + "\r\nann@example.com,Ann,Eng,London,UTC\r\n\r\n\r\nbroken,Bob,Eng,London,UTC\r\n"
     ).encode()
 
     [(line, _message)] = rejected(data)
@@ -410,8 +423,13 @@ def test_the_rejection_message_counts_the_bad_rows_and_says_nothing_was_imported
 
 def test_a_dry_run_reports_the_counts_but_writes_nothing() -> None:
     existing = employee("ann@example.com")
-    employee("bob@example.com", name="Bob Ray", department="Sales", location="NY",
-             timezone="America/New_York")
+    employee(
+        "bob@example.com",
+        name="Bob Ray",
+        department="Sales",
+        location="NY",
+        timezone="America/New_York",
+    )
 
     report = import_employees(
         csv_bytes(
