@@ -56,8 +56,9 @@ class SmtpSink:
     held: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: Any) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
         if address in self.rcpt_replies:
             return self.rcpt_replies[address]
         envelope.rcpt_tos.append(address)
@@ -139,9 +140,15 @@ class Installation:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "bulletin", *args]
 
-    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            self.command(*args), env=self.env, cwd=ROOT, capture_output=True, text=True,
+            self.command(*args),
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
             timeout=timeout,
         )
         if check and result.returncode != 0:
@@ -150,8 +157,12 @@ class Installation:
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            self.command(*args), env=self.env, cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
+            self.command(*args),
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -162,7 +173,8 @@ class Installation:
 @pytest.fixture
 def installation(tmp_path: Path) -> Installation:
     env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if not key.startswith(("BULLETIN_", "EMAIL_", "DATABASE_URL", "DJANGO_"))
     }
     env.update(

@@ -9,8 +9,9 @@ from bulletin.dispatch.announcements import schedule
 from bulletin.domain.models import Announcement, Employee, ScheduleKind
 
 
-def employees(count: int, *, zone: str = "Europe/London", prefix: str = "person",
-              **fields: Any) -> list[Employee]:
+def employees(
+    count: int, *, zone: str = "Europe/London", prefix: str = "person", **fields: Any
+) -> list[Employee]:
     rows = [
         Employee(email=f"{prefix}{n}@example.com", name=f"Person {n}", timezone=zone, **fields)
         for n in range(count)
@@ -18,9 +19,16 @@ def employees(count: int, *, zone: str = "Europe/London", prefix: str = "person"
     return Employee.objects.bulk_create(rows)
 
 
-def announcement(*, now: datetime, cron: str = "* * * * *", at: str = "",
-                 zone: str = "Europe/London", channels: tuple[str, ...] = ("email",),
-                 grace: timedelta = timedelta(hours=1), **fields: Any) -> Announcement:
+def announcement(
+    *,
+    now: datetime,
+    cron: str = "* * * * *",
+    at: str = "",
+    zone: str = "Europe/London",
+    channels: tuple[str, ...] = ("email",),
+    grace: timedelta = timedelta(hours=1),
+    **fields: Any,
+) -> Announcement:
     """A scheduled announcement, as if created at ``now``."""
     item = Announcement(
         title=fields.pop("title", "Quarterly update"),

@@ -20,12 +20,23 @@ def announce_every_minute(site: Installation, employees: int) -> None:
     body = site.directory / "body.md"
     body.write_text("Hello {{ name }}, this is occurrence-keyed mail.")
     site.run("import_employees", str(csv_file))
-    site.run("announce", "--title", "Stand-up", "--body-file", str(body),
-             "--cron", "* * * * *", "--tz", "Europe/London")
-    earlier = _sqlite_time(datetime.now(UTC).replace(second=0, microsecond=0)
-                           - timedelta(seconds=1))
-    site.sql("UPDATE bulletin_announcement SET planned_until = ?, next_fire_at = ?",
-             (earlier, earlier))
+    site.run(
+        "announce",
+        "--title",
+        "Stand-up",
+        "--body-file",
+        str(body),
+        "--cron",
+        "* * * * *",
+        "--tz",
+        "Europe/London",
+    )
+    earlier = _sqlite_time(
+        datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(seconds=1)
+    )
+    site.sql(
+        "UPDATE bulletin_announcement SET planned_until = ?, next_fire_at = ?", (earlier, earlier)
+    )
 
 
 def use_smtp(site: Installation, sink: SmtpSink, **options: str) -> None:

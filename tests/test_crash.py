@@ -23,8 +23,9 @@ def test_sigkill_mid_batch_neither_duplicates_nor_loses_a_delivery(
     installation: Installation, smtp_sink: SmtpSink
 ) -> None:
     announce_every_minute(installation, EMPLOYEES)
-    use_smtp(installation, smtp_sink, BULLETIN_BATCH_SIZE="20",
-             BULLETIN_LEASE_SECONDS=str(LEASE_SECONDS))
+    use_smtp(
+        installation, smtp_sink, BULLETIN_BATCH_SIZE="20", BULLETIN_LEASE_SECONDS=str(LEASE_SECONDS)
+    )
     installation.run("tick")
     total = sum(delivery_states(installation).values())
     assert total >= EMPLOYEES

@@ -88,7 +88,8 @@ def test_message_is_personalised_and_the_html_is_sanitised(fake: Any) -> None:
     start = timezone.now() - timedelta(minutes=2)
     with time_machine.travel(start, tick=False):
         factories.announcement(
-            now=start, channels=("fake",),
+            now=start,
+            channels=("fake",),
             body="Hi {{ first_name }} <script>alert(1)</script> [x](javascript:alert(1))",
         )
     with time_machine.travel(start + timedelta(seconds=61), tick=False):
@@ -202,7 +203,11 @@ def test_a_row_that_keeps_raising_is_retried_then_failed_without_stopping_the_wo
 def test_retry_policy_backs_off_exponentially_with_bounded_jitter() -> None:
     policy = RetryPolicy(max_attempts=4, base_seconds=10, max_seconds=60)
     assert [policy.delay(n, rand=lambda: 0.0).total_seconds() for n in (1, 2, 3, 4, 5)] == [
-        5, 10, 20, 30, 30,
+        5,
+        10,
+        20,
+        30,
+        30,
     ]
     assert [policy.delay(n, rand=lambda: 1.0).total_seconds() for n in (1, 2, 3)] == [10, 20, 40]
     assert not policy.gives_up(3) and policy.gives_up(4)

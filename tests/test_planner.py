@@ -50,7 +50,9 @@ def test_daily_gap_time_fires_once_after_the_gap_in_new_york() -> None:
     tick_hourly(start, utc(2027, 3, 16, 12))
     # 02:30 EST = 07:30Z; on the 14th 02:30 does not exist: 03:00 EDT = 07:00Z; then 06:30Z.
     assert fire_instants(item) == [
-        utc(2027, 3, 13, 7, 30), utc(2027, 3, 14, 7, 0), utc(2027, 3, 15, 6, 30),
+        utc(2027, 3, 13, 7, 30),
+        utc(2027, 3, 14, 7, 0),
+        utc(2027, 3, 15, 6, 30),
         utc(2027, 3, 16, 6, 30),
     ]
     moved = Occurrence.objects.get(announcement=item, fire_at=utc(2027, 3, 14, 7, 0))
@@ -69,7 +71,8 @@ def test_fixed_time_in_the_repeated_hour_fires_once_in_new_york() -> None:
         moment += timedelta(minutes=10)
     # 01:30 EDT = 05:30Z on 1 Nov (the first); the second 01:30 (EST, 06:30Z) does not fire.
     assert fire_instants(item) == [
-        utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30),
+        utc(2026, 11, 1, 5, 30),
+        utc(2026, 11, 2, 6, 30),
     ]
 
 
@@ -91,7 +94,9 @@ def test_lord_howe_half_hour_gap_moves_the_time_to_the_first_valid_minute() -> N
     tick_hourly(start, utc(2026, 10, 5, 0))
     # +10:30 until 4 Oct 02:00, when clocks go to 02:30 (+11:00).
     assert fire_instants(item) == [
-        utc(2026, 10, 2, 15, 45), utc(2026, 10, 3, 15, 30), utc(2026, 10, 4, 15, 15),
+        utc(2026, 10, 2, 15, 45),
+        utc(2026, 10, 3, 15, 30),
+        utc(2026, 10, 4, 15, 15),
     ]
 
 

@@ -292,10 +292,6 @@ def test_non_utf8_bytes_are_rejected_naming_the_encoding_and_nothing_is_written(
     assert Employee.objects.count() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: roster.read_rows reports every decoding error as line 1",
-)
 def test_non_utf8_bytes_are_reported_on_the_line_that_holds_them() -> None:
     data = (
         HEADER.encode()
@@ -318,11 +314,6 @@ def test_line_numbers_count_blank_lines_and_crlf_endings_like_an_editor() -> Non
     assert line == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: csv.reader.line_num is the record's LAST line, so a record with a "
-    "quoted line break is reported one line too late",
-)
 def test_a_bad_record_spanning_two_lines_is_reported_on_the_line_where_it_starts() -> None:
     data = csv_bytes(
         "ann@example.com,Ann,Eng,London,UTC",
@@ -335,10 +326,6 @@ def test_a_bad_record_spanning_two_lines_is_reported_on_the_line_where_it_starts
     assert line == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: roster._check does not apply Employee.name's single-line validator",
-)
 def test_a_name_containing_a_line_break_is_rejected() -> None:
     data = csv_bytes('ann@example.com,"Ann\nLee",Eng,London,UTC')
 
@@ -347,12 +334,6 @@ def test_a_name_containing_a_line_break_is_rejected() -> None:
     assert "name" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: roster._check does not check the model's max_length (name 200, "
-    "department/location 100); SQLite stores the overlong value, PostgreSQL fails the whole "
-    "import with a database error and no line number",
-)
 def test_a_value_longer_than_its_column_is_reported_with_its_line() -> None:
     data = csv_bytes(
         "ann@example.com,Ann,Eng,London,UTC",

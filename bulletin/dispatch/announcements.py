@@ -53,10 +53,14 @@ def validate(announcement: Announcement, now: datetime | None = None) -> None:
         announcement.full_clean(exclude=["recipients", "planned_until", "next_fire_at"])
     except ValidationError as exc:
         errors.update(exc.message_dict)
-    for field, message in _schedule_problems(announcement, now or timezone.now()):
-        errors.setdefault(field, []).append(message)
-    for field, message in _audience_problems(announcement):
-        errors.setdefault(field, []).append(message)
+    problems = [
+        *_schedule_problems(announcement, now or timezone.now()),
+        *_audience_problems(announcement),
+    ]
+    for field, message in problems:
+        known = errors.setdefault(field, [])
+        if message not in known:  # the field validator may have said it already
+            known.append(message)
     if errors:
         raise ValidationError(errors)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -47,32 +48,63 @@ class ImportRejected(Exception):
         self.errors = errors
 
 
-def read_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
-    """Decode and parse; raises ImportRejected for a file that cannot be read at all."""
-    if len(data) > MAX_BYTES:
-        raise ImportRejected([RowError(0, f"file is larger than {MAX_BYTES // 2**20} MiB")])
+def _decode(data: bytes) -> str:
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ImportRejected([RowError(1, f"file is not UTF-8 (byte {exc.start})")]) from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [name.strip().lower() for name in reader.fieldnames or []]
+        line = data[: exc.start].count(b"\n") + 1
+        message = f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8 CSV"
+        raise ImportRejected([RowError(line, message)]) from None
+
+
+def _header(reader: Iterator[list[str]]) -> list[str]:
+    header = [name.strip().lower() for name in next(reader, [])]
+    if repeated := sorted({name for name in header if name and header.count(name) > 1}):
+        raise ImportRejected([RowError(1, f"repeated column(s): {', '.join(repeated)}")])
     if missing := [name for name in REQUIRED if name not in header]:
         raise ImportRejected([RowError(1, f"missing column(s): {', '.join(missing)}")])
-    reader.fieldnames = header
+    return header
+
+
+def read_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
+    """Rows keyed by column, each with the line it starts on (a quoted value may span lines)."""
+    if len(data) > MAX_BYTES:
+        raise ImportRejected([RowError(1, f"file is larger than {MAX_BYTES // 2**20} MiB")])
+    reader = csv.reader(io.StringIO(_decode(data), newline=""))
+    header = _header(reader)
     rows = []
-    for row in reader:
-        rows.append((reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}))
-    return rows
+    while True:
+        start = reader.line_num + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as exc:
+            raise ImportRejected([RowError(start, f"unreadable CSV: {exc}")]) from None
+        if any(value.strip() for value in values):
+            cells = dict(zip(header, (value.strip() for value in values), strict=False))
+            rows.append((start, {name: cells.get(name, "") for name in header if name}))
+
+
+def _too_long(row: dict[str, str]) -> str | None:
+    for name in REQUIRED:
+        limit = getattr(Employee._meta.get_field(name), "max_length", None)
+        if limit and len(row[name]) > limit:
+            return f"{name} is longer than {limit} characters"
+    return None
 
 
 def _check(row: dict[str, str]) -> str | None:
+    if problem := _too_long(row):
+        return problem
     try:
         validate_email(row["email"])
     except ValidationError:
         return f"email '{row['email']}' is not a valid email address"
     if not row["name"]:
         return "name is empty"
+    if "\n" in row["name"] or "\r" in row["name"]:
+        return "name must be a single line"
     try:
         parse_zone(row["timezone"])
     except ScheduleError as exc:
@@ -103,13 +135,11 @@ def validate_rows(rows: list[tuple[int, dict[str, str]]]) -> dict[str, dict[str,
 
 
 def _values(row: dict[str, str]) -> dict[str, object]:
-    return {
-        "name": row["name"],
-        "department": row["department"],
-        "location": row["location"],
-        "timezone": row["timezone"],
-        "active": row.get("active", "").lower() not in _FALSE,
-    }
+    values: dict[str, object] = {name: row[name] for name in REQUIRED if name != "email"}
+    # Without an "active" column a re-import must not re-activate people deactivated by hand.
+    if "active" in row:
+        values["active"] = row["active"].lower() not in _FALSE
+    return values
 
 
 def import_employees(data: bytes, *, dry_run: bool = False) -> ImportReport:

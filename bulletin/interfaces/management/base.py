@@ -20,13 +20,15 @@ from bulletin.scheduling.rules import ScheduleError
 log = logging.getLogger("bulletin.cli")
 
 
-def describe(error: ValidationError) -> str:
-    """'field: message; other: message' — the field names a person must fix."""
-    if hasattr(error, "error_dict"):
-        return "; ".join(
-            f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items()
-        )
-    return " ".join(error.messages)
+def describe(error: ValidationError, names: dict[str, str] | None = None) -> str:
+    """'field: message; other: message' — the field (or option) names a person must fix."""
+    if not hasattr(error, "error_dict"):
+        return "; ".join(error.messages)
+    names = names or {}
+    return "; ".join(
+        f"{names.get(field, field)}: {'; '.join(messages)}"
+        for field, messages in error.message_dict.items()
+    )
 
 
 class OneLineParser(CommandParser):
@@ -39,6 +41,9 @@ class OneLineParser(CommandParser):
 
 
 class BulletinCommand(BaseCommand):
+    # How a model field is spelled on this command's line, for error messages.
+    option_names: dict[str, str] = {}
+
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         parser.__class__ = OneLineParser
@@ -49,7 +54,7 @@ class BulletinCommand(BaseCommand):
         try:
             return super().execute(*args, **options)
         except ValidationError as exc:
-            raise CommandError(describe(exc)) from exc
+            raise CommandError(describe(exc, self.option_names)) from exc
         except ScheduleError as exc:
             raise CommandError(str(exc)) from exc
         except DatabaseError as exc:

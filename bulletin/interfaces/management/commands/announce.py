@@ -24,6 +24,16 @@ def parse_audience(value: str) -> tuple[str, str]:
 
 class Command(BulletinCommand):
     help = "Create and schedule an announcement; prints its id."
+    option_names = {
+        "title": "--title",
+        "body": "--body-file",
+        "cron": "--cron",
+        "at_local": "--at",
+        "timezone": "--tz",
+        "audience_value": "--audience",
+        "channels": "--channels",
+        "misfire_grace": "--grace-minutes",
+    }
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--title", required=True)
