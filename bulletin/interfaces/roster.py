@@ -72,7 +72,7 @@ def read_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
         raise ImportRejected([RowError(1, f"file is larger than {MAX_BYTES // 2**20} MiB")])
     reader = csv.reader(io.StringIO(_decode(data), newline=""))
     header = _header(reader)
-    rows = []
+    rows: list[tuple[int, dict[str, str]]] = []
     while True:
         start = reader.line_num + 1
         try:
