@@ -243,3 +243,19 @@ def test_fan_out_query_count_does_not_grow_with_the_audience(
     occurrence = Occurrence.objects.select_related("announcement").get()
     with django_assert_max_num_queries(8):
         assert fan_out(occurrence, datetime.now(UTC)) == 2001
+
+
+def test_cancelling_skips_pending_deliveries_and_plans_nothing_more(fake: Any) -> None:
+    from bulletin.dispatch.announcements import cancel
+    from bulletin.domain.models import Announcement
+
+    due_deliveries(3)
+    item = Announcement.objects.get()
+    cancel(item)
+    assert Dispatcher().run_until_idle() == 0
+    assert states() == {"skipped": 3}
+    assert fake.sent == []
+    item.refresh_from_db()
+    assert item.next_fire_at is None
+    tick()
+    assert Delivery.objects.count() == 3

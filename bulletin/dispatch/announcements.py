@@ -17,7 +17,16 @@ from django.utils import timezone
 
 from bulletin.channels import TRANSPORTS
 from bulletin.dispatch.planning import rule_of, schedule_of
-from bulletin.domain.models import Announcement, AnnouncementStatus, AudienceKind, ScheduleKind
+from bulletin.domain.models import (
+    Announcement,
+    AnnouncementStatus,
+    AudienceKind,
+    Delivery,
+    DeliveryState,
+    Occurrence,
+    OccurrenceState,
+    ScheduleKind,
+)
 from bulletin.scheduling.planner import plan
 from bulletin.scheduling.rules import (
     CronRule,
@@ -135,7 +144,23 @@ def pause(announcement: Announcement) -> None:
 
 
 def cancel(announcement: Announcement) -> None:
-    set_status(announcement, AnnouncementStatus.CANCELLED)
+    """Stop planning and withdraw what has not started sending; claimed sends still finish."""
+    with transaction.atomic():
+        set_status(announcement, AnnouncementStatus.CANCELLED)
+        Occurrence.objects.filter(
+            announcement=announcement, state=OccurrenceState.PLANNED
+        ).update(state=OccurrenceState.CANCELLED)
+        skipped = Delivery.objects.filter(
+            occurrence__announcement=announcement, state=DeliveryState.PENDING
+        ).update(
+            state=DeliveryState.SKIPPED,
+            last_error="announcement cancelled",
+            updated_at=timezone.now(),
+        )
+    log.info(
+        "pending deliveries skipped",
+        extra={"announcement_id": announcement.pk, "skipped": skipped},
+    )
 
 
 def set_status(announcement: Announcement, status: AnnouncementStatus) -> None:

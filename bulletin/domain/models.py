@@ -136,6 +136,7 @@ class OccurrenceState(models.TextChoices):
     PLANNED = "planned", "Planned (fan-out pending)"
     FANNED_OUT = "fanned_out", "Fanned out"
     MISSED = "missed", "Missed (past its grace)"
+    CANCELLED = "cancelled", "Cancelled before fan-out"
 
 
 class Occurrence(models.Model):

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
+from bulletin.channels import TRANSPORTS
 from bulletin.dispatch import announcements
 from bulletin.domain.models import (
     Announcement,
@@ -31,7 +32,15 @@ class EmployeeAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.ALWAYS
 
 
+def _channel_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in TRANSPORTS]
+
+
 class AnnouncementForm(forms.ModelForm):
+    channels = forms.MultipleChoiceField(
+        choices=_channel_choices, widget=forms.CheckboxSelectMultiple
+    )
+
     class Meta:
         model = Announcement
         fields = (
@@ -50,7 +59,6 @@ class AnnouncementForm(forms.ModelForm):
             "send_late",
             "status",
         )
-        widgets = {"channels": forms.CheckboxSelectMultiple}
 
     def _post_clean(self) -> None:
         super()._post_clean()  # type: ignore[misc]
@@ -61,17 +69,6 @@ class AnnouncementForm(forms.ModelForm):
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 self.add_error(field if field in self.fields else None, errors)
-
-
-def _channel_field() -> forms.Field:
-    from bulletin.channels import TRANSPORTS
-
-    return forms.MultipleChoiceField(
-        choices=[(name, name) for name in TRANSPORTS], widget=forms.CheckboxSelectMultiple
-    )
-
-
-AnnouncementForm.base_fields["channels"] = _channel_field()
 
 
 @admin.register(Announcement)

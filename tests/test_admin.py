@@ -1,0 +1,104 @@
+"""The Django admin as HR uses it: employees, announcements with their next fire times, and a
+read-only view of occurrences and deliveries with counts by state."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.test import Client
+from django.utils import timezone
+
+from bulletin.dispatch.planning import tick
+from bulletin.domain.models import Announcement, AnnouncementStatus, Delivery
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def hr(admin_client: Client) -> Client:
+    return admin_client
+
+
+def announcement_form(**overrides: Any) -> dict[str, Any]:
+    form = {
+        "title": "All-hands",
+        "body": "See you there, {{ first_name }}.",
+        "audience_kind": "all",
+        "audience_value": "",
+        "channels": ["email"],
+        "schedule_kind": "cron",
+        "cron": "0 9 * * 1-5",
+        "at_local": "",
+        "timezone": "Europe/London",
+        "misfire_grace": "01:00:00",
+        "status": "scheduled",
+    }
+    form.update(overrides)
+    return form
+
+
+def test_scheduling_from_the_admin_sets_the_next_fire_time(hr: Client) -> None:
+    response = hr.post("/admin/bulletin/announcement/add/", announcement_form())
+    assert response.status_code == 302, response.content.decode()[:2000]
+    item = Announcement.objects.get()
+    assert item.status == AnnouncementStatus.SCHEDULED and item.next_fire_at is not None
+    page = hr.get(f"/admin/bulletin/announcement/{item.pk}/change/").content.decode()
+    assert "Next 10 fire times" in page
+    assert page.count("(20") >= 10  # ten UTC instants listed
+
+
+def test_a_one_off_time_in_the_spring_gap_is_refused_naming_both_choices(hr: Client) -> None:
+    form = announcement_form(
+        schedule_kind="once", cron="", at_local="2027-03-14T02:30", timezone="America/New_York"
+    )
+    page = hr.post("/admin/bulletin/announcement/add/", form).content.decode()
+    assert "does not exist" in page and "-05:00" in page and "-04:00" in page
+    assert Announcement.objects.count() == 0
+
+
+def test_an_invalid_cron_expression_is_refused_on_its_field(hr: Client) -> None:
+    page = hr.post("/admin/bulletin/announcement/add/", announcement_form(cron="61 * * * *"))
+    assert "invalid cron expression" in page.content.decode()
+    assert Announcement.objects.count() == 0
+
+
+def test_a_title_with_a_line_break_is_refused(hr: Client) -> None:
+    page = hr.post("/admin/bulletin/announcement/add/", announcement_form(title="a\nb"))
+    assert "single line" in page.content.decode()
+    assert Announcement.objects.count() == 0
+
+
+def test_deliveries_are_read_only_and_counted_by_state(hr: Client) -> None:
+    factories.employees(3)
+    start = timezone.now() - timedelta(minutes=2)
+    with time_machine.travel(start, tick=False):
+        factories.announcement(now=start)
+    with time_machine.travel(start + timedelta(seconds=61), tick=False):
+        tick()
+    Delivery.objects.filter(pk=Delivery.objects.first().pk).update(state="unknown")  # type: ignore[union-attr]
+    page = hr.get("/admin/bulletin/delivery/").content.decode()
+    assert "Pending (2)" in page and "Unknown (interrupted mid-send) (1)" in page
+    assert hr.get("/admin/bulletin/delivery/add/").status_code == 403
+    occurrences = hr.get("/admin/bulletin/occurrence/").content.decode()
+    assert "Fanned out (1)" in occurrences
+
+
+def test_pausing_from_the_list_stops_planning(hr: Client) -> None:
+    hr.post("/admin/bulletin/announcement/add/", announcement_form())
+    item = Announcement.objects.get()
+    hr.post(
+        "/admin/bulletin/announcement/",
+        {"action": "pause_selected", "_selected_action": [item.pk]},
+    )
+    item.refresh_from_db()
+    assert item.status == AnnouncementStatus.PAUSED and item.next_fire_at is None
+
+
+def test_employee_list_searches_by_email(hr: Client) -> None:
+    factories.employees(2)
+    page = hr.get("/admin/bulletin/employee/", {"q": "person1@"}).content.decode()
+    assert "person1@example.com" in page and "person0@example.com" not in page
