@@ -214,3 +214,34 @@ def test_paused_announcement_plans_nothing_and_resumes_from_now() -> None:
         schedule(item)
     tick_at(utc(2026, 6, 2, 8, 5))
     assert fire_instants(item) == [utc(2026, 6, 2, 8)]
+
+
+def test_recipient_local_one_off_in_a_gap_follows_the_cron_policy_in_that_zone() -> None:
+    factories.employees(1, zone="America/New_York", prefix="ny")
+    factories.employees(1, zone="Europe/London", prefix="london")
+    start = utc(2027, 3, 13, 0)
+    with time_machine.travel(start, tick=False):
+        item = factories.announcement(now=start, at="2027-03-14T02:30", per_recipient_zone=True)
+    tick_hourly(start, utc(2027, 3, 15, 0))
+    rows = Occurrence.objects.filter(announcement=item).order_by("fire_at")
+    # London: 02:30 GMT. New York: 02:30 does not exist that night, so 03:00 EDT (07:00Z).
+    assert [(o.zone, o.fire_at) for o in rows] == [
+        ("Europe/London", utc(2027, 3, 14, 2, 30)),
+        ("America/New_York", utc(2027, 3, 14, 7, 0)),
+    ]
+    assert "does not exist" in rows[1].note
+    tick_at(utc(2027, 3, 16, 0))  # past every zone on Earth: the announcement is done
+    item.refresh_from_db()
+    assert item.status == AnnouncementStatus.FINISHED
+
+
+def test_one_broken_announcement_does_not_stop_the_others_from_being_planned() -> None:
+    factories.employees(1)
+    start = utc(2026, 6, 1, 7)
+    with time_machine.travel(start, tick=False):
+        broken = factories.announcement(now=start, cron="0 9 * * *")
+        healthy = factories.announcement(now=start, cron="0 9 * * *")
+    Announcement.objects.filter(pk=broken.pk).update(cron="not a cron")
+    tick_at(utc(2026, 6, 1, 8, 1))
+    assert fire_instants(healthy) == [utc(2026, 6, 1, 8)]
+    assert fire_instants(broken) == []

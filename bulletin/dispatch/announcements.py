@@ -147,9 +147,9 @@ def cancel(announcement: Announcement) -> None:
     """Stop planning and withdraw what has not started sending; claimed sends still finish."""
     with transaction.atomic():
         set_status(announcement, AnnouncementStatus.CANCELLED)
-        Occurrence.objects.filter(
-            announcement=announcement, state=OccurrenceState.PLANNED
-        ).update(state=OccurrenceState.CANCELLED)
+        Occurrence.objects.filter(announcement=announcement, state=OccurrenceState.PLANNED).update(
+            state=OccurrenceState.CANCELLED
+        )
         skipped = Delivery.objects.filter(
             occurrence__announcement=announcement, state=DeliveryState.PENDING
         ).update(

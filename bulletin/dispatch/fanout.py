@@ -97,4 +97,13 @@ def fan_out_planned(now: datetime, limit: int = 50) -> int:
         .select_related("announcement")
         .order_by("fire_at")[:limit]
     )
-    return sum(fan_out(occurrence, now) for occurrence in waiting)
+    return sum(_fan_out_safely(occurrence, now) for occurrence in waiting)
+
+
+def _fan_out_safely(occurrence: Occurrence, now: datetime) -> int:
+    # Left planned on failure: the next tick tries again, and other occurrences still go out.
+    try:
+        return fan_out(occurrence, now)
+    except Exception:
+        log.exception("fan-out failed", extra={"occurrence_id": occurrence.pk})
+        return 0

@@ -39,7 +39,8 @@ class TickResult:
 def rule_of(announcement: Announcement) -> Rule:
     if announcement.schedule_kind == ScheduleKind.CRON:
         return CronRule(announcement.cron)
-    return OneOffRule(datetime.fromisoformat(announcement.at_local))
+    at = datetime.fromisoformat(announcement.at_local)
+    return OneOffRule(at, strict=not announcement.per_recipient_zone)
 
 
 def schedule_of(announcement: Announcement) -> Schedule:
@@ -60,9 +61,18 @@ def tick(now: datetime | None = None, limit: int = 500) -> TickResult:
             status=AnnouncementStatus.SCHEDULED, next_fire_at__lte=now
         ).order_by("next_fire_at")[:limit]
     )
-    occurrences = sum(plan_announcement(announcement, now) for announcement in due)
+    occurrences = sum(_plan_safely(announcement, now) for announcement in due)
     deliveries = fan_out_planned(now)
     return TickResult(len(due), occurrences, deliveries)
+
+
+def _plan_safely(announcement: Announcement, now: datetime) -> int:
+    # One broken announcement must not stop every other one from being planned.
+    try:
+        return plan_announcement(announcement, now)
+    except Exception:
+        log.exception("planning failed", extra={"announcement_id": announcement.pk})
+        return 0
 
 
 def plan_announcement(announcement: Announcement, now: datetime) -> int:

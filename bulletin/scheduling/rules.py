@@ -115,9 +115,15 @@ def _cron_problem(expr: str) -> str | None:
 
 @dataclass(frozen=True)
 class OneOffRule:
-    """A single local wall-clock date-time (naive); the zone is supplied when resolving."""
+    """A single local wall-clock date-time (naive); the zone is supplied when resolving.
+
+    ``strict`` one-offs refuse a gap or fold time. A one-off at each recipient's local time
+    cannot ask the admin about every zone, so it is not strict: in a zone where the time falls
+    in a gap or fold it follows the cron policy (first valid minute after; the first of two).
+    """
 
     at: datetime
+    strict: bool = True
 
     def __post_init__(self) -> None:
         _require_naive(self.at)
@@ -295,6 +301,12 @@ def _distinct(fires: Iterable[FireTime]) -> Iterator[FireTime]:
         last = fire.utc
 
 
+def _one_off_fire(rule: OneOffRule, zone: zoneinfo.ZoneInfo) -> FireTime:
+    if rule.strict:
+        return _fire(resolve_local(rule.at, zone), zone)
+    return _fires_for_wall(rule.at, zone, fixed=True)[0]
+
+
 def fire_times(
     rule: Rule,
     zone: zoneinfo.ZoneInfo,
@@ -310,7 +322,7 @@ def fire_times(
     """
     _require_aware(after, "after")
     if isinstance(rule, OneOffRule):
-        fires: Iterator[FireTime] = iter([_fire(resolve_local(rule.at, zone), zone)])
+        fires: Iterator[FireTime] = iter([_one_off_fire(rule, zone)])
     else:
         fires = _distinct(_cron_fires(rule, zone, after))
     fires = (fire for fire in fires if fire.utc > after)
