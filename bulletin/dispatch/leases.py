@@ -139,6 +139,9 @@ class Reaped:
     unknown: list[int]
 
 
+INTERRUPTED = "worker lost its lease mid-send; the message may or may not have gone out"
+
+
 def reap(now: datetime, deduplicating: list[str]) -> Reaped:
     """Settle deliveries whose lease expired: their worker died or stalled.
 
@@ -146,28 +149,30 @@ def reap(now: datetime, deduplicating: list[str]) -> Reaped:
     have gone out, so it is resent only where the receiver drops duplicates by key; elsewhere
     it becomes ``unknown`` for a person to decide. Never twice beats always once.
     """
-    expired = Delivery.objects.filter(lease_expires_at__lt=now)
     with transaction.atomic():
-        requeued = _move(expired.filter(state=DeliveryState.CLAIMED), now, DeliveryState.PENDING)
-        in_flight = expired.filter(state=DeliveryState.SENDING)
-        resent = _move(in_flight.filter(channel__in=deduplicating), now, DeliveryState.PENDING)
-        unknown = _move(
-            in_flight.exclude(channel__in=deduplicating),
-            now,
-            DeliveryState.UNKNOWN,
-            error="worker lost its lease mid-send; the message may or may not have gone out",
+        expired = list(
+            Delivery.objects.filter(lease_expires_at__lt=now)
+            .order_by()
+            .select_for_update()
+            .values_list("pk", "state", "channel")
         )
+        never_sent = [pk for pk, state, _ in expired if state == DeliveryState.CLAIMED]
+        in_flight = [(pk, ch) for pk, state, ch in expired if state == DeliveryState.SENDING]
+        resent = [pk for pk, channel in in_flight if channel in deduplicating]
+        unknown = [pk for pk, channel in in_flight if channel not in deduplicating]
+        _move(never_sent, now, DeliveryState.PENDING)
+        _move(resent, now, DeliveryState.PENDING)
+        _move(unknown, now, DeliveryState.UNKNOWN, error=INTERRUPTED)
         Attempt.objects.filter(delivery_id__in=resent + unknown, outcome="").update(
             outcome=AttemptOutcome.INTERRUPTED, finished_at=now
         )
-    for ids, event in ((requeued, "requeued"), (resent, "resent"), (unknown, "unknown")):
+    for ids, event in ((never_sent, "requeued"), (resent, "resent"), (unknown, "unknown")):
         for delivery_id in ids:
             log.warning(f"expired lease: delivery {event}", extra={"delivery_id": delivery_id})
-    return Reaped(requeued, resent, unknown)
+    return Reaped(never_sent, resent, unknown)
 
 
-def _move(rows, now: datetime, state: DeliveryState, error: str = "") -> list[int]:  # type: ignore[no-untyped-def]
-    ids = list(rows.select_for_update().values_list("pk", flat=True))
+def _move(ids: list[int], now: datetime, state: DeliveryState, error: str = "") -> None:
     changes: dict[str, object] = {
         "state": state,
         "lease_token": None,
@@ -179,4 +184,3 @@ def _move(rows, now: datetime, state: DeliveryState, error: str = "") -> list[in
     if state == DeliveryState.PENDING:
         changes["due_at"] = now
     Delivery.objects.filter(pk__in=ids).update(**changes)
-    return ids

@@ -217,11 +217,12 @@ class Delivery(models.Model):
         indexes = [
             # claim: state='pending' AND due_at <= now ORDER BY due_at
             models.Index(fields=["due_at"], name="delivery_due_idx", condition=Q(state="pending")),
-            # lease reaper: state IN ('claimed','sending') AND lease_expires_at < now
+            # lease reaper: lease_expires_at < now. Only claimed and sending rows hold a lease;
+            # "IS NOT NULL" is a condition SQLite can prove from the comparison, unlike state IN.
             models.Index(
                 fields=["lease_expires_at"],
                 name="delivery_leased_idx",
-                condition=Q(state__in=["claimed", "sending"]),
+                condition=Q(lease_expires_at__isnull=False),
             ),
             # HR views and status: counts by state per occurrence
             models.Index(fields=["occurrence", "state"], name="delivery_occurrence_state_idx"),

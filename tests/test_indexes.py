@@ -1,0 +1,56 @@
+"""Every query the planner and dispatcher poll with must use an index, never scan a table:
+their cost has to stay flat as the ledger grows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from bulletin.dispatch import leases
+from bulletin.dispatch.planning import tick
+from bulletin.dispatch.sender import Dispatcher
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+LEDGER = ("bulletin_announcement", "bulletin_occurrence", "bulletin_delivery", "bulletin_attempt")
+
+
+def full_scans(sql: str) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
+        plan = [row[-1] for row in cursor.fetchall()]
+    return [
+        step
+        for step in plan
+        if step.startswith(f"SCAN {LEDGER}")
+        or (step.startswith("SCAN ") and step.split()[1] in LEDGER and "USING" not in step)
+    ]
+
+
+def polled_queries(run: object) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        run()  # type: ignore[operator]
+    return [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].lstrip().upper().startswith(("SELECT", "UPDATE"))
+    ]
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="EXPLAIN QUERY PLAN is SQLite's")
+def test_idle_planning_and_dispatching_use_only_indexes() -> None:
+    factories.employees(3)
+    start = timezone.now() - timedelta(minutes=2)
+    with time_machine.travel(start, tick=False):
+        factories.announcement(now=start, cron="0 9 * * *")
+    queries = polled_queries(tick) + polled_queries(Dispatcher().run_until_idle)
+    queries += polled_queries(lambda: leases.reap(timezone.now(), []))
+    assert queries
+    for sql in queries:
+        assert full_scans(sql) == [], sql
