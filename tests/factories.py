@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import time_machine
+from django.utils import timezone
+
 from bulletin.dispatch.announcements import schedule
+from bulletin.dispatch.planning import tick
 from bulletin.domain.models import Announcement, Employee, ScheduleKind
 
 
@@ -42,3 +46,18 @@ def announcement(
         **fields,
     )
     return schedule(item, now=now)
+
+
+def created_earlier(minutes: int = 2, **fields: Any) -> Announcement:
+    """An announcement scheduled ``minutes`` ago (default: every minute)."""
+    start = timezone.now() - timedelta(minutes=minutes)
+    with time_machine.travel(start, tick=False):
+        return announcement(now=start, **fields)
+
+
+def fired(**fields: Any) -> Announcement:
+    """An every-minute announcement created two minutes ago, planned and fanned out once."""
+    item = created_earlier(**fields)
+    with time_machine.travel(item.created_at + timedelta(seconds=61), tick=False):
+        tick()
+    return item

@@ -41,11 +41,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Any:
 def due_deliveries(count: int, channel: str = "fake") -> list[Delivery]:
     """``count`` pending deliveries of one occurrence that fired a minute ago."""
     factories.employees(count)
-    start = timezone.now() - timedelta(minutes=2)
-    with time_machine.travel(start, tick=False):
-        factories.announcement(now=start, cron="* * * * *", channels=(channel,))
-    with time_machine.travel(start + timedelta(seconds=61), tick=False):
-        tick()
+    factories.fired(channels=(channel,))
     return list(Delivery.objects.order_by("pk"))
 
 
@@ -85,15 +81,10 @@ def test_dispatch_sends_each_delivery_once_and_records_an_attempt(fake: Any) -> 
 
 def test_message_is_personalised_and_the_html_is_sanitised(fake: Any) -> None:
     factories.employees(1)
-    start = timezone.now() - timedelta(minutes=2)
-    with time_machine.travel(start, tick=False):
-        factories.announcement(
-            now=start,
-            channels=("fake",),
-            body="Hi {{ first_name }} <script>alert(1)</script> [x](javascript:alert(1))",
-        )
-    with time_machine.travel(start + timedelta(seconds=61), tick=False):
-        tick()
+    factories.fired(
+        channels=("fake",),
+        body="Hi {{ first_name }} <script>alert(1)</script> [x](javascript:alert(1))",
+    )
     Dispatcher().run_until_idle()
     (message,) = fake.sent
     assert message.text.startswith("Hi Person ")

@@ -10,7 +10,6 @@ import time_machine
 from django.utils import timezone
 
 from bulletin.channels.email import message_id
-from bulletin.dispatch.planning import tick
 from bulletin.dispatch.sender import Dispatcher
 from bulletin.domain.models import Delivery, DeliveryState
 from tests import factories
@@ -23,11 +22,7 @@ BODY = "Hello {{ first_name }},\n\nThe office is **closed** on Friday.\n\n<b onc
 
 def occurrence_due(count: int, **fields: Any) -> list[Delivery]:
     factories.employees(count)
-    start = timezone.now() - timedelta(minutes=2)
-    with time_machine.travel(start, tick=False):
-        factories.announcement(now=start, body=BODY, title="Office closed Friday", **fields)
-    with time_machine.travel(start + timedelta(seconds=61), tick=False):
-        tick()
+    factories.fired(body=BODY, title="Office closed Friday", **fields)
     return list(Delivery.objects.order_by("pk"))
 
 
