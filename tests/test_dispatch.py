@@ -250,3 +250,28 @@ def test_cancelling_skips_pending_deliveries_and_plans_nothing_more(fake: Any) -
     assert item.next_fire_at is None
     tick()
     assert Delivery.objects.count() == 3
+
+
+def test_a_slow_batch_renews_the_lease_on_what_it_has_not_sent_yet(
+    fake: Any, settings: Any
+) -> None:
+    settings.BULLETIN = replace(conf.load({}), lease_seconds=30)
+    due_deliveries(3)
+    moment = timezone.now()
+    expiries: list[object] = []
+
+    class SlowTransport(FakeTransport):
+        def send(self, message: Any) -> None:
+            nonlocal moment
+            super().send(message)
+            moment += timedelta(seconds=20)  # each send takes 20 s of a 30 s lease
+            traveller.move_to(moment)
+            last = Delivery.objects.order_by("pk").last()
+            expiries.append(last.lease_expires_at if last else None)
+
+    TRANSPORTS["fake"] = SlowTransport
+    with time_machine.travel(moment, tick=False) as traveller:
+        Dispatcher().dispatch_batch()
+    assert states() == {"sent": 3}
+    # The last row was still claimed after 40 s: its lease had been pushed past that point.
+    assert expiries[1] is not None and expiries[1] > moment - timedelta(seconds=20)

@@ -122,6 +122,13 @@ def _log_outcome(delivery_id: int, outcome: Outcome, recorded: bool) -> None:
         log.warning(f"delivery {outcome.state.value}", extra=extra)
 
 
+def renew(delivery_ids: list[int], token: str, now: datetime, lease: timedelta) -> int:
+    """Extend the lease on a batch's claimed rows, so a slow batch keeps what it has not sent."""
+    return Delivery.objects.filter(
+        pk__in=delivery_ids, lease_token=token, state=DeliveryState.CLAIMED
+    ).update(lease_expires_at=now + lease)
+
+
 def release(delivery_ids: list[int], token: str, now: datetime) -> int:
     """Give back claimed deliveries that were never attempted (a graceful stop)."""
     released = Delivery.objects.filter(

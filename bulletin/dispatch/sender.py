@@ -66,11 +66,15 @@ class Dispatcher:
         batch = Delivery.objects.filter(pk__in=ids).select_related(
             "employee", "occurrence__announcement"
         )
+        renewed = timezone.now()
         try:
             for delivery in batch.order_by("channel", "pk"):
                 if self.stop.is_set():
                     leases.release(ids, token, timezone.now())
                     break
+                if timezone.now() - renewed > lease / 3:
+                    renewed = timezone.now()
+                    leases.renew(ids, token, renewed, lease)
                 self._deliver(delivery, token, lease)
         finally:
             self.close()
