@@ -123,3 +123,14 @@ def test_console_backend_prints_the_email_by_default(
     out = capsys.readouterr().out
     assert "Subject: Office closed Friday" in out and "Hello Person," in out
     assert Delivery.objects.get().state == DeliveryState.SENT
+
+
+def test_an_invalid_address_fails_permanently_without_touching_the_server(
+    smtp_settings: SmtpSink,
+) -> None:
+    occurrence_due(1)
+    Delivery.objects.get().employee.__class__.objects.update(email="not an address")
+    Dispatcher().run_until_idle()
+    delivery = Delivery.objects.get()
+    assert (delivery.state, delivery.attempts) == (DeliveryState.FAILED, 1)
+    assert smtp_settings.received == []

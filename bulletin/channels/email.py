@@ -13,8 +13,10 @@ from email.utils import formataddr
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.message import BadHeaderError, sanitize_address
+from django.core.validators import validate_email
 
 from bulletin.channels.base import (
     AmbiguousError,
@@ -77,6 +79,10 @@ class EmailTransport(Transport):
 
     def _build(self, message: Message) -> EmailMultiAlternatives:
         recipient = message.recipient
+        try:
+            validate_email(recipient.email)
+        except ValidationError:
+            raise PermanentError(f"invalid email address {recipient.email!r}") from None
         try:
             email = EmailMultiAlternatives(
                 subject=message.title,
