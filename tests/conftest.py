@@ -12,11 +12,16 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -126,12 +131,24 @@ def employee_csv(count: int, *, zones: tuple[str, ...] = ("Europe/London",)) -> 
     return "\n".join(lines) + "\n"
 
 
+def _sqlite_param(value: Any) -> Any:
+    # Django keeps aware datetimes in SQLite as naive UTC text.
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    return value
+
+
 @dataclass
 class Installation:
-    """A Bulletin on a SQLite file, driven through its real command line in subprocesses."""
+    """A Bulletin on its own database (a SQLite file, or a fresh PostgreSQL database when the
+    suite runs on PostgreSQL), driven through its real command line in subprocesses."""
 
     directory: Path
     env: dict[str, str]
+
+    @property
+    def database_url(self) -> str:
+        return self.env["DATABASE_URL"]
 
     @property
     def database(self) -> Path:
@@ -166,12 +183,47 @@ class Installation:
         )
 
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement with ``?`` placeholders against the installation's database."""
+        if self.database_url.startswith("postgres"):
+            with psycopg.connect(self.database_url, autocommit=True) as connection:
+                cursor = connection.execute(statement.replace("?", "%s"), params)
+                return cursor.fetchall() if cursor.description else []
         with sqlite3.connect(self.database, timeout=30) as connection:
-            return connection.execute(statement, params).fetchall()
+            return connection.execute(statement, tuple(map(_sqlite_param, params))).fetchall()
+
+
+def suite_database() -> dict[str, Any]:
+    from django.conf import settings
+
+    return settings.DATABASES["default"]  # type: ignore[no-any-return]
+
+
+def server_url(database: dict[str, Any], name: str) -> str:
+    user, host, port = database["USER"], database["HOST"], database["PORT"]
+    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{host}:{port}/{name}"
+
+
+@contextmanager
+def own_database(tmp_path: Path) -> Iterator[str]:
+    """A database URL for subprocesses: a SQLite file, or a new PostgreSQL database."""
+    database = suite_database()
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        yield f"sqlite:///{tmp_path / 'bulletin.sqlite3'}"
+        return
+    name = f"bulletin_site_{uuid.uuid4().hex[:12]}"
+    admin = server_url(database, "postgres")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server_url(database, name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
-def installation(tmp_path: Path) -> Installation:
+def installation(tmp_path: Path) -> Iterator[Installation]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -179,10 +231,11 @@ def installation(tmp_path: Path) -> Installation:
     }
     env.update(
         BULLETIN_VAR_DIR=str(tmp_path),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'bulletin.sqlite3'}",
+        DATABASE_URL="",
         SECRET_KEY="test-secret-key-not-for-production",
         LOG_LEVEL="WARNING",
     )
-    site = Installation(tmp_path, env)
-    site.run("migrate", "--verbosity", "0")
-    return site
+    with own_database(tmp_path) as url:
+        site = Installation(tmp_path, {**env, "DATABASE_URL": url})
+        site.run("migrate", "--verbosity", "0")
+        yield site

@@ -49,8 +49,8 @@ def announcement(
 
 
 def created_earlier(minutes: int = 2, **fields: Any) -> Announcement:
-    """An announcement scheduled ``minutes`` ago (default: every minute)."""
-    start = timezone.now() - timedelta(minutes=minutes)
+    """An announcement scheduled ``minutes`` ago, one second past a whole minute."""
+    start = (timezone.now() - timedelta(minutes=minutes)).replace(second=1, microsecond=0)
     with time_machine.travel(start, tick=False):
         return announcement(now=start, **fields)
 
@@ -58,6 +58,7 @@ def created_earlier(minutes: int = 2, **fields: Any) -> Announcement:
 def fired(**fields: Any) -> Announcement:
     """An every-minute announcement created two minutes ago, planned and fanned out once."""
     item = created_earlier(**fields)
-    with time_machine.travel(item.created_at + timedelta(seconds=61), tick=False):
+    # Exactly one minute boundary lies between creation and this tick.
+    with time_machine.travel(item.created_at + timedelta(seconds=60), tick=False):
         tick()
     return item

@@ -7,11 +7,6 @@ from datetime import UTC, datetime, timedelta
 from tests.conftest import Installation, SmtpSink, employee_csv
 
 
-def _sqlite_time(moment: datetime) -> str:
-    # Django keeps aware datetimes in SQLite as naive UTC text.
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
-
-
 def announce_every_minute(site: Installation, employees: int) -> None:
     """Import employees, announce every minute, and date the announcement two minutes back
     so the previous minute's occurrence is due as soon as a tick runs."""
@@ -31,9 +26,7 @@ def announce_every_minute(site: Installation, employees: int) -> None:
         "--tz",
         "Europe/London",
     )
-    earlier = _sqlite_time(
-        datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(seconds=1)
-    )
+    earlier = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(seconds=1)
     site.sql(
         "UPDATE bulletin_announcement SET planned_until = ?, next_fire_at = ?", (earlier, earlier)
     )

@@ -256,7 +256,7 @@ def test_announce_prints_only_the_new_id_and_schedules_the_announcement(
     title, text, status, next_fire_at, at_local, zone, kind, value = rows[0]
     assert (title, text, status) == ("New office", "Hello **{{ first_name }}**.\n", "scheduled")
     # 09:00 GMT in January is 09:00 UTC.
-    assert next_fire_at is not None and next_fire_at.startswith("2099-01-05 09:00")
+    assert next_fire_at is not None and str(next_fire_at).startswith("2099-01-05 09:00")
     assert (at_local, zone, kind, value) == (
         "2099-01-05T09:00",
         "Europe/London",

@@ -35,20 +35,23 @@ def claim(token: str, limit: int, now: datetime, lease: timedelta) -> list[int]:
     """Lease up to ``limit`` due deliveries to ``token``; returns their ids."""
     table = Delivery._meta.db_table
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    # A CTE, not "id IN (subquery … LIMIT)": PostgreSQL may run such a subquery more than once,
+    # and with SKIP LOCKED each run can pick different rows, claiming more than the limit.
     sql = (
+        f"WITH due AS (SELECT id AS due_id FROM {table} WHERE state = %s AND due_at <= %s "
+        f"ORDER BY due_at LIMIT %s{skip_locked}) "
         f"UPDATE {table} SET state = %s, lease_token = %s, lease_expires_at = %s, updated_at = %s "
-        f"WHERE id IN (SELECT id FROM {table} WHERE state = %s AND due_at <= %s "
-        f"ORDER BY due_at LIMIT %s{skip_locked}) AND state = %s RETURNING id"
+        f"FROM due WHERE id = due.due_id AND state = %s RETURNING id"
     )
     pending = DeliveryState.PENDING.value
     params: list[Any] = [
+        pending,
+        _db_time(now),
+        limit,
         DeliveryState.CLAIMED.value,
         token,
         _db_time(now + lease),
         _db_time(now),
-        pending,
-        _db_time(now),
-        limit,
         pending,
     ]
     with transaction.atomic(), connection.cursor() as cursor:

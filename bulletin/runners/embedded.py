@@ -53,16 +53,19 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def serve(host: str, port: int, threads: int = 8) -> None:
+def serve(host: str, port: int, ready: Callable[[str], None], threads: int = 8) -> None:
+    """Serve until SIGTERM or Ctrl+C; ``ready`` hears the URL once the socket is listening."""
     from waitress import create_server  # type: ignore[import-untyped]
 
     from bulletin.wsgi import application
 
+    server = create_server(application, host=host, port=port, threads=threads)
     stop = threading.Event()
     workers = [_thread("planner", plan_forever, stop), _thread("dispatcher", run_forever, stop)]
-    server = create_server(application, host=host, port=port, threads=threads)
     _stop_on_sigterm()
-    log.info("bulletin running", extra={"url": f"http://{host}:{port}/"})
+    url = f"http://{host}:{server.effective_port}/"
+    log.info("bulletin running", extra={"url": url})
+    ready(url)
     try:
         server.run()
     except KeyboardInterrupt:

@@ -22,9 +22,11 @@ class Command(BulletinCommand):
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         self._migrate_if_needed()
         self._ensure_admin()
-        self.stdout.write(f"Bulletin is running on http://{host}:{port}/admin/ (Ctrl+C stops)")
+        serve(host, port, ready=self._announce)
+
+    def _announce(self, url: str) -> None:
+        self.stdout.write(f"Bulletin is running on {url}admin/ (Ctrl+C stops)")
         self.stdout.flush()
-        serve(host, port)
 
     def _migrate_if_needed(self) -> None:
         executor = MigrationExecutor(connection)
