@@ -24,9 +24,33 @@ class Options:
     default_grace_seconds: int = 3600
     from_email: str = "Bulletin <bulletin@localhost>"
     message_id_domain: str = "bulletin.localhost"
+    # Celery: how many dispatch tasks a tick starts when work is due, and how long each drains.
+    dispatch_lanes: int = 4
+    dispatch_budget_seconds: int = 30
+    sweep_seconds: int = 15
+    # `bulletin run` plans and sends in its own threads unless Celery does it (scale-out).
+    embedded_workers: bool = True
+
+
+_BOOLEANS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 
 
 def _parse(name: str, raw: str, kind: type) -> object:
+    if kind is bool:
+        if raw.strip().lower() not in _BOOLEANS:
+            raise ImproperlyConfigured(
+                f"BULLETIN_{name.upper()} must be true or false, got {raw!r}"
+            )
+        return _BOOLEANS[raw.strip().lower()]
     try:
         value = kind(raw)
     except ValueError:

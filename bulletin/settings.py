@@ -89,7 +89,13 @@ TEMPLATES = [
 
 _default_db = f"sqlite:///{VAR_DIR / 'bulletin.sqlite3'}"
 try:
-    DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", _default_db))}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ.get("DATABASE_URL", _default_db),
+            conn_max_age=_int("CONN_MAX_AGE", 0),
+            conn_health_checks=True,
+        )
+    }
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not usable: {exc}") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -140,6 +146,24 @@ else:
 
 BULLETIN = conf.load()
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", BULLETIN.from_email)
+
+# Celery (scale-out only; `bulletin run` does not use it). Why each setting: README, "Running on
+# several machines".
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _int("CELERY_VISIBILITY_TIMEOUT", 300)}
+CELERY_WORKER_CONCURRENCY = _int("CELERY_WORKER_CONCURRENCY", os.cpu_count() or 1)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Generous: a hard kill mid-send turns that delivery into `unknown`.
+CELERY_TASK_TIME_LIMIT = 600
+CELERY_BEAT_SCHEDULE = {
+    "plan": {"task": "bulletin.tick", "schedule": float(BULLETIN.tick_seconds)},
+    "sweep": {"task": "bulletin.sweep", "schedule": float(BULLETIN.sweep_seconds)},
+}
 
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 if LOG_FORMAT not in ("text", "json"):

@@ -3,6 +3,7 @@
 #   scripts/services.sh install   install the Debian packages if missing (root only)
 #   scripts/services.sh up        start what is not already running; write var/services.env
 #   scripts/services.sh down      stop only what `up` started
+#   scripts/services.sh restart-redis   stop Redis and start it again (chaos)
 # Without the packages (and without root to install them) `up` says so and the server tests skip.
 set -euo pipefail
 
@@ -84,9 +85,17 @@ down() {
   fi
 }
 
+restart_redis() {
+  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || break; sleep 0.1; done
+  rm -f "$STATE/redis.started"
+  redis_up
+}
+
 case "${1:-}" in
   install) install ;;
   up) up ;;
   down) down ;;
-  *) echo "usage: $0 install|up|down" >&2; exit 2 ;;
+  restart-redis) restart_redis ;;
+  *) echo "usage: $0 install|up|down|restart-redis" >&2; exit 2 ;;
 esac

@@ -1,116 +1,50 @@
-"""Shared fixtures: a real SMTP server on loopback, employees, and Bulletin as a subprocess."""
+"""Shared fixtures: a real SMTP server on loopback, servers from scripts/services.sh, and
+Bulletin as a subprocess on a database of its own."""
 
 from __future__ import annotations
 
-import asyncio
-import email
-import email.policy
 import os
-import socket
-import sqlite3
-import subprocess
-import sys
-import threading
-import time
-import uuid
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Received:
-    sender: str
-    recipients: list[str]
-    message: email.message.EmailMessage
-
-    @property
-    def message_id(self) -> str:
-        return str(self.message["Message-ID"])
+from tests.harness import (
+    Installation,
+    SmtpSink,
+    installation_at,
+    postgres_database,
+    smtp_server,
+)
 
 
-@dataclass
-class SmtpSink:
-    """An aiosmtpd handler that keeps what it receives and can refuse, stall or hang up."""
+def require_server(name: str, variable: str) -> str:
+    """The server's URL; without one, skip by hand but fail in CI, which always has them."""
+    if url := os.environ.get(variable):
+        return url
+    message = f"{name} is not running: `scripts/services.sh up` starts it and writes {variable}"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
-    host: str = "127.0.0.1"
-    port: int = 0
-    received: list[Received] = field(default_factory=list)
-    rcpt_replies: dict[str, str] = field(default_factory=dict)
-    data_reply: str | None = None
-    delay: float = 0.0
-    hold_after: int | None = None
-    hang_up_after_data: bool = False
-    released: threading.Event = field(default_factory=threading.Event)
-    held: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
-    ) -> str:
-        if address in self.rcpt_replies:
-            return self.rcpt_replies[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
+def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
+    from django.conf import settings
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.data_reply:
-            return self.data_reply
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self.lock:
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
-            count = len(self.received)
-        if self.hang_up_after_data:
-            # The message is in, but the connection drops before the client hears "250".
-            server.transport.close()
-            return "421 closing"
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if self.hold_after is not None and count > self.hold_after:
-            # The message is in; the reply is withheld, as a server stalls before its "250".
-            self.held.set()
-            while not self.released.is_set():
-                await asyncio.sleep(0.02)
-        return "250 Message accepted for delivery"
-
-    def message_ids(self) -> Counter[str]:
-        with self.lock:
-            return Counter(r.message_id for r in self.received)
-
-    def wait_for(self, count: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"SMTP server got {len(self.received)} of {count} messages")
-            time.sleep(0.02)
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        return
+    reason = "scale-out tests run against PostgreSQL (DATABASE_URL=postgres://…)"
+    for item in items:
+        if "scale_out" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture
-def smtp_sink() -> Any:
-    sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname=sink.host, port=sink.port)
-    controller.start()
-    try:
+def smtp_sink() -> Iterator[SmtpSink]:
+    with smtp_server() as sink:
         yield sink
-    finally:
-        sink.released.set()
-        controller.stop()
 
 
 @pytest.fixture
@@ -123,119 +57,23 @@ def smtp_settings(settings: Any, smtp_sink: SmtpSink) -> SmtpSink:
     return smtp_sink
 
 
-def employee_csv(count: int, *, zones: tuple[str, ...] = ("Europe/London",)) -> str:
-    lines = ["email,name,department,location,timezone"]
-    for n in range(count):
-        zone = zones[n % len(zones)]
-        lines.append(f"person{n}@example.com,Person {n},Dept {n % 3},Site {n % 2},{zone}")
-    return "\n".join(lines) + "\n"
-
-
-def _sqlite_param(value: Any) -> Any:
-    # Django keeps aware datetimes in SQLite as naive UTC text.
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
-    return value
-
-
-@dataclass
-class Installation:
-    """A Bulletin on its own database (a SQLite file, or a fresh PostgreSQL database when the
-    suite runs on PostgreSQL), driven through its real command line in subprocesses."""
-
-    directory: Path
-    env: dict[str, str]
-
-    @property
-    def database_url(self) -> str:
-        return self.env["DATABASE_URL"]
-
-    @property
-    def database(self) -> Path:
-        return self.directory / "bulletin.sqlite3"
-
-    def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "bulletin", *args]
-
-    def run(
-        self, *args: str, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            self.command(*args),
-            env=self.env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"bulletin {' '.join(args)} failed: {result.stderr}")
-        return result
-
-    def start(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            self.command(*args),
-            env=self.env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Run one statement with ``?`` placeholders against the installation's database."""
-        if self.database_url.startswith("postgres"):
-            with psycopg.connect(self.database_url, autocommit=True) as connection:
-                cursor = connection.execute(statement.replace("?", "%s"), params)
-                return cursor.fetchall() if cursor.description else []
-        with sqlite3.connect(self.database, timeout=30) as connection:
-            return connection.execute(statement, tuple(map(_sqlite_param, params))).fetchall()
-
-
-def suite_database() -> dict[str, Any]:
-    from django.conf import settings
-
-    return settings.DATABASES["default"]  # type: ignore[no-any-return]
-
-
-def server_url(database: dict[str, Any], name: str) -> str:
-    user, host, port = database["USER"], database["HOST"], database["PORT"]
-    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{host}:{port}/{name}"
-
-
 @contextmanager
 def own_database(tmp_path: Path) -> Iterator[str]:
-    """A database URL for subprocesses: a SQLite file, or a new PostgreSQL database."""
-    database = suite_database()
+    """A database URL for subprocesses: a SQLite file, or a new PostgreSQL database when the
+    suite itself runs on PostgreSQL."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
     if database["ENGINE"] != "django.db.backends.postgresql":
         yield f"sqlite:///{tmp_path / 'bulletin.sqlite3'}"
         return
-    name = f"bulletin_site_{uuid.uuid4().hex[:12]}"
-    admin = server_url(database, "postgres")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server_url(database, name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    user, host, port = database["USER"], database["HOST"], database["PORT"]
+    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
+    with postgres_database(f"postgres://{user}{password}@{host}:{port}/postgres") as url:
+        yield url
 
 
 @pytest.fixture
 def installation(tmp_path: Path) -> Iterator[Installation]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("BULLETIN_", "EMAIL_", "DATABASE_URL", "DJANGO_"))
-    }
-    env.update(
-        BULLETIN_VAR_DIR=str(tmp_path),
-        DATABASE_URL="",
-        SECRET_KEY="test-secret-key-not-for-production",
-        LOG_LEVEL="WARNING",
-    )
     with own_database(tmp_path) as url:
-        site = Installation(tmp_path, {**env, "DATABASE_URL": url})
-        site.run("migrate", "--verbosity", "0")
-        yield site
+        yield installation_at(tmp_path, url)

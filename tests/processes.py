@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import Installation, SmtpSink, employee_csv
+from tests.harness import Installation, SmtpSink, employee_csv
 
 
 def announce_every_minute(site: Installation, employees: int) -> None:

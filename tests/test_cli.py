@@ -27,7 +27,7 @@ from bulletin.domain.models import (
     OccurrenceState,
     ScheduleKind,
 )
-from tests.conftest import Installation
+from tests.harness import Installation
 
 DELIVERY_STATES = ["pending", "claimed", "sending", "sent", "failed", "unknown", "skipped"]
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from bulletin import conf
-from tests.conftest import Installation
+from tests.harness import Installation
 
 
 def test_options_read_bulletin_variables_with_their_types() -> None:
@@ -39,3 +39,13 @@ def test_bad_settings_stop_the_command_with_one_line(
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and words in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("0", False), ("off", False), ("TRUE", True)])
+def test_switches_read_true_and_false(raw: str, expected: bool) -> None:
+    assert conf.load({"BULLETIN_EMBEDDED_WORKERS": raw}).embedded_workers is expected
+
+
+def test_a_switch_that_is_neither_true_nor_false_names_the_variable() -> None:
+    with pytest.raises(ImproperlyConfigured, match="BULLETIN_EMBEDDED_WORKERS must be true"):
+        conf.load({"BULLETIN_EMBEDDED_WORKERS": "maybe"})

@@ -13,7 +13,7 @@ from bulletin.channels.email import message_id
 from bulletin.dispatch.sender import Dispatcher
 from bulletin.domain.models import Delivery, DeliveryState
 from tests import factories
-from tests.conftest import SmtpSink, free_port
+from tests.harness import SmtpSink, free_port
 
 pytestmark = pytest.mark.django_db
 

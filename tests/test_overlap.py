@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import Installation, SmtpSink
+from tests.harness import Installation, SmtpSink
 from tests.processes import announce_every_minute, delivery_states, use_smtp
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import Installation, free_port
+from tests.harness import Installation, free_port
 from tests.processes import announce_every_minute
 
 pytestmark = pytest.mark.slow

@@ -61,7 +61,11 @@ def serve(host: str, port: int, ready: Callable[[str], None], threads: int = 8) 
 
     server = create_server(application, host=host, port=port, threads=threads)
     stop = threading.Event()
-    workers = [_thread("planner", plan_forever, stop), _thread("dispatcher", run_forever, stop)]
+    workers = []
+    if options().embedded_workers:
+        workers = [_thread("planner", plan_forever, stop), _thread("dispatcher", run_forever, stop)]
+    else:
+        log.info("embedded planner and dispatcher off: Celery beat and workers do that job")
     _stop_on_sigterm()
     url = f"http://{host}:{server.effective_port}/"
     log.info("bulletin running", extra={"url": url})
