@@ -19,14 +19,22 @@ LEDGER = ("bulletin_announcement", "bulletin_occurrence", "bulletin_delivery", "
 
 
 def full_scans(sql: str) -> list[str]:
+    """The plan's steps that read a whole ledger table."""
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Tiny test tables make a sequential scan cheapest; forbid it wherever an index
+            # could serve, so a scan left in the plan means that no index can.
+            cursor.execute("SET enable_seqscan = off")
+            cursor.execute(f"EXPLAIN {sql}")
+            lines = [row[0] for row in cursor.fetchall()]
+            cursor.execute("RESET enable_seqscan")
+            return [line for line in lines if any(f"Seq Scan on {t}" in line for t in LEDGER)]
         cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
         plan = [row[-1] for row in cursor.fetchall()]
     return [
         step
         for step in plan
-        if step.startswith(f"SCAN {LEDGER}")
-        or (step.startswith("SCAN ") and step.split()[1] in LEDGER and "USING" not in step)
+        if step.startswith("SCAN ") and step.split()[1] in LEDGER and "USING" not in step
     ]
 
 
@@ -40,7 +48,6 @@ def polled_queries(run: object) -> list[str]:
     ]
 
 
-@pytest.mark.skipif(connection.vendor != "sqlite", reason="EXPLAIN QUERY PLAN is SQLite's")
 def test_idle_planning_and_dispatching_use_only_indexes() -> None:
     factories.employees(3)
     factories.created_earlier(cron="0 9 * * *")

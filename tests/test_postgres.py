@@ -1,4 +1,5 @@
-"""The PostgreSQL advisory lock that lets one planner run at a time: an optimisation only."""
+"""PostgreSQL specifics: claims skip rows another worker has locked instead of waiting, and an
+advisory lock lets one planner run at a time (an optimisation only)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import psycopg
 import pytest
 import time_machine
 from django.db import connection
+from django.utils import timezone
 
+from bulletin.dispatch import leases
 from bulletin.dispatch.planning import PLANNER_LOCK, tick
-from bulletin.domain.models import Occurrence
+from bulletin.domain.models import Delivery, Occurrence
 from tests import factories
 
 pytestmark = [pytest.mark.scale_out, pytest.mark.django_db(transaction=True)]
@@ -46,3 +49,17 @@ def test_the_lock_is_released_after_every_tick() -> None:
     with other_session() as planner:
         acquired = planner.execute("SELECT pg_try_advisory_lock(%s)", [PLANNER_LOCK]).fetchone()
         assert acquired == (True,)
+
+
+def test_a_claim_skips_rows_another_worker_holds_locked_instead_of_waiting() -> None:
+    factories.employees(6)
+    factories.fired()
+    ids = sorted(Delivery.objects.values_list("pk", flat=True))
+    with other_session() as worker, worker.transaction():
+        # Another worker is mid-claim on the first three rows and has not committed yet.
+        worker.execute("SET lock_timeout = '5s'")
+        worker.execute("SELECT id FROM bulletin_delivery WHERE id = ANY(%s) FOR UPDATE", [ids[:3]])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # a blocked claim would fail, not hang
+        claimed = leases.claim(leases.new_token(), 10, timezone.now(), timedelta(seconds=60))
+    assert claimed == ids[3:]
