@@ -76,3 +76,20 @@ def options() -> Options:
     from django.conf import settings
 
     return settings.BULLETIN  # type: ignore[no-any-return]
+
+
+def secret(name: str, environ: os._Environ[str] | dict[str, str] = os.environ) -> str:
+    """A secret from ``NAME`` or from the file ``NAME_FILE`` names ("" when neither is set).
+
+    Secrets are never logged: callers keep them out of log records and error messages.
+    """
+    if value := environ.get(name):
+        return value
+    path = environ.get(f"{name}_FILE")
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None

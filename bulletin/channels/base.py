@@ -9,6 +9,7 @@ resend only if the receiver de-duplicates by the idempotency key).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import ClassVar
 
@@ -18,7 +19,19 @@ class TransportError(Exception):
 
 
 class TransientError(TransportError):
-    """Definitely not delivered; worth another try after a backoff."""
+    """Definitely not delivered; worth another try after a backoff.
+
+    ``retry_after`` (seconds) is the receiver's own word on when to come back (HTTP 429's
+    Retry-After); ``pace_key`` names what it throttled, so every worker holds back, not just
+    this delivery.
+    """
+
+    def __init__(
+        self, detail: str, *, retry_after: float | None = None, pace_key: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.pace_key = pace_key
 
 
 class PermanentError(TransportError):
@@ -31,9 +44,12 @@ class AmbiguousError(TransportError):
 
 @dataclass(frozen=True)
 class Recipient:
+    """A person."""
+
     email: str
     name: str
     timezone: str
+    slack_user_id: str = ""
 
     @property
     def first_name(self) -> str:
@@ -41,14 +57,45 @@ class Recipient:
 
 
 @dataclass(frozen=True)
+class Destination:
+    """A place: a Slack channel id, a Teams workflow URL or a webhook URL, with its secrets."""
+
+    name: str
+    target: str
+    secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Message:
-    """One delivery's content, rendered for a recipient; the key travels to the provider."""
+    """One delivery's content, rendered for its recipient; the key travels to the provider.
+
+    ``text`` is the personalised Markdown (plain text for email, the source for Slack's mrkdwn
+    and Teams' card); ``html`` is the sanitised HTML. A message goes to a person, a place, or
+    a person through a place.
+    """
 
     idempotency_key: str
-    recipient: Recipient
     title: str
     text: str
     html: str
+    recipient: Recipient | None = None
+    place: Destination | None = None
+    announcement_id: int = 0
+    fire_at: datetime | None = None
+    requires_ack: bool = False
+    delivery_id: int = 0
+
+    @property
+    def person(self) -> Recipient:
+        if self.recipient is None:
+            raise PermanentError("this channel needs a person as the recipient")
+        return self.recipient
+
+    @property
+    def destination(self) -> Destination:
+        if self.place is None:
+            raise PermanentError("this channel needs a place (a channel or an endpoint)")
+        return self.place
 
 
 class Transport:
@@ -58,6 +105,13 @@ class Transport:
     # True when the receiver drops a second message carrying the same idempotency key, which
     # makes a resend after an interrupted send safe.
     deduplicates: ClassVar[bool] = False
+    # True when send() writes to Bulletin's own database (the inbox): dispatch then runs send
+    # and the outcome in one transaction, so the side effect and its record cannot part.
+    transactional: ClassVar[bool] = False
+
+    def paces(self, message: Message) -> list[tuple[str, float]]:
+        """(key, seconds between sends) pairs this message must respect; none by default."""
+        return []
 
     def open(self) -> None:
         """Set up a connection for the batch; failures surface as TransientError."""

@@ -78,7 +78,7 @@ class EmailTransport(Transport):
             raise AmbiguousError(f"connection lost while sending: {exc!r}") from exc
 
     def _build(self, message: Message) -> EmailMultiAlternatives:
-        recipient = message.recipient
+        recipient = message.person
         try:
             validate_email(recipient.email)
         except ValidationError:

@@ -21,7 +21,8 @@ class FakeTransport(Transport):
         cls.script.clear()
 
     def send(self, message: Message) -> None:
-        errors = self.script.get(message.recipient.email)
+        who = message.recipient.email if message.recipient else message.destination.name
+        errors = self.script.get(who)
         if errors:
             raise errors.pop(0)
         self.sent.append(message)

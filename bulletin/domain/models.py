@@ -36,6 +36,17 @@ class Employee(models.Model):
     location = models.CharField(max_length=100, blank=True, db_index=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_zone])
     active = models.BooleanField(default=True)
+    slack_user_id = models.CharField(
+        max_length=32, blank=True, help_text="Slack member id; looked up by email when empty."
+    )
+    # The login an employee uses to read their in-app inbox and set their preferences.
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="employee",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -52,6 +63,64 @@ class Employee(models.Model):
 
 class Channel(models.TextChoices):
     EMAIL = "email", "Email"
+    SLACK = "slack", "Slack"
+    TEAMS = "teams", "Microsoft Teams"
+    WEBHOOK = "webhook", "Webhook"
+    INAPP = "inapp", "In-app inbox"
+
+
+# Channels that reach a person directly; Teams and webhooks reach a place (a webhook place may
+# ask for one call per person), and Slack reaches either.
+PERSON_CHANNELS = (Channel.EMAIL, Channel.SLACK, Channel.INAPP)
+PLACE_CHANNELS = (Channel.SLACK, Channel.TEAMS, Channel.WEBHOOK)
+
+
+class ChannelOptOut(models.Model):
+    """An employee's "not on this channel, please" — honoured unless an announcement is
+    mandatory."""
+
+    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="opt_outs")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["employee", "channel"], name="opt_out_identity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.employee} opted out of {self.channel}"
+
+
+class Place(models.Model):
+    """Somewhere an announcement can be posted once: a Slack channel, a Teams channel (its
+    Workflows webhook), or a webhook endpoint. Configured once by an admin."""
+
+    name = models.CharField(max_length=100, validators=[validate_single_line])
+    channel = models.CharField(max_length=16, choices=[(c.value, c.label) for c in PLACE_CHANNELS])
+    target = models.CharField(
+        max_length=500,
+        help_text="Slack: the channel id (C…). Teams: the workflow's webhook URL. "
+        "Webhook: the endpoint URL.",
+    )
+    per_person = models.BooleanField(
+        default=False, help_text="Webhook only: one call per recipient instead of one in all."
+    )
+    # Signing secret (webhook): base64 "whsec_…". The previous one keeps signing alongside the
+    # new one until receivers have switched, so a rotation never breaks verification.
+    secret = models.CharField(max_length=200, blank=True)
+    previous_secret = models.CharField(max_length=200, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["channel", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "name"], name="place_identity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.name}"
 
 
 class AudienceKind(models.TextChoices):
@@ -84,7 +153,14 @@ class Announcement(models.Model):
         max_length=100, blank=True, help_text="The department or location name, when one applies."
     )
     recipients = models.ManyToManyField(Employee, blank=True, related_name="+")
-    channels = models.JSONField(default=list)
+    channels = models.JSONField(default=list, help_text="Channels that reach each person.")
+    places = models.ManyToManyField(Place, blank=True, related_name="announcements")
+    mandatory = models.BooleanField(
+        default=False, help_text="Ignore employees' channel opt-outs (e.g. safety notices)."
+    )
+    requires_ack = models.BooleanField(
+        default=False, help_text="In-app: employees are asked to acknowledge it."
+    )
     schedule_kind = models.CharField(max_length=8, choices=ScheduleKind.choices)
     cron = models.CharField(max_length=100, blank=True)
     at_local = models.CharField(
@@ -188,9 +264,15 @@ FINAL_DELIVERY_STATES = (
 
 class Delivery(models.Model):
     occurrence = models.ForeignKey(Occurrence, on_delete=models.CASCADE, related_name="deliveries")
-    # A recipient is a person today; places (a Slack channel, a webhook) arrive as a second
-    # nullable key with its own partial unique constraint, so identity stays one row per send.
-    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="deliveries")
+    # The recipient: a person, a place, or a person reached through a place (a webhook that
+    # asks for one call per person). Each shape has its own partial unique constraint, so
+    # identity stays one row per send whichever it is.
+    employee = models.ForeignKey(
+        Employee, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    place = models.ForeignKey(
+        Place, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
+    )
     channel = models.CharField(max_length=16, choices=Channel.choices)
     state = models.CharField(
         max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING
@@ -211,7 +293,23 @@ class Delivery(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["occurrence", "employee", "channel"], name="delivery_identity"
+                fields=["occurrence", "employee", "channel"],
+                condition=Q(place__isnull=True),
+                name="delivery_identity",
+            ),
+            models.UniqueConstraint(
+                fields=["occurrence", "place", "channel"],
+                condition=Q(employee__isnull=True),
+                name="delivery_place_identity",
+            ),
+            models.UniqueConstraint(
+                fields=["occurrence", "place", "employee", "channel"],
+                condition=Q(employee__isnull=False, place__isnull=False),
+                name="delivery_person_via_place_identity",
+            ),
+            models.CheckConstraint(
+                condition=Q(employee__isnull=False) | Q(place__isnull=False),
+                name="delivery_has_recipient",
             ),
         ]
         indexes = [
@@ -234,7 +332,10 @@ class Delivery(models.Model):
     @property
     def idempotency_key(self) -> str:
         """Stable for the life of the delivery: derived from its identity, not from a try."""
-        return f"{self.occurrence_id}.{self.employee_id}.{self.channel}"
+        recipient = [str(self.employee_id)] if self.employee_id else []
+        if self.place_id:
+            recipient.append(f"p{self.place_id}")
+        return f"{self.occurrence_id}.{'.'.join(recipient)}.{self.channel}"
 
 
 class AttemptOutcome(models.TextChoices):
@@ -262,3 +363,40 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery {self.delivery_id}"
+
+
+class InboxItem(models.Model):
+    """An announcement in an employee's in-app inbox. Written in the same transaction that
+    marks its delivery sent, and unique on that delivery: exactly once by construction."""
+
+    delivery = models.OneToOneField(Delivery, on_delete=models.CASCADE, related_name="inbox_item")
+    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="inbox")
+    announcement = models.ForeignKey(Announcement, on_delete=models.CASCADE, related_name="+")
+    title = models.CharField(max_length=200)
+    html = models.TextField()
+    requires_ack = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    read_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # inbox page: employee=? ORDER BY created_at DESC
+            models.Index(fields=["employee", "-created_at"], name="inbox_employee_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} for {self.employee_id}"
+
+
+class ChannelPace(models.Model):
+    """When the next send on a rate-limited key may go out (a Slack channel, a Teams webhook,
+    a provider's whole API after a 429). Kept here, not in a worker's memory, so every worker
+    respects one pace and one backoff."""
+
+    key = models.CharField(max_length=300, unique=True)
+    next_slot_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.next_slot_at:%H:%M:%S}"
