@@ -24,6 +24,8 @@ install() {
   local missing=()
   [ -n "$(pg_bin)" ] || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  # Real headless Chromium for the browser tests (Playwright drives Debian's build).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" != 0 ]; then
     echo "services: ${missing[*]} not installed and not root; tests that need them will skip" >&2

@@ -145,7 +145,7 @@ def cut_database_connections(site: Installation) -> str:
     admin = site.database_url.rsplit("/", 1)[0] + "/postgres"
     terminated = 0
     with psycopg.connect(admin, autocommit=True) as connection:
-        for _ in range(50):
+        for _ in range(200):  # up to 20 s: a worker may be restarting, another between tasks
             rows = connection.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = %s AND pid <> pg_backend_pid()",

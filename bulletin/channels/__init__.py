@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from bulletin.channels.base import Transport
 from bulletin.channels.email import EmailTransport
+from bulletin.channels.inapp import InboxTransport
 
 TRANSPORTS: dict[str, type[Transport]] = {
-    EmailTransport.name: EmailTransport,
+    transport.name: transport for transport in (EmailTransport, InboxTransport)
 }
 
 

@@ -30,17 +30,22 @@ def markdown_to_html(body: str) -> str:
     return nh3.clean(_markdown().render(body), link_rel="noopener noreferrer")
 
 
-def personalise(template: str, recipient: Recipient, *, escape: bool) -> str:
+# A post to a place (a Slack or Teams channel) has no one person to name.
+_EVERYONE = {"name": "everyone", "first_name": "everyone", "email": ""}
+
+
+def personalise(template: str, recipient: Recipient | None, *, escape: bool) -> str:
     def value(match: re.Match[str]) -> str:
-        raw = getattr(recipient, match.group(1))
-        return html.escape(raw) if escape else str(raw)
+        field = match.group(1)
+        raw = str(getattr(recipient, field)) if recipient else _EVERYONE[field]
+        return html.escape(raw) if escape else raw
 
     return _PLACEHOLDER.sub(value, template)
 
 
-def render_html(body: str, recipient: Recipient) -> str:
+def render_html(body: str, recipient: Recipient | None) -> str:
     return personalise(markdown_to_html(body), recipient, escape=True)
 
 
-def render_text(body: str, recipient: Recipient) -> str:
+def render_text(body: str, recipient: Recipient | None) -> str:
     return personalise(body, recipient, escape=False)

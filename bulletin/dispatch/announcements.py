@@ -8,7 +8,7 @@ with the field's name, and nothing is written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -25,6 +25,7 @@ from bulletin.domain.models import (
     DeliveryState,
     Occurrence,
     OccurrenceState,
+    Place,
     ScheduleKind,
 )
 from bulletin.scheduling.planner import plan
@@ -38,6 +39,9 @@ from bulletin.scheduling.rules import (
 )
 
 log = logging.getLogger(__name__)
+
+# Channels that only post to places; a person is reached through email, Slack or the inbox.
+PLACE_ONLY = ("teams", "webhook")
 
 LOCAL_FORMAT = "YYYY-MM-DDTHH:MM"
 
@@ -55,8 +59,17 @@ def parse_local(value: str) -> datetime:
     return parsed.replace(second=0, microsecond=0)
 
 
-def validate(announcement: Announcement, now: datetime | None = None) -> None:
-    """Raise ValidationError naming each bad field; clean the schedule fields in place."""
+def validate(
+    announcement: Announcement,
+    now: datetime | None = None,
+    places: Sequence[Place] | None = None,
+) -> None:
+    """Raise ValidationError naming each bad field; clean the schedule fields in place.
+
+    ``places`` are the places it will post to (default: those already saved with it).
+    """
+    if places is None:
+        places = list(announcement.places.all()) if announcement.pk else []
     errors: dict[str, list[str]] = {}
     try:
         announcement.full_clean(exclude=["recipients", "planned_until", "next_fire_at"])
@@ -65,6 +78,7 @@ def validate(announcement: Announcement, now: datetime | None = None) -> None:
     problems = [
         *_schedule_problems(announcement, now or timezone.now()),
         *_audience_problems(announcement),
+        *_channel_problems(announcement, places),
     ]
     for field, message in problems:
         known = errors.setdefault(field, [])
@@ -101,25 +115,45 @@ def _one_off_problems(
             yield "at_local", f"{announcement.at_local} in {announcement.timezone} is in the past"
 
 
+def _channel_problems(
+    announcement: Announcement, places: Sequence[Place]
+) -> Iterable[tuple[str, str]]:
+    if not announcement.channels and not places:
+        yield "channels", "choose at least one channel or place"
+    for channel in announcement.channels:
+        if channel in PLACE_ONLY:
+            yield "channels", f"{channel} posts to places: choose a {channel} place instead"
+        elif channel not in TRANSPORTS:
+            known = ", ".join(sorted(set(TRANSPORTS) - set(PLACE_ONLY)))
+            yield "channels", f"unknown channel '{channel}'; choose from {known}"
+    if inactive := [str(place) for place in places if not place.active]:
+        yield "places", f"inactive place(s): {', '.join(inactive)}"
+    if places and announcement.per_recipient_zone:
+        yield (
+            "places",
+            "places have no time zone of their own: choose one zone, not each recipient's",
+        )
+
+
 def _audience_problems(announcement: Announcement) -> Iterable[tuple[str, str]]:
-    unknown = [c for c in announcement.channels if c not in TRANSPORTS]
-    if not announcement.channels:
-        yield "channels", "choose at least one channel"
-    if unknown:
-        known = ", ".join(sorted(TRANSPORTS))
-        yield "channels", f"unknown channel(s) {', '.join(map(str, unknown))}; choose from {known}"
     needs_value = (AudienceKind.DEPARTMENT, AudienceKind.LOCATION)
     if announcement.audience_kind in needs_value and not announcement.audience_value.strip():
         yield "audience_value", f"name the {announcement.audience_kind} this announcement is for"
 
 
-def schedule(announcement: Announcement, now: datetime | None = None) -> Announcement:
+def schedule(
+    announcement: Announcement,
+    now: datetime | None = None,
+    places: Sequence[Place] | None = None,
+) -> Announcement:
     """Validate and start (or restart) planning. Past fire times are never planned again."""
     now = now or timezone.now()
-    validate(announcement, now)
+    validate(announcement, now, places)
     with transaction.atomic():
         if announcement.pk is None:
             announcement.save()  # a per-person audience needs the row before its zones are known
+        if places is not None:
+            announcement.places.set(places)
         announcement.status = AnnouncementStatus.SCHEDULED
         announcement.planned_until = max(announcement.planned_until or now, now)
         cursor = announcement.planned_until

@@ -82,6 +82,10 @@ def begin_attempt(delivery_id: int, token: str, now: datetime, lease: timedelta)
     return number
 
 
+class LeaseLost(Exception):
+    """The outcome could not be recorded: another worker now holds the delivery."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     state: DeliveryState
@@ -130,6 +134,25 @@ def renew(delivery_ids: list[int], token: str, now: datetime, lease: timedelta) 
     return Delivery.objects.filter(
         pk__in=delivery_ids, lease_token=token, state=DeliveryState.CLAIMED
     ).update(lease_expires_at=now + lease)
+
+
+def defer(delivery_id: int, token: str, until: datetime, now: datetime) -> bool:
+    """Put a claimed delivery back until a rate limit frees up; no attempt is counted."""
+    moved = Delivery.objects.filter(
+        pk=delivery_id, lease_token=token, state=DeliveryState.CLAIMED
+    ).update(
+        state=DeliveryState.PENDING,
+        lease_token=None,
+        lease_expires_at=None,
+        due_at=until,
+        updated_at=now,
+    )
+    if moved:
+        log.info(
+            "delivery deferred by a rate limit",
+            extra={"delivery_id": delivery_id, "until": until.isoformat()},
+        )
+    return bool(moved)
 
 
 def release(delivery_ids: list[int], token: str, now: datetime) -> int:

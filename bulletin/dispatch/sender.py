@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from bulletin.channels import deduplicating_channels, transport_for
@@ -18,31 +19,17 @@ from bulletin.channels.base import (
     AmbiguousError,
     Message,
     PermanentError,
-    Recipient,
     TransientError,
     Transport,
 )
-from bulletin.channels.render import render_html, render_text
 from bulletin.conf import options
-from bulletin.dispatch import leases
+from bulletin.dispatch import leases, pacing
+from bulletin.dispatch.compose import compose
 from bulletin.dispatch.leases import Outcome
 from bulletin.dispatch.retry import RetryPolicy
 from bulletin.domain.models import AttemptOutcome, Delivery, DeliveryState
 
 log = logging.getLogger(__name__)
-
-
-def compose(delivery: Delivery) -> Message:
-    employee = delivery.employee
-    announcement = delivery.occurrence.announcement
-    recipient = Recipient(email=employee.email, name=employee.name, timezone=employee.timezone)
-    return Message(
-        idempotency_key=delivery.idempotency_key,
-        recipient=recipient,
-        title=announcement.title,
-        text=render_text(announcement.body, recipient),
-        html=render_html(announcement.body, recipient),
-    )
 
 
 class Dispatcher:
@@ -64,7 +51,7 @@ class Dispatcher:
         token = leases.new_token()
         ids = leases.claim(token, self.options.batch_size, timezone.now(), lease)
         batch = Delivery.objects.filter(pk__in=ids).select_related(
-            "employee", "occurrence__announcement"
+            "employee", "place", "occurrence__announcement"
         )
         renewed = timezone.now()
         try:
@@ -99,34 +86,80 @@ class Dispatcher:
         return self._transports[channel]
 
     def _deliver(self, delivery: Delivery, token: str, lease: timedelta) -> None:
+        transport = self._transport(delivery.channel)
+        try:
+            message: Message | None = compose(delivery)
+            ready = pacing.reserve(transport.paces(message), timezone.now())  # type: ignore[arg-type]
+        except Exception as exc:
+            # A row that cannot even be prepared is recorded as a failed try, not a crash.
+            log.exception("cannot prepare delivery", extra={"delivery_id": delivery.pk})
+            message, ready, problem = None, None, exc
+        if ready is not None and ready > timezone.now():
+            leases.defer(delivery.pk, token, ready, timezone.now())
+            return
         attempt = leases.begin_attempt(delivery.pk, token, timezone.now(), lease)
         if attempt is None:
             return
-        outcome = self._attempt(delivery, attempt)
-        leases.finish(delivery.pk, token, outcome, timezone.now())
+        if message is None:
+            outcome = self._retry(attempt, f"cannot prepare: {problem!r}")
+            leases.finish(delivery.pk, token, outcome, timezone.now())
+        elif transport.transactional:
+            self._deliver_in_transaction(transport, message, attempt, token)
+        else:
+            outcome = self._attempt(transport, message, attempt)
+            leases.finish(delivery.pk, token, outcome, timezone.now())
 
-    def _attempt(self, delivery: Delivery, attempt: int) -> Outcome:
-        transport_type = transport_for(delivery.channel)
+    def _deliver_in_transaction(
+        self, transport: Transport, message: Message, attempt: int, token: str
+    ) -> None:
+        """Side effect and outcome commit together: the inbox item exists iff it is sent."""
         try:
-            self._transport(delivery.channel).send(compose(delivery))
+            with transaction.atomic():
+                outcome = self._attempt(transport, message, attempt)
+                if not leases.finish(message.delivery_id, token, outcome, timezone.now()):
+                    raise leases.LeaseLost
+        except leases.LeaseLost:
+            log.warning(
+                "lease lost; inbox write rolled back", extra={"delivery_id": message.delivery_id}
+            )
+
+    def _send(self, transport: Transport, message: Message) -> None:
+        if not transport.transactional:
+            transport.send(message)
+            return
+        with transaction.atomic():  # a savepoint: a failed write leaves the outer one usable
+            transport.send(message)
+
+    def _attempt(self, transport: Transport, message: Message, attempt: int) -> Outcome:
+        try:
+            self._send(transport, message)
         except PermanentError as exc:
             return Outcome(DeliveryState.FAILED, AttemptOutcome.FAILED, str(exc))
         except AmbiguousError as exc:
-            if transport_type.deduplicates:
+            if transport.deduplicates:
                 return self._retry(attempt, f"ambiguous, resending with the same key: {exc}")
             return Outcome(DeliveryState.UNKNOWN, AttemptOutcome.UNKNOWN, str(exc))
         except TransientError as exc:
-            return self._retry(attempt, str(exc))
+            return self._retry(attempt, str(exc), self._throttled(exc))
         except Exception as exc:
             # A bug or a poisoned row must not take the worker down with it: record and back off.
-            log.exception("unexpected error sending", extra={"delivery_id": delivery.pk})
+            log.exception("unexpected error sending", extra={"delivery_id": message.delivery_id})
             return self._retry(attempt, f"unexpected error: {exc!r}")
         return Outcome(DeliveryState.SENT, AttemptOutcome.SENT)
 
-    def _retry(self, attempt: int, error: str) -> Outcome:
+    def _throttled(self, error: TransientError) -> timedelta | None:
+        """The provider's Retry-After, applied to its whole key so every worker waits."""
+        if error.retry_after is None:
+            return None
+        wait = timedelta(seconds=error.retry_after)
+        if error.pace_key:
+            pacing.hold(error.pace_key, timezone.now() + wait)
+        return wait
+
+    def _retry(self, attempt: int, error: str, wait: timedelta | None = None) -> Outcome:
         if self.policy.gives_up(attempt):
             return Outcome(DeliveryState.FAILED, AttemptOutcome.RETRY, f"gave up: {error}")
-        retry_at = timezone.now() + self.policy.delay(attempt)
+        retry_at = timezone.now() + (wait if wait is not None else self.policy.delay(attempt))
         return Outcome(DeliveryState.PENDING, AttemptOutcome.RETRY, error, retry_at)
 
 

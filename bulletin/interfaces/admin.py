@@ -7,25 +7,37 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
 from bulletin.channels import TRANSPORTS
 from bulletin.dispatch import announcements
 from bulletin.domain.models import (
+    PERSON_CHANNELS,
     Announcement,
     AnnouncementStatus,
     Attempt,
+    ChannelOptOut,
     Delivery,
     Employee,
+    InboxItem,
     Occurrence,
+    Place,
 )
 from bulletin.scheduling.rules import ScheduleError
 
 
+class OptOutInline(admin.TabularInline):
+    model = ChannelOptOut
+    extra = 0
+    verbose_name = "channel opt-out"
+
+
 @admin.register(Employee)
 class EmployeeAdmin(admin.ModelAdmin):
+    inlines = (OptOutInline,)
+    raw_id_fields = ("user",)
     list_display = ("name", "email", "department", "location", "timezone", "active")
     list_filter = ("active", "department", "location", "timezone")
     search_fields = ("name", "email", "department", "location")
@@ -33,12 +45,15 @@ class EmployeeAdmin(admin.ModelAdmin):
 
 
 def _channel_choices() -> list[tuple[str, str]]:
-    return [(name, name) for name in TRANSPORTS]
+    return [(c.value, c.label) for c in PERSON_CHANNELS if c.value in TRANSPORTS]
 
 
 class AnnouncementForm(forms.ModelForm):
     channels = forms.MultipleChoiceField(
-        choices=_channel_choices, widget=forms.CheckboxSelectMultiple
+        choices=_channel_choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="Channels that reach each person. Places below post once to a channel.",
     )
 
     class Meta:
@@ -50,6 +65,9 @@ class AnnouncementForm(forms.ModelForm):
             "audience_value",
             "recipients",
             "channels",
+            "places",
+            "mandatory",
+            "requires_ack",
             "schedule_kind",
             "cron",
             "at_local",
@@ -65,7 +83,7 @@ class AnnouncementForm(forms.ModelForm):
         if self.errors or self.instance.status != AnnouncementStatus.SCHEDULED:
             return
         try:
-            announcements.validate(self.instance)
+            announcements.validate(self.instance, places=list(self.cleaned_data.get("places", [])))
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 self.add_error(field if field in self.fields else None, errors)
@@ -74,7 +92,14 @@ class AnnouncementForm(forms.ModelForm):
 @admin.register(Announcement)
 class AnnouncementAdmin(admin.ModelAdmin):
     form = AnnouncementForm
-    list_display = ("title", "status", "schedule_summary", "next_fire_at", "created_at")
+    list_display = (
+        "title",
+        "status",
+        "schedule_summary",
+        "next_fire_at",
+        "inbox_engagement",
+        "created_at",
+    )
     list_filter = ("status", "schedule_kind", "audience_kind")
     search_fields = ("title",)
     readonly_fields = ("next_fire_at", "planned_until", "upcoming_fire_times")
@@ -86,6 +111,28 @@ class AnnouncementAdmin(admin.ModelAdmin):
         where = "each recipient's zone" if obj.per_recipient_zone else obj.timezone
         what = f"cron {obj.cron}" if obj.schedule_kind == "cron" else f"once at {obj.at_local}"
         return f"{what} ({where})"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Announcement]:
+        items = InboxItem.objects.filter(announcement=OuterRef("pk")).values("announcement")
+        count = items.annotate(n=Count("pk")).values("n")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                inbox_total=Subquery(count),
+                inbox_read=Subquery(count.filter(read_at__isnull=False)),
+                inbox_acked=Subquery(count.filter(acknowledged_at__isnull=False)),
+            )
+        )
+
+    @admin.display(description="inbox read / acknowledged")
+    def inbox_engagement(self, obj: Announcement) -> str:
+        total = getattr(obj, "inbox_total", None) or 0
+        if not total:
+            return "-"
+        read, acked = getattr(obj, "inbox_read", 0) or 0, getattr(obj, "inbox_acked", 0) or 0
+        text = f"{read / total:.0%} read"
+        return f"{text}, {acked / total:.0%} acknowledged" if obj.requires_ack else text
 
     @admin.display(description="next 10 fire times")
     def upcoming_fire_times(self, obj: Announcement) -> str:
@@ -131,6 +178,41 @@ class AnnouncementAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{announcement}: {exc.messages}", messages.ERROR)
 
 
+class PlaceForm(forms.ModelForm):
+    # Secrets are write-only: never shown again, left as they are when the field is blank.
+    new_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput,
+        help_text="Webhook signing secret (whsec_…). Setting a new one keeps the old one signing "
+        "too, until receivers have switched; `bulletin add_place --rotate-secret` makes one.",
+    )
+
+    class Meta:
+        model = Place
+        fields = ("name", "channel", "target", "per_person", "active")
+
+    def save(self, commit: bool = True) -> Place:
+        place: Place = super().save(commit=False)
+        if secret := self.cleaned_data.get("new_secret"):
+            if place.secret and place.secret != secret:
+                place.previous_secret = place.secret
+            place.secret = secret
+        if commit:
+            place.save()
+        return place
+
+
+@admin.register(Place)
+class PlaceAdmin(admin.ModelAdmin):
+    form = PlaceForm
+    list_display = ("name", "channel", "per_person", "active", "has_secret")
+    list_filter = ("channel", "active")
+
+    @admin.display(boolean=True, description="signing secret")
+    def has_secret(self, obj: Place) -> bool:
+        return bool(obj.secret)
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """The ledger is written by the planner and dispatcher only."""
 
@@ -168,6 +250,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_display = (
         "pk",
         "employee",
+        "place",
         "channel",
         "state",
         "attempts",
@@ -177,5 +260,14 @@ class DeliveryAdmin(ReadOnlyAdmin):
     )
     list_filter = ("state", "channel")
     search_fields = ("employee__email", "employee__name")
-    list_select_related = ("employee", "occurrence__announcement")
+    list_select_related = ("employee", "place", "occurrence__announcement")
     inlines = (AttemptInline,)
+
+
+@admin.register(InboxItem)
+class InboxItemAdmin(ReadOnlyAdmin):
+    list_display = ("title", "employee", "created_at", "read_at", "acknowledged_at")
+    list_filter = ("requires_ack",)
+    search_fields = ("employee__email", "title")
+    list_select_related = ("employee",)
+    exclude = ("html",)

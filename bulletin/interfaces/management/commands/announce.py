@@ -6,8 +6,8 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
-from bulletin.dispatch.announcements import schedule
-from bulletin.domain.models import Announcement, AudienceKind, ScheduleKind
+from bulletin.dispatch.announcements import PLACE_ONLY, schedule
+from bulletin.domain.models import Announcement, AudienceKind, Place, ScheduleKind
 from bulletin.interfaces.management.base import BulletinCommand
 
 RECIPIENT_ZONE = "recipient"
@@ -22,6 +22,27 @@ def parse_audience(value: str) -> tuple[str, str]:
     raise CommandError(f"--audience '{value}' is not one of all, department:NAME, location:NAME")
 
 
+def parse_places(value: str) -> list[Place]:
+    places = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        channel, _, name = item.partition(":")
+        place = Place.objects.filter(channel=channel, name=name).first()
+        if place is None:
+            known = ", ".join(str(p) for p in Place.objects.all()) or "none configured"
+            raise CommandError(f"--places: no place '{item}' (known: {known})")
+        places.append(place)
+    return places
+
+
+def parse_channels(value: str, places: list[Place]) -> list[str]:
+    """Person channels to store; teams/webhook are accepted when a matching place is given."""
+    channels = [c.strip() for c in value.split(",") if c.strip()]
+    for channel in set(channels) & set(PLACE_ONLY):
+        if not any(place.channel == channel for place in places):
+            raise CommandError(f"--channels {channel} needs --places {channel}:NAME")
+    return [c for c in channels if c not in PLACE_ONLY]
+
+
 class Command(BulletinCommand):
     help = "Create and schedule an announcement; prints its id."
     option_names = {
@@ -32,6 +53,7 @@ class Command(BulletinCommand):
         "timezone": "--tz",
         "audience_value": "--audience",
         "channels": "--channels",
+        "places": "--places",
         "misfire_grace": "--grace-minutes",
     }
 
@@ -49,7 +71,21 @@ class Command(BulletinCommand):
         parser.add_argument(
             "--audience", default="all", help="all | department:NAME | location:NAME"
         )
-        parser.add_argument("--channels", default="email", help="comma-separated, e.g. email")
+        parser.add_argument(
+            "--channels",
+            default="email",
+            help="comma-separated: email, slack, inapp reach each person; teams and webhook "
+            "need --places",
+        )
+        parser.add_argument(
+            "--places", default="", help="comma-separated CHANNEL:NAME, e.g. slack:#general"
+        )
+        parser.add_argument(
+            "--mandatory", action="store_true", help="ignore employees' channel opt-outs"
+        )
+        parser.add_argument(
+            "--requires-ack", action="store_true", help="ask for acknowledgement in the inbox"
+        )
         parser.add_argument(
             "--grace-minutes",
             type=int,
@@ -67,12 +103,16 @@ class Command(BulletinCommand):
         per_recipient = opts["tz"] == RECIPIENT_ZONE
         if opts["grace_minutes"] < 0:
             raise CommandError("--grace-minutes must not be negative")
+        places = parse_places(opts["places"])
+        channels = parse_channels(opts["channels"], places)
         announcement = Announcement(
             title=opts["title"],
             body=self._body(opts["body_file"]),
             audience_kind=kind,
             audience_value=value,
-            channels=[c.strip() for c in opts["channels"].split(",") if c.strip()],
+            channels=channels,
+            mandatory=opts["mandatory"],
+            requires_ack=opts["requires_ack"],
             schedule_kind=ScheduleKind.CRON if opts["cron"] else ScheduleKind.ONCE,
             cron=opts["cron"] or "",
             at_local=opts["at"] or "",
@@ -82,7 +122,7 @@ class Command(BulletinCommand):
             send_late=opts["send_late"],
         )
         with transaction.atomic():
-            schedule(announcement)
+            schedule(announcement, places=places)
         self.stdout.write(str(announcement.pk))
 
     def _body(self, path: str) -> str:

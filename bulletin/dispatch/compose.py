@@ -1,0 +1,39 @@
+"""What a delivery says: its announcement rendered for its recipient, person or place."""
+
+from __future__ import annotations
+
+from bulletin.channels.base import Destination, Message, Recipient
+from bulletin.channels.render import render_html, render_text
+from bulletin.domain.models import Delivery, Employee, Place
+
+
+def person(employee: Employee) -> Recipient:
+    return Recipient(
+        email=employee.email,
+        name=employee.name,
+        timezone=employee.timezone,
+        slack_user_id=employee.slack_user_id,
+    )
+
+
+def destination(place: Place) -> Destination:
+    secrets = tuple(s for s in (place.secret, place.previous_secret) if s)
+    return Destination(name=place.name, target=place.target, secrets=secrets)
+
+
+def compose(delivery: Delivery) -> Message:
+    occurrence = delivery.occurrence
+    announcement = occurrence.announcement
+    recipient = person(delivery.employee) if delivery.employee else None
+    return Message(
+        idempotency_key=delivery.idempotency_key,
+        title=announcement.title,
+        text=render_text(announcement.body, recipient),
+        html=render_html(announcement.body, recipient),
+        recipient=recipient,
+        place=destination(delivery.place) if delivery.place else None,
+        announcement_id=announcement.pk,
+        fire_at=occurrence.fire_at,
+        requires_ack=announcement.requires_ack,
+        delivery_id=delivery.pk,
+    )

@@ -1,0 +1,34 @@
+"""URLs for employees: the in-app inbox and channel preferences.
+
+Login and logout live under ``accounts/``, Django's default ``LOGIN_URL``; after logging in
+without a ``next`` page an employee lands on the inbox.
+"""
+
+from django.contrib.auth import views as auth_views
+from django.urls import URLPattern, path, reverse_lazy
+
+from bulletin.interfaces import inbox
+
+app_name = "inbox"
+
+urlpatterns: list[URLPattern] = [
+    path("inbox/", inbox.inbox, name="list"),
+    path("inbox/read/", inbox.mark_all_read, name="read-all"),
+    path("inbox/<int:pk>/", inbox.item_detail, name="item"),
+    path("inbox/<int:pk>/acknowledge/", inbox.acknowledge, name="acknowledge"),
+    path("preferences/", inbox.preferences, name="preferences"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(
+            template_name="registration/login.html",
+            next_page=reverse_lazy("inbox:list"),
+            redirect_authenticated_user=True,
+        ),
+        name="login",
+    ),
+    path(
+        "accounts/logout/",
+        auth_views.LogoutView.as_view(next_page=reverse_lazy("inbox:login")),
+        name="logout",
+    ),
+]
