@@ -12,6 +12,8 @@ from bulletin.dispatch.announcements import schedule
 from bulletin.dispatch.planning import tick
 from bulletin.domain.models import Announcement, Employee, ScheduleKind
 
+__all__ = ["Announcement", "announcement", "created_earlier", "employees", "fired", "tick_after"]
+
 
 def employees(
     count: int, *, zone: str = "Europe/London", prefix: str = "person", **fields: Any
@@ -31,6 +33,7 @@ def announcement(
     zone: str = "Europe/London",
     channels: tuple[str, ...] = ("email",),
     grace: timedelta = timedelta(hours=1),
+    places: list[Any] | None = None,
     **fields: Any,
 ) -> Announcement:
     """A scheduled announcement, as if created at ``now``."""
@@ -45,7 +48,7 @@ def announcement(
         misfire_grace=grace,
         **fields,
     )
-    return schedule(item, now=now)
+    return schedule(item, now=now, places=places)
 
 
 def created_earlier(minutes: int = 2, **fields: Any) -> Announcement:
@@ -55,10 +58,14 @@ def created_earlier(minutes: int = 2, **fields: Any) -> Announcement:
         return announcement(now=start, **fields)
 
 
+def tick_after(item: Announcement) -> None:
+    """Tick once, a minute after the announcement was created: exactly one boundary between."""
+    with time_machine.travel(item.created_at + timedelta(seconds=60), tick=False):
+        tick()
+
+
 def fired(**fields: Any) -> Announcement:
     """An every-minute announcement created two minutes ago, planned and fanned out once."""
     item = created_earlier(**fields)
-    # Exactly one minute boundary lies between creation and this tick.
-    with time_machine.travel(item.created_at + timedelta(seconds=60), tick=False):
-        tick()
+    tick_after(item)
     return item

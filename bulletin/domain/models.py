@@ -153,7 +153,9 @@ class Announcement(models.Model):
         max_length=100, blank=True, help_text="The department or location name, when one applies."
     )
     recipients = models.ManyToManyField(Employee, blank=True, related_name="+")
-    channels = models.JSONField(default=list, help_text="Channels that reach each person.")
+    channels = models.JSONField(
+        default=list, blank=True, help_text="Channels that reach each person."
+    )
     places = models.ManyToManyField(Place, blank=True, related_name="announcements")
     mandatory = models.BooleanField(
         default=False, help_text="Ignore employees' channel opt-outs (e.g. safety notices)."
