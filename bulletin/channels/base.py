@@ -114,7 +114,8 @@ class Transport:
         return []
 
     def open(self) -> None:
-        """Set up a connection for the batch; failures surface as TransientError."""
+        """Set up a connection for the batch, once: dispatch calls it before every send, so
+        it must do nothing when already open. Failures surface as TransientError."""
 
     def close(self) -> None:
         """Release the batch's connection; never raises."""

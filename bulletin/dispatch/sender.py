@@ -124,6 +124,7 @@ class Dispatcher:
             )
 
     def _send(self, transport: Transport, message: Message) -> None:
+        transport.open()  # idempotent: connects on the batch's first send only
         if not transport.transactional:
             transport.send(message)
             return
