@@ -5,9 +5,10 @@ from __future__ import annotations
 from bulletin.channels.base import Transport
 from bulletin.channels.email import EmailTransport
 from bulletin.channels.inapp import InboxTransport
+from bulletin.channels.slack import SlackTransport
 
 TRANSPORTS: dict[str, type[Transport]] = {
-    transport.name: transport for transport in (EmailTransport, InboxTransport)
+    transport.name: transport for transport in (EmailTransport, InboxTransport, SlackTransport)
 }
 
 

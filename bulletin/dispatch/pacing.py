@@ -38,8 +38,9 @@ def reserve(paces: list[tuple[str, float]], now: datetime) -> datetime:
         if busy_until > now:
             return busy_until
         for row, interval in rows:
-            row.next_slot_at = now + timedelta(seconds=interval)
-            row.save(update_fields=["next_slot_at"])
+            if interval:  # a zero-spacing key is only ever held back by a 429
+                row.next_slot_at = now + timedelta(seconds=interval)
+                row.save(update_fields=["next_slot_at"])
     return now
 
 
