@@ -30,7 +30,7 @@ format: install
 # The suite twice: on SQLite, then on PostgreSQL with the scale-out tests (Redis, Celery).
 # scripts/test.sh installs and starts the servers on loopback and stops what it started.
 test: lint
-	scripts/test.sh
+	scripts/services.sh run scripts/test.sh
 
 services:
 	scripts/services.sh install
@@ -38,7 +38,7 @@ services:
 
 # A few minutes of killed workers, a restarted broker and cut database connections.
 chaos: install
-	scripts/chaos.sh
+	scripts/services.sh run $(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -4,6 +4,7 @@
 #   scripts/services.sh up        start what is not already running; write var/services.env
 #   scripts/services.sh down      stop only what `up` started
 #   scripts/services.sh restart-redis   stop Redis and start it again (chaos)
+#   scripts/services.sh run CMD…  install, up, run CMD with var/services.env loaded, then down
 # Without the packages (and without root to install them) `up` says so and the server tests skip.
 set -euo pipefail
 
@@ -94,10 +95,21 @@ restart_redis() {
   redis_up
 }
 
+run() {
+  install && up || return 1
+  trap down EXIT
+  set -a
+  # shellcheck disable=SC1090
+  . "$ENV_FILE"
+  set +a
+  "$@"
+}
+
 case "${1:-}" in
+  run) shift; run "$@" ;;
   install) install ;;
   up) up ;;
   down) down ;;
   restart-redis) restart_redis ;;
-  *) echo "usage: $0 install|up|down|restart-redis" >&2; exit 2 ;;
+  *) echo "usage: $0 install|up|down|restart-redis|run CMD…" >&2; exit 2 ;;
 esac

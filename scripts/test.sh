@@ -1,16 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: the whole suite on SQLite, then again on PostgreSQL with the scale-out tests.
-# Servers come from scripts/services.sh; whatever it started is stopped on the way out.
+# Run through `scripts/services.sh run`, which provides PostgreSQL, Redis and Chromium.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-
-scripts/services.sh install || exit 1
-scripts/services.sh up || exit 1
-trap 'scripts/services.sh down' EXIT
-set -a
-# shellcheck disable=SC1091
-. var/services.env
-set +a
 
 # pytest exits 5 when it collected nothing: a broken suite, not a pass.
 pytest() {
