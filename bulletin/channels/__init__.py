@@ -6,9 +6,18 @@ from bulletin.channels.base import Transport
 from bulletin.channels.email import EmailTransport
 from bulletin.channels.inapp import InboxTransport
 from bulletin.channels.slack import SlackTransport
+from bulletin.channels.teams import TeamsTransport
+from bulletin.channels.webhook import WebhookTransport
 
 TRANSPORTS: dict[str, type[Transport]] = {
-    transport.name: transport for transport in (EmailTransport, InboxTransport, SlackTransport)
+    transport.name: transport
+    for transport in (
+        EmailTransport,
+        InboxTransport,
+        SlackTransport,
+        TeamsTransport,
+        WebhookTransport,
+    )
 }
 
 
