@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness import Installation
+from tests.http_receiver import HttpReceiver, Reply
 from tests.processes import delivery_states
 from tests.slack_server import SlackServer
 
@@ -76,3 +77,35 @@ def test_a_slack_post_interrupted_mid_request_ends_unknown_and_is_not_resent(
     installation.run("dispatch")
     assert delivery_states(installation) == {"unknown": 1}
     assert len(slack.calls("chat.postMessage")) == 1
+
+
+def test_a_teams_post_interrupted_mid_request_ends_unknown_and_is_not_resent(
+    installation: Installation,
+) -> None:
+    with HttpReceiver(default=Reply.teams_accepted()) as teams:
+        url = teams.url("/workflows/hr/triggers/manual/paths/invoke?sig=SECRET")
+        installation.run("add_place", "--channel", "teams", "--name", "HR-news", "--target", url)
+        announce_to_place(installation, "teams:HR-news")
+        teams.script(Reply.hold())
+        kill_mid_request(installation, lambda: teams.wait_held(1, timeout=30))
+        teams.release()
+        installation.run("dispatch")
+        assert delivery_states(installation) == {"unknown": 1}
+        assert len(teams.requests) == 1
+
+
+def test_a_webhook_interrupted_mid_request_is_resent_with_the_same_webhook_id(
+    installation: Installation,
+) -> None:
+    with HttpReceiver(default=Reply(200)) as endpoint:
+        url = endpoint.url("/bulletin")
+        installation.run("add_place", "--channel", "webhook", "--name", "HRIS", "--target", url)
+        announce_to_place(installation, "webhook:HRIS")
+        endpoint.script(Reply.hold())
+        kill_mid_request(installation, lambda: endpoint.wait_held(1, timeout=30))
+        endpoint.release()
+        installation.run("dispatch")
+        assert delivery_states(installation) == {"sent": 1}
+        first, second = endpoint.requests
+        assert first.headers["webhook-id"] == second.headers["webhook-id"]
+        assert first.body == second.body  # the same event; only the timestamp may differ
