@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from bulletin.domain.models import Announcement, AnnouncementStatus, Delivery
 from tests import factories
@@ -94,3 +95,18 @@ def test_employee_list_searches_by_email(hr: Client) -> None:
     factories.employees(2)
     page = hr.get("/admin/bulletin/employee/", {"q": "person1@"}).content.decode()
     assert "person1@example.com" in page and "person0@example.com" not in page
+
+
+def test_the_announcement_list_shows_inbox_read_and_acknowledgement_rates(hr: Client) -> None:
+    from bulletin.dispatch.sender import Dispatcher
+    from bulletin.domain.models import InboxItem
+
+    factories.employees(4)
+    factories.fired(channels=("inapp",), requires_ack=True)
+    Dispatcher().run_until_idle()
+    items = list(InboxItem.objects.order_by("pk"))
+    now = timezone.now()
+    InboxItem.objects.filter(pk__in=[i.pk for i in items[:2]]).update(read_at=now)
+    InboxItem.objects.filter(pk=items[0].pk).update(acknowledged_at=now)
+    page = hr.get("/admin/bulletin/announcement/").content.decode()
+    assert "50% read, 25% acknowledged" in page

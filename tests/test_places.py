@@ -187,3 +187,11 @@ def test_add_place_makes_a_secret_and_rotation_keeps_the_old_one_signing() -> No
     rotated = Place.objects.get()
     assert rotated.previous_secret == first and rotated.secret != first
     assert Employee.objects.count() == 0  # nothing else touched
+
+
+def test_a_place_secret_can_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bulletin.dispatch.compose import destination
+
+    monkeypatch.setenv("HRIS_SECRET", "whsec_ZnJvbS10aGUtZW52aXJvbm1lbnQ=")
+    hris = place("webhook", "HRIS", secret="env:HRIS_SECRET", previous_secret="whsec_b2xk")
+    assert destination(hris).secrets == ("whsec_ZnJvbS10aGUtZW52aXJvbm1lbnQ=", "whsec_b2xk")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bulletin.channels.base import Destination, Message, Recipient
 from bulletin.channels.render import render_html, render_text
+from bulletin.conf import secret
 from bulletin.domain.models import Delivery, Employee, Place
 
 
@@ -16,8 +17,14 @@ def person(employee: Employee) -> Recipient:
     )
 
 
+def place_secret(value: str) -> str:
+    """A stored secret, or ``env:NAME`` to read it from NAME or the file NAME_FILE names."""
+    return secret(value.removeprefix("env:")) if value.startswith("env:") else value
+
+
 def destination(place: Place) -> Destination:
-    secrets = tuple(s for s in (place.secret, place.previous_secret) if s)
+    stored = (place.secret, place.previous_secret)
+    secrets = tuple(filter(None, (place_secret(value) for value in stored if value)))
     return Destination(name=place.name, target=place.target, secrets=secrets)
 
 
