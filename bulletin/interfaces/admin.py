@@ -103,7 +103,7 @@ class AnnouncementAdmin(admin.ModelAdmin):
     list_filter = ("status", "schedule_kind", "audience_kind")
     search_fields = ("title",)
     readonly_fields = ("next_fire_at", "planned_until", "upcoming_fire_times")
-    filter_horizontal = ("recipients",)
+    filter_horizontal = ("recipients", "places")
     actions = ("pause_selected", "cancel_selected", "schedule_selected")
 
     @admin.display(description="schedule")
