@@ -30,6 +30,8 @@ class Options:
     sweep_seconds: int = 15
     # `bulletin run` plans and sends in its own threads unless Celery does it (scale-out).
     embedded_workers: bool = True
+    # A second person with the approver role must approve before anything is scheduled.
+    require_approval: bool = False
 
 
 _BOOLEANS = {

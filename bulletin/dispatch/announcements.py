@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -20,6 +21,7 @@ from bulletin.dispatch.planning import rule_of, schedule_of
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
+    AnnouncementVersion,
     AudienceKind,
     Delivery,
     DeliveryState,
@@ -154,6 +156,7 @@ def schedule(
             announcement.save()  # a per-person audience needs the row before its zones are known
         if places is not None:
             announcement.places.set(places)
+        snapshot_version(announcement)
         announcement.status = AnnouncementStatus.SCHEDULED
         announcement.planned_until = max(announcement.planned_until or now, now)
         cursor = announcement.planned_until
@@ -171,6 +174,25 @@ def upcoming(announcement: Announcement, count: int = 10) -> list[FireTime]:
     zones = schedule_of(announcement).zones or ("UTC",)
     after = max(announcement.planned_until or timezone.now(), timezone.now())
     return list(fire_times(rule_of(announcement), parse_zone(zones[0]), after, limit=count))
+
+
+def latest_version(announcement: Announcement) -> AnnouncementVersion | None:
+    return announcement.versions.order_by("-number").first()
+
+
+def snapshot_version(announcement: Announcement, by: Any = None) -> AnnouncementVersion:
+    """The version occurrences planned from now on will send: a new one if the content
+    changed since the last, else the last."""
+    latest = latest_version(announcement)
+    if latest and (latest.title, latest.body) == (announcement.title, announcement.body):
+        return latest
+    return AnnouncementVersion.objects.create(
+        announcement=announcement,
+        number=latest.number + 1 if latest else 1,
+        title=announcement.title,
+        body=announcement.body,
+        created_by=by if getattr(by, "pk", None) else None,
+    )
 
 
 def pause(announcement: Announcement) -> None:

@@ -31,12 +31,14 @@ def destination(place: Place) -> Destination:
 def compose(delivery: Delivery) -> Message:
     occurrence = delivery.occurrence
     announcement = occurrence.announcement
+    # What this occurrence was planned to say, even if the announcement was edited since.
+    content = occurrence.version or announcement
     recipient = person(delivery.employee) if delivery.employee else None
     return Message(
         idempotency_key=delivery.idempotency_key,
-        title=announcement.title,
-        text=render_text(announcement.body, recipient),
-        html=render_html(announcement.body, recipient),
+        title=content.title,
+        text=render_text(content.body, recipient),
+        html=render_html(content.body, recipient),
         recipient=recipient,
         place=destination(delivery.place) if delivery.place else None,
         announcement_id=announcement.pk,

@@ -129,9 +129,11 @@ def plan_announcement(announcement: Announcement, now: datetime) -> int:
 
 
 def _record(announcement: Announcement, result: Plan) -> None:
+    version = announcement.versions.order_by("-number").first()
     rows = [
         Occurrence(
             announcement=announcement,
+            version=version,
             zone=planned.zone,
             fire_at=planned.fire_at,
             state=OccurrenceState.MISSED if planned.missed else OccurrenceState.PLANNED,

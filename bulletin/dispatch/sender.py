@@ -51,7 +51,7 @@ class Dispatcher:
         token = leases.new_token()
         ids = leases.claim(token, self.options.batch_size, timezone.now(), lease)
         batch = Delivery.objects.filter(pk__in=ids).select_related(
-            "employee", "place", "occurrence__announcement"
+            "employee", "place", "occurrence__announcement", "occurrence__version"
         )
         renewed = timezone.now()
         try:

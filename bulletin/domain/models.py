@@ -137,6 +137,7 @@ class ScheduleKind(models.TextChoices):
 
 class AnnouncementStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
+    PENDING_APPROVAL = "pending_approval", "Waiting for approval"
     SCHEDULED = "scheduled", "Scheduled"
     PAUSED = "paused", "Paused"
     CANCELLED = "cancelled", "Cancelled"
@@ -191,6 +192,11 @@ class Announcement(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("schedule_announcement", "Can schedule, pause, resume and cancel announcements"),
+            ("approve_announcement", "Can approve announcements written by others"),
+            ("retry_delivery", "Can retry failed or unknown deliveries"),
+        ]
         indexes = [
             # planner: status='scheduled' AND next_fire_at <= now ORDER BY next_fire_at
             models.Index(
@@ -223,6 +229,15 @@ class Occurrence(models.Model):
     )
     zone = models.CharField(max_length=64)
     fire_at = models.DateTimeField()
+    # The content this occurrence sends: fixed when it is planned, so an edit changes only
+    # occurrences planned after it, and a delivery never changes what it said.
+    version = models.ForeignKey(
+        "bulletin.AnnouncementVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="occurrences",
+    )
     state = models.CharField(max_length=16, choices=OccurrenceState.choices)
     delivery_count = models.PositiveIntegerField(null=True, blank=True)
     note = models.CharField(max_length=200, blank=True)
@@ -402,3 +417,34 @@ class ChannelPace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} @ {self.next_slot_at:%H:%M:%S}"
+
+
+from bulletin.domain.records import (  # noqa: E402 - they refer to the models above
+    AnnouncementVersion,
+    ApiToken,
+    Approval,
+    AuditEvent,
+)
+
+__all__ = [
+    "Announcement",
+    "AnnouncementStatus",
+    "AnnouncementVersion",
+    "ApiToken",
+    "Approval",
+    "Attempt",
+    "AttemptOutcome",
+    "AudienceKind",
+    "AuditEvent",
+    "Channel",
+    "ChannelOptOut",
+    "ChannelPace",
+    "Delivery",
+    "DeliveryState",
+    "Employee",
+    "InboxItem",
+    "Occurrence",
+    "OccurrenceState",
+    "Place",
+    "ScheduleKind",
+]

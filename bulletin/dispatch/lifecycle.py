@@ -1,0 +1,235 @@
+"""What HR does to an announcement — create, edit, submit, approve, pause, resume, cancel,
+retry, test-send — each checked against the actor's role and recorded in the audit log.
+
+The admin, the HR screens and the REST API all come through here, so a rule (no
+self-approval; unknown deliveries are retried only when the risk is confirmed) holds everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from bulletin.channels.base import Message, Recipient, TransportError
+from bulletin.channels.email import EmailTransport
+from bulletin.channels.render import render_html, render_text
+from bulletin.conf import options
+from bulletin.dispatch import announcements
+from bulletin.domain.models import (
+    Announcement,
+    AnnouncementStatus,
+    Approval,
+    AuditEvent,
+    Delivery,
+    DeliveryState,
+    Occurrence,
+    Place,
+)
+from bulletin.domain.records import AuditAction
+
+log = logging.getLogger(__name__)
+
+EDITABLE = (
+    AnnouncementStatus.DRAFT,
+    AnnouncementStatus.PENDING_APPROVAL,
+    AnnouncementStatus.SCHEDULED,
+    AnnouncementStatus.PAUSED,
+)
+RETRYABLE = (DeliveryState.FAILED, DeliveryState.UNKNOWN)
+
+
+def require(user: Any, permission: str) -> None:
+    if not user.has_perm(f"bulletin.{permission}"):
+        raise PermissionDenied(f"your role does not allow this ({permission})")
+
+
+def audit(actor: Any, action: str, announcement: Announcement | None, **detail: Any) -> None:
+    AuditEvent.objects.create(actor=actor, action=action, announcement=announcement, detail=detail)
+    log.info(
+        f"announcement {action}",
+        extra={"announcement_id": getattr(announcement, "pk", None), "actor_id": actor.pk},
+    )
+
+
+def create(announcement: Announcement, by: Any, places: Sequence[Place] = ()) -> Announcement:
+    """Save a draft (checked as if it were to be scheduled, so mistakes surface early)."""
+    require(by, "add_announcement")
+    announcements.validate(announcement, places=places)
+    with transaction.atomic():
+        announcement.status, announcement.created_by = AnnouncementStatus.DRAFT, by
+        announcement.save()
+        announcement.places.set(places)
+        version = announcements.snapshot_version(announcement, by)
+        audit(by, AuditAction.CREATED, announcement, version=version.number)
+    return announcement
+
+
+def edit(
+    announcement: Announcement, by: Any, places: Sequence[Place] | None = None, **changes: Any
+) -> Announcement:
+    """Change an announcement. New content is a new version: occurrences planned from now on
+    send it; what was planned or sent before keeps the version it had."""
+    require(by, "change_announcement")
+    if announcement.status not in EDITABLE:
+        raise ValidationError(
+            f"a {announcement.get_status_display().lower()} announcement cannot be edited"
+        )
+    for field, value in changes.items():
+        setattr(announcement, field, value)
+    announcements.validate(announcement, places=places)
+    with transaction.atomic():
+        announcement.save()
+        if places is not None:
+            announcement.places.set(places)
+        version = announcements.snapshot_version(announcement, by)
+        audit(by, AuditAction.EDITED, announcement, version=version.number, fields=sorted(changes))
+        _after_edit(announcement, by)
+    return announcement
+
+
+def _after_edit(announcement: Announcement, by: Any) -> None:
+    if announcement.status != AnnouncementStatus.SCHEDULED:
+        return
+    if options().require_approval and not _approved(announcement):
+        _await_approval(announcement, by)  # changed content needs a fresh approval
+    else:
+        announcements.schedule(announcement)  # keeps the cursor: nothing re-fires
+
+
+def submit(announcement: Announcement, by: Any) -> Announcement:
+    """Schedule it, or (when approval is required) put it in front of an approver."""
+    require(by, "schedule_announcement")
+    if options().require_approval and not _approved(announcement):
+        announcements.validate(announcement)
+        with transaction.atomic():
+            _await_approval(announcement, by)
+        return announcement
+    with transaction.atomic():
+        announcements.schedule(announcement)
+        audit(by, AuditAction.SCHEDULED, announcement, next_fire_at=_iso(announcement))
+    return announcement
+
+
+def _await_approval(announcement: Announcement, by: Any) -> None:
+    Announcement.objects.filter(pk=announcement.pk).update(
+        status=AnnouncementStatus.PENDING_APPROVAL, next_fire_at=None
+    )
+    announcement.status, announcement.next_fire_at = AnnouncementStatus.PENDING_APPROVAL, None
+    audit(by, AuditAction.SUBMITTED, announcement)
+
+
+def _approved(announcement: Announcement) -> bool:
+    version = announcements.latest_version(announcement)
+    return version is not None and Approval.objects.filter(version=version).exists()
+
+
+def approve(announcement: Announcement, by: Any) -> Announcement:
+    """A second person approves the current version, which schedules it."""
+    require(by, "approve_announcement")
+    if announcement.status != AnnouncementStatus.PENDING_APPROVAL:
+        raise ValidationError("only an announcement waiting for approval can be approved")
+    version = announcements.latest_version(announcement)
+    if version is None or by.pk in {announcement.created_by_id, version.created_by_id}:
+        raise PermissionDenied("you cannot approve an announcement you wrote or last edited")
+    with transaction.atomic():
+        Approval.objects.create(announcement=announcement, version=version, approved_by=by)
+        audit(by, AuditAction.APPROVED, announcement, version=version.number)
+        announcements.schedule(announcement)
+        audit(by, AuditAction.SCHEDULED, announcement, next_fire_at=_iso(announcement))
+    return announcement
+
+
+def pause(announcement: Announcement, by: Any) -> None:
+    _require_status(announcement, by, AnnouncementStatus.SCHEDULED, "paused")
+    with transaction.atomic():
+        announcements.pause(announcement)
+        audit(by, AuditAction.PAUSED, announcement)
+
+
+def resume(announcement: Announcement, by: Any) -> None:
+    """Plan again from now: what fell due while paused is not sent."""
+    _require_status(announcement, by, AnnouncementStatus.PAUSED, "resumed")
+    with transaction.atomic():
+        announcements.schedule(announcement)
+        audit(by, AuditAction.RESUMED, announcement, next_fire_at=_iso(announcement))
+
+
+def cancel(announcement: Announcement, by: Any) -> None:
+    require(by, "schedule_announcement")
+    if announcement.status in (AnnouncementStatus.CANCELLED, AnnouncementStatus.FINISHED):
+        raise ValidationError(f"it is already {announcement.status}")
+    with transaction.atomic():
+        announcements.cancel(announcement)
+        audit(by, AuditAction.CANCELLED, announcement)
+
+
+def _require_status(announcement: Announcement, by: Any, status: str, verb: str) -> None:
+    require(by, "schedule_announcement")
+    if announcement.status != status:
+        raise ValidationError(f"only a {status} announcement can be {verb}")
+
+
+def retry(
+    announcement: Announcement,
+    by: Any,
+    *,
+    occurrence: Occurrence | None = None,
+    include_unknown: bool = False,
+) -> int:
+    """Send failed (and, deliberately, unknown) deliveries again; returns how many.
+
+    An ``unknown`` delivery may already have arrived: retrying it risks a duplicate, so it
+    happens only when the caller confirms that risk with ``include_unknown``.
+    """
+    require(by, "retry_delivery")
+    states = RETRYABLE if include_unknown else (DeliveryState.FAILED,)
+    rows = Delivery.objects.filter(occurrence__announcement=announcement, state__in=states)
+    if occurrence is not None:
+        rows = rows.filter(occurrence=occurrence)
+    with transaction.atomic():
+        count = rows.update(
+            state=DeliveryState.PENDING,
+            due_at=timezone.now(),
+            last_error="",
+            updated_at=timezone.now(),
+        )
+        audit(
+            by,
+            AuditAction.RETRIED,
+            announcement,
+            deliveries=count,
+            states=[str(s) for s in states],
+            occurrence=getattr(occurrence, "pk", None),
+        )
+    return count
+
+
+def send_test(announcement: Announcement, by: Any) -> str:
+    """Email the announcement to the person asking, only: no occurrence, no delivery."""
+    require(by, "add_announcement")
+    if not by.email:
+        raise ValidationError("your account has no email address to send the test to")
+    me = Recipient(email=by.email, name=by.get_full_name() or by.get_username(), timezone="UTC")
+    message = Message(
+        idempotency_key=f"test.{announcement.pk}.{by.pk}.{timezone.now():%Y%m%d%H%M%S%f}",
+        title=f"[TEST] {announcement.title}",
+        text=render_text(announcement.body, me),
+        html=render_html(announcement.body, me),
+        recipient=me,
+    )
+    try:
+        with EmailTransport() as transport:
+            transport.send(message)
+    except TransportError as exc:
+        raise ValidationError(f"the test email could not be sent: {exc}") from None
+    audit(by, AuditAction.TEST_SENT, announcement, to=by.email)
+    return by.email
+
+
+def _iso(announcement: Announcement) -> str | None:
+    return announcement.next_fire_at.isoformat() if announcement.next_fire_at else None
