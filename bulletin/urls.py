@@ -8,13 +8,19 @@ admin.site.index_title = "Announcements, employees and deliveries"
 
 
 def home(request: HttpRequest) -> HttpResponseRedirect:
-    """HR staff land in the admin; everyone else in their inbox."""
-    staff = request.user.is_authenticated and request.user.is_staff
-    return HttpResponseRedirect("/admin/" if staff else "/inbox/")
+    """HR (anyone who may compose or approve) lands on the HR screens; everyone else in
+    their inbox."""
+    user = request.user
+    hr = user.is_authenticated and (
+        user.has_perm("bulletin.add_announcement") or user.has_perm("bulletin.approve_announcement")
+    )
+    return HttpResponseRedirect("/hr/" if hr else "/inbox/")
 
 
 urlpatterns = [
     path("", home),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("bulletin.interfaces.api.urls")),
+    path("hr/", include("bulletin.interfaces.hr.urls")),
     path("", include("bulletin.interfaces.inbox_urls")),
 ]

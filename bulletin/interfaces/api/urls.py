@@ -1,0 +1,5 @@
+"""Placeholder until the API lands: no routes yet."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,1 @@
+"""The HR screens: compose, schedule, approve, follow up."""
