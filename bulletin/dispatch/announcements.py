@@ -34,10 +34,11 @@ from bulletin.scheduling.planner import plan
 from bulletin.scheduling.rules import (
     CronRule,
     FireTime,
+    OneOffRule,
     ScheduleError,
     fire_times,
     parse_zone,
-    resolve_local,
+    resolve_one_off,
 )
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def _one_off_problems(
     at = parse_local(announcement.at_local)
     announcement.at_local = at.isoformat(timespec="minutes")
     if zone is not None:
-        instant = resolve_local(at, zone)  # type: ignore[arg-type]
+        instant = resolve_one_off(OneOffRule(at, fold=announcement.at_fold), zone)  # type: ignore[arg-type]
         if instant <= now:
             yield "at_local", f"{announcement.at_local} in {announcement.timezone} is in the past"
 

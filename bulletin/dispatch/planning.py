@@ -42,7 +42,8 @@ def rule_of(announcement: Announcement) -> Rule:
     if announcement.schedule_kind == ScheduleKind.CRON:
         return CronRule(announcement.cron)
     at = datetime.fromisoformat(announcement.at_local)
-    return OneOffRule(at, strict=not announcement.per_recipient_zone)
+    strict = not announcement.per_recipient_zone
+    return OneOffRule(at, strict=strict, fold=announcement.at_fold)
 
 
 def schedule_of(announcement: Announcement) -> Schedule:

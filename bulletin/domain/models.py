@@ -169,6 +169,12 @@ class Announcement(models.Model):
     at_local = models.CharField(
         max_length=16, blank=True, help_text="One-off local wall-clock time, YYYY-MM-DDTHH:MM."
     )
+    at_fold = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        choices=[(0, "the first (before clocks go back)"), (1, "the second (after)")],
+        help_text="For a one-off time that happens twice when clocks go back: which one.",
+    )
     timezone = models.CharField(max_length=64, blank=True, validators=[validate_zone])
     per_recipient_zone = models.BooleanField(
         default=False, help_text="Fire at this wall-clock time in each recipient's own zone."

@@ -54,6 +54,7 @@ __all__ = [
     "next_fire_after",
     "parse_zone",
     "resolve_local",
+    "resolve_one_off",
 ]
 
 _MINUTE = timedelta(minutes=1)
@@ -120,10 +121,12 @@ class OneOffRule:
     ``strict`` one-offs refuse a gap or fold time. A one-off at each recipient's local time
     cannot ask the admin about every zone, so it is not strict: in a zone where the time falls
     in a gap or fold it follows the cron policy (first valid minute after; the first of two).
+    ``fold`` is the admin's answer for a time that happens twice: 0 the first, 1 the second.
     """
 
     at: datetime
     strict: bool = True
+    fold: int | None = None
 
     def __post_init__(self) -> None:
         _require_naive(self.at)
@@ -301,9 +304,20 @@ def _distinct(fires: Iterable[FireTime]) -> Iterator[FireTime]:
         last = fire.utc
 
 
-def _one_off_fire(rule: OneOffRule, zone: zoneinfo.ZoneInfo) -> FireTime:
+def resolve_one_off(rule: OneOffRule, zone: zoneinfo.ZoneInfo) -> datetime:
+    """The UTC instant of a one-off: a fold needs the admin's ``fold`` choice, a gap is refused
+    (the admin picks an existing minute instead) — unless the rule is not strict."""
+    found = _occurrences(rule.at, zone)
+    if len(found) == 2 and rule.fold in (0, 1):
+        return found[rule.fold]
     if rule.strict:
-        return _fire(resolve_local(rule.at, zone), zone)
+        return resolve_local(rule.at, zone)
+    return _fires_for_wall(rule.at, zone, fixed=True)[0].utc
+
+
+def _one_off_fire(rule: OneOffRule, zone: zoneinfo.ZoneInfo) -> FireTime:
+    if rule.strict or rule.fold is not None:
+        return _fire(resolve_one_off(rule, zone), zone)
     return _fires_for_wall(rule.at, zone, fixed=True)[0]
 
 

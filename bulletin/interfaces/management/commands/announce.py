@@ -50,6 +50,7 @@ class Command(BulletinCommand):
         "body": "--body-file",
         "cron": "--cron",
         "at_local": "--at",
+        "at_fold": "--fold",
         "timezone": "--tz",
         "audience_value": "--audience",
         "channels": "--channels",
@@ -63,6 +64,12 @@ class Command(BulletinCommand):
         when = parser.add_mutually_exclusive_group(required=True)
         when.add_argument("--cron", help="5-field cron expression, e.g. '0 9 * * 1-5'")
         when.add_argument("--at", help="one-off local date-time, e.g. 2027-01-04T09:00")
+        parser.add_argument(
+            "--fold",
+            type=int,
+            choices=(0, 1),
+            help="an --at time that happens twice when clocks go back: 0 the first, 1 the second",
+        )
         parser.add_argument(
             "--tz",
             required=True,
@@ -116,6 +123,7 @@ class Command(BulletinCommand):
             schedule_kind=ScheduleKind.CRON if opts["cron"] else ScheduleKind.ONCE,
             cron=opts["cron"] or "",
             at_local=opts["at"] or "",
+            at_fold=opts["fold"],
             timezone="" if per_recipient else opts["tz"],
             per_recipient_zone=per_recipient,
             misfire_grace=timedelta(minutes=opts["grace_minutes"]),
