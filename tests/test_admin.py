@@ -32,16 +32,28 @@ def announcement_form(**overrides: Any) -> dict[str, Any]:
         "at_local": "",
         "timezone": "Europe/London",
         "misfire_grace": "01:00:00",
-        "status": "scheduled",
     }
     form.update(overrides)
     return form
 
 
-def test_scheduling_from_the_admin_sets_the_next_fire_time(hr: Client) -> None:
+def run_action(hr: Client, action: str, item: Announcement) -> str:
+    response = hr.post(
+        "/admin/bulletin/announcement/",
+        {"action": action, "_selected_action": [item.pk]},
+        follow=True,
+    )
+    return response.content.decode()
+
+
+def test_an_announcement_saved_in_the_admin_is_a_draft_until_scheduled(hr: Client) -> None:
     response = hr.post("/admin/bulletin/announcement/add/", announcement_form())
     assert response.status_code == 302, response.content.decode()[:2000]
     item = Announcement.objects.get()
+    assert item.status == AnnouncementStatus.DRAFT and item.next_fire_at is None
+    assert list(item.audit.values_list("action", flat=True)) == ["created"]
+    run_action(hr, "schedule_selected", item)
+    item.refresh_from_db()
     assert item.status == AnnouncementStatus.SCHEDULED and item.next_fire_at is not None
     page = hr.get(f"/admin/bulletin/announcement/{item.pk}/change/").content.decode()
     assert "Next 10 fire times" in page
@@ -83,12 +95,29 @@ def test_deliveries_are_read_only_and_counted_by_state(hr: Client) -> None:
 def test_pausing_from_the_list_stops_planning(hr: Client) -> None:
     hr.post("/admin/bulletin/announcement/add/", announcement_form())
     item = Announcement.objects.get()
-    hr.post(
-        "/admin/bulletin/announcement/",
-        {"action": "pause_selected", "_selected_action": [item.pk]},
-    )
+    run_action(hr, "schedule_selected", item)
+    run_action(hr, "pause_selected", item)
     item.refresh_from_db()
     assert item.status == AnnouncementStatus.PAUSED and item.next_fire_at is None
+
+
+def test_the_admin_cannot_bypass_approval_or_approve_its_own_work(
+    hr: Client, settings: Any
+) -> None:
+    from dataclasses import replace
+
+    from bulletin import conf
+
+    settings.BULLETIN = replace(conf.load({}), require_approval=True)
+    hr.post("/admin/bulletin/announcement/add/", announcement_form())
+    item = Announcement.objects.get()
+    run_action(hr, "schedule_selected", item)
+    item.refresh_from_db()
+    assert item.status == AnnouncementStatus.PENDING_APPROVAL
+    page = run_action(hr, "approve_selected", item)
+    assert "you cannot approve an announcement you wrote" in page
+    item.refresh_from_db()
+    assert item.status == AnnouncementStatus.PENDING_APPROVAL
 
 
 def test_employee_list_searches_by_email(hr: Client) -> None:

@@ -6,17 +6,16 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
 from bulletin.channels import TRANSPORTS
-from bulletin.dispatch import announcements
+from bulletin.dispatch import announcements, lifecycle
 from bulletin.domain.models import (
     PERSON_CHANNELS,
     Announcement,
-    AnnouncementStatus,
     Attempt,
     ChannelOptOut,
     Delivery,
@@ -75,12 +74,12 @@ class AnnouncementForm(forms.ModelForm):
             "per_recipient_zone",
             "misfire_grace",
             "send_late",
-            "status",
+            "at_fold",
         )
 
     def _post_clean(self) -> None:
         super()._post_clean()  # type: ignore[misc]
-        if self.errors or self.instance.status != AnnouncementStatus.SCHEDULED:
+        if self.errors:
             return
         try:
             announcements.validate(self.instance, places=list(self.cleaned_data.get("places", [])))
@@ -102,9 +101,15 @@ class AnnouncementAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "schedule_kind", "audience_kind")
     search_fields = ("title",)
-    readonly_fields = ("next_fire_at", "planned_until", "upcoming_fire_times")
+    readonly_fields = ("status", "next_fire_at", "planned_until", "upcoming_fire_times")
     filter_horizontal = ("recipients", "places")
-    actions = ("pause_selected", "cancel_selected", "schedule_selected")
+    actions = (
+        "schedule_selected",
+        "approve_selected",
+        "pause_selected",
+        "resume_selected",
+        "cancel_selected",
+    )
 
     @admin.display(description="schedule")
     def schedule_summary(self, obj: Announcement) -> str:
@@ -146,36 +151,46 @@ class AnnouncementAdmin(admin.ModelAdmin):
         return format_html_join("", "<div>{} &nbsp; ({} UTC) &nbsp; <em>{}</em></div>", rows) or "-"
 
     def save_model(self, request: HttpRequest, obj: Announcement, form: Any, change: bool) -> None:
-        if obj.created_by_id is None:
-            obj.created_by = request.user  # type: ignore[assignment]
-        super().save_model(request, obj, form, change)
+        """Through the lifecycle service, so versions, audit and roles apply here too."""
+        places = list(form.cleaned_data.get("places", []))
+        if change:
+            changed = {f: getattr(obj, f) for f in form.changed_data if hasattr(obj, f)}
+            changed = {f: v for f, v in changed.items() if f not in ("places", "recipients")}
+            lifecycle.edit(obj, request.user, places=places, **changed)
+        else:
+            lifecycle.create(obj, request.user, places=places)
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        # Scheduling needs the chosen recipients saved first (their zones may matter).
-        super().save_related(request, form, formsets, change)
-        announcement = form.instance
-        if announcement.status == AnnouncementStatus.SCHEDULED:
-            announcements.schedule(announcement)
-        elif announcement.status in (AnnouncementStatus.PAUSED, AnnouncementStatus.CANCELLED):
-            announcements.set_status(announcement, AnnouncementStatus(announcement.status))
-
-    @admin.action(description="Pause selected announcements")
-    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
-        for announcement in queryset:
-            announcements.pause(announcement)
-
-    @admin.action(description="Cancel selected announcements")
-    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
-        for announcement in queryset:
-            announcements.cancel(announcement)
-
-    @admin.action(description="Schedule (or resume) selected announcements")
-    def schedule_selected(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
+    def _apply(
+        self, request: HttpRequest, queryset: QuerySet[Announcement], action: Any, done: str
+    ) -> None:
         for announcement in queryset:
             try:
-                announcements.schedule(announcement)
-            except ValidationError as exc:
-                self.message_user(request, f"{announcement}: {exc.messages}", messages.ERROR)
+                action(announcement, request.user)
+            except (PermissionDenied, ValidationError) as exc:
+                reason = "; ".join(getattr(exc, "messages", [str(exc)]))
+                self.message_user(request, f"{announcement}: {reason}", messages.ERROR)
+            else:
+                self.message_user(request, f"{announcement}: {done}", messages.SUCCESS)
+
+    @admin.action(description="Schedule (or submit for approval)")
+    def schedule_selected(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
+        self._apply(request, queryset, lifecycle.submit, "scheduled or submitted")
+
+    @admin.action(description="Approve (someone else's)")
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
+        self._apply(request, queryset, lifecycle.approve, "approved")
+
+    @admin.action(description="Pause")
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
+        self._apply(request, queryset, lifecycle.pause, "paused")
+
+    @admin.action(description="Resume")
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
+        self._apply(request, queryset, lifecycle.resume, "resumed")
+
+    @admin.action(description="Cancel")
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
+        self._apply(request, queryset, lifecycle.cancel, "cancelled")
 
 
 class PlaceForm(forms.ModelForm):
