@@ -49,10 +49,14 @@ def require(user: Any, permission: str) -> None:
 
 
 def audit(actor: Any, action: str, announcement: Announcement | None, **detail: Any) -> None:
+    """Record who did what; ``actor`` None is the command line (an operator, not a user)."""
     AuditEvent.objects.create(actor=actor, action=action, announcement=announcement, detail=detail)
     log.info(
         f"announcement {action}",
-        extra={"announcement_id": getattr(announcement, "pk", None), "actor_id": actor.pk},
+        extra={
+            "announcement_id": getattr(announcement, "pk", None),
+            "actor_id": getattr(actor, "pk", None),
+        },
     )
 
 

@@ -7,6 +7,8 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
 from bulletin.dispatch.announcements import PLACE_ONLY, schedule
+from bulletin.dispatch.lifecycle import audit
+from bulletin.domain.records import AuditAction
 from bulletin.domain.models import Announcement, AudienceKind, Place, ScheduleKind
 from bulletin.interfaces.management.base import BulletinCommand
 
@@ -131,6 +133,8 @@ class Command(BulletinCommand):
         )
         with transaction.atomic():
             schedule(announcement, places=places)
+            audit(None, AuditAction.CREATED, announcement, via="command line")
+            audit(None, AuditAction.SCHEDULED, announcement, via="command line")
         self.stdout.write(str(announcement.pk))
 
     def _body(self, path: str) -> str:
