@@ -8,8 +8,8 @@ from django.db import transaction
 
 from bulletin.dispatch.announcements import PLACE_ONLY, schedule
 from bulletin.dispatch.lifecycle import audit
-from bulletin.domain.records import AuditAction
 from bulletin.domain.models import Announcement, AudienceKind, Place, ScheduleKind
+from bulletin.domain.records import AuditAction
 from bulletin.interfaces.management.base import BulletinCommand
 
 RECIPIENT_ZONE = "recipient"
