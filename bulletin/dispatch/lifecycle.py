@@ -40,6 +40,7 @@ EDITABLE = (
     AnnouncementStatus.SCHEDULED,
     AnnouncementStatus.PAUSED,
 )
+SUBMITTABLE = (AnnouncementStatus.DRAFT, AnnouncementStatus.PENDING_APPROVAL)
 RETRYABLE = (DeliveryState.FAILED, DeliveryState.UNKNOWN)
 
 
@@ -108,6 +109,10 @@ def _after_edit(announcement: Announcement, by: Any) -> None:
 def submit(announcement: Announcement, by: Any) -> Announcement:
     """Schedule it, or (when approval is required) put it in front of an approver."""
     require(by, "schedule_announcement")
+    if announcement.status not in SUBMITTABLE:
+        raise ValidationError(
+            f"a {announcement.get_status_display().lower()} announcement cannot be scheduled"
+        )
     if options().require_approval and not _approved(announcement):
         announcements.validate(announcement)
         with transaction.atomic():
@@ -170,6 +175,23 @@ def cancel(announcement: Announcement, by: Any) -> None:
     with transaction.atomic():
         announcements.cancel(announcement)
         audit(by, AuditAction.CANCELLED, announcement)
+
+
+def delete_draft(announcement: Announcement, by: Any) -> None:
+    """Delete a draft; anything ever scheduled is cancelled instead, keeping its history."""
+    require(by, "delete_announcement")
+    with transaction.atomic():
+        deleted, _ = Announcement.objects.filter(
+            pk=announcement.pk, status=AnnouncementStatus.DRAFT
+        ).delete()
+        if not deleted:
+            raise ValidationError(
+                f"only a draft can be deleted and this one is "
+                f"{announcement.get_status_display().lower()}; cancel it instead"
+            )
+        audit(
+            by, AuditAction.DELETED, None, announcement_id=announcement.pk, title=announcement.title
+        )
 
 
 def _require_status(announcement: Announcement, by: Any, status: str, verb: str) -> None:

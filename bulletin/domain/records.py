@@ -70,6 +70,7 @@ class AuditAction(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
     RETRIED = "retried", "Deliveries retried"
     TEST_SENT = "test_sent", "Test sent"
+    DELETED = "deleted", "Draft deleted"
 
 
 class AuditEvent(models.Model):

@@ -18,6 +18,7 @@ ROLES: dict[str, list[str]] = {
         *_READ,
         "add_announcement",
         "change_announcement",
+        "delete_announcement",
         "schedule_announcement",
         "retry_delivery",
     ],

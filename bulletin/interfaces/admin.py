@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html_join
 
 from bulletin.channels import TRANSPORTS
@@ -16,6 +17,7 @@ from bulletin.dispatch import announcements, lifecycle
 from bulletin.domain.models import (
     PERSON_CHANNELS,
     Announcement,
+    ApiToken,
     Attempt,
     ChannelOptOut,
     Delivery,
@@ -286,3 +288,22 @@ class InboxItemAdmin(ReadOnlyAdmin):
     search_fields = ("employee__email", "title")
     list_select_related = ("employee",)
     exclude = ("html",)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are issued by `bulletin create_api_token` (shown once); here they are revoked."""
+
+    list_display = ("name", "user", "hint", "scopes", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    readonly_fields = ("name", "user", "hint", "scopes", "created_at", "last_used_at", "revoked_at")
+    exclude = ("key_hash",)
+    actions = ("revoke_selected",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected tokens (takes effect at once)")
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        revoked = queryset.filter(revoked_at=None).update(revoked_at=timezone.now())
+        self.message_user(request, f"{revoked} token(s) revoked", messages.SUCCESS)

@@ -1,5 +1,7 @@
-"""Placeholder until the API lands: no routes yet."""
+"""The REST API's URLs, mounted at /api/v1/ by bulletin/urls.py."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from bulletin.interfaces.api.app import api
+
+urlpatterns = [path("", api.urls)]

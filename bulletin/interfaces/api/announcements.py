@@ -1,0 +1,167 @@
+"""Announcements: list, create, read, edit and delete drafts, their occurrences and preview.
+
+Thin: each endpoint parses, then hands over to bulletin.dispatch.lifecycle, which checks the
+caller's role, validates, records the audit event and logs.
+"""
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+from ninja import Query, Router, Status
+from ninja.pagination import paginate
+
+from bulletin.conf import options
+from bulletin.dispatch import lifecycle
+from bulletin.dispatch.announcements import upcoming
+from bulletin.dispatch.audience import audience_zones
+from bulletin.domain.models import (
+    Announcement,
+    AnnouncementStatus,
+    AudienceKind,
+    Employee,
+    Place,
+)
+from bulletin.interfaces.api.auth import ANNOUNCEMENTS_READ, ANNOUNCEMENTS_WRITE, needs
+from bulletin.interfaces.api.common import Pages, found
+from bulletin.interfaces.api.errors import Problems, problem
+from bulletin.interfaces.api.outputs import (
+    AnnouncementOut,
+    AnnouncementSummary,
+    OccurrenceOut,
+    PreviewOut,
+    with_state_counts,
+)
+from bulletin.interfaces.api.preview import fire_time_rows
+from bulletin.interfaces.api.schemas import (
+    AnnouncementIn,
+    AnnouncementPatch,
+    model_values,
+    replies,
+)
+
+log = logging.getLogger(__name__)
+router = Router(tags=["announcements"])
+
+READ = needs(ANNOUNCEMENTS_READ, "view_announcement")
+
+
+def places_named(names: Sequence[str]) -> list[Place]:
+    """Places from their "channel:name" labels (e.g. "slack:#general"); 422 naming unknown ones."""
+    places, unknown = [], []
+    for label in names:
+        channel, _, name = label.partition(":")
+        place = Place.objects.filter(channel=channel, name=name).first()
+        if place is None:
+            unknown.append(label)
+        else:
+            places.append(place)
+    if unknown:
+        known = ", ".join(str(place) for place in Place.objects.all()) or "none configured"
+        raise Problems([problem("places", f"no place {', '.join(unknown)} (known: {known})")])
+    return places
+
+
+def chosen_people(kind: str, ids: list[int]) -> list[Employee]:
+    """The employees of a "list" audience; 422 when they do not fit the audience's kind."""
+    if kind != AudienceKind.LIST:
+        if ids:
+            raise Problems([problem("recipients", "employee_ids apply only to a 'list' audience")])
+        return []
+    people = list(Employee.objects.filter(pk__in=ids))
+    if missing := sorted(set(ids) - {person.pk for person in people}):
+        message = f"no employee with id {', '.join(map(str, missing))}"
+        raise Problems([problem("recipients", message)])
+    if not people:
+        raise Problems([problem("recipients", "a 'list' audience needs employee_ids")])
+    return people
+
+
+@router.get("", response=replies({200: list[AnnouncementSummary]}), **READ)
+@paginate(Pages)
+def list_announcements(request: HttpRequest, status: AnnouncementStatus | None = None) -> Any:
+    """Announcements, newest first; ``status`` filters."""
+    rows = Announcement.objects.order_by("-created_at", "-id")
+    return rows.filter(status=status) if status else rows
+
+
+@router.post(
+    "",
+    response=replies({201: AnnouncementOut}),
+    **needs(ANNOUNCEMENTS_WRITE, "add_announcement"),
+)
+def create_announcement(request: HttpRequest, payload: AnnouncementIn) -> Any:
+    """Save a draft (checked as if it were to be scheduled); ``/schedule`` schedules it."""
+    data = payload.model_dump()
+    places = places_named(data.pop("places"))
+    values = model_values(data)
+    people = chosen_people(values["audience_kind"], values.pop("recipients"))
+    values.setdefault("misfire_grace", timedelta(seconds=options().default_grace_seconds))
+    with transaction.atomic():
+        item = lifecycle.create(Announcement(**values), by=request.user, places=places)
+        item.recipients.set(people)
+    return Status(201, item)
+
+
+@router.get("/{int:id}", response=replies({200: AnnouncementOut}, 404), **READ)
+def get_announcement(request: HttpRequest, id: int) -> Announcement:
+    """One announcement with its current version, approvals and deliveries by state."""
+    return found(Announcement.objects.select_related("created_by"), id)
+
+
+@router.patch(
+    "/{int:id}",
+    response=replies({200: AnnouncementOut}, 404, 409),
+    **needs(ANNOUNCEMENTS_WRITE, "change_announcement"),
+)
+def edit_announcement(request: HttpRequest, id: int, payload: AnnouncementPatch) -> Any:
+    """Change the members given. New content is a new version; a scheduled announcement
+    keeps its cursor (nothing re-fires) or, when approval is required, waits for it again."""
+    item = found(Announcement.objects.all(), id)
+    data = payload.model_dump(exclude_unset=True)
+    places = places_named(data.pop("places")) if "places" in data else None
+    values = model_values(data)
+    ids = values.pop("recipients", None)
+    kind = values.get("audience_kind", item.audience_kind)
+    people = (
+        chosen_people(kind, ids or []) if ids is not None or "audience_kind" in values else None
+    )
+    with transaction.atomic():
+        if people is not None:  # first, so rescheduling sees the new audience's zones
+            item.recipients.set(people)
+        lifecycle.edit(item, by=request.user, places=places, **values)
+    return item
+
+
+@router.delete(
+    "/{int:id}",
+    response=replies({204: None}, 404, 409),
+    **needs(ANNOUNCEMENTS_WRITE, "delete_announcement"),
+)
+def delete_announcement(request: HttpRequest, id: int) -> Any:
+    """Delete a draft. Anything that was ever scheduled is cancelled instead, keeping its
+    history."""
+    lifecycle.delete_draft(found(Announcement.objects.all(), id), request.user)
+    return Status(204, None)
+
+
+@router.get("/{int:id}/occurrences", response=replies({200: list[OccurrenceOut]}, 404), **READ)
+@paginate(Pages)
+def list_occurrences(request: HttpRequest, id: int) -> Any:
+    """Its occurrences, latest first, each with its deliveries counted by state."""
+    item = found(Announcement.objects.all(), id)
+    rows = item.occurrences.select_related("version").order_by("-fire_at", "-id")
+    return with_state_counts(rows)
+
+
+@router.get("/{int:id}/preview", response=replies({200: PreviewOut}, 404), **READ)
+def preview_announcement(
+    request: HttpRequest, id: int, count: int = Query(10, ge=1, le=100)
+) -> dict[str, Any]:
+    """Its next fire times (in the first recipient zone when each recipient's zone is used)."""
+    item = found(Announcement.objects.all(), id)
+    zone = (audience_zones(item) or ("UTC",))[0]
+    return {"zone": zone, "fire_times": fire_time_rows(upcoming(item, count))}

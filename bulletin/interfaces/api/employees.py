@@ -1,0 +1,118 @@
+"""Employees: list, deactivate, and the HR system's bulk upsert.
+
+The bulk upsert is the CSV import's twin: the same row rules (bulletin.interfaces.roster),
+all items checked before anything is written, every bad item reported by its index.
+"""
+
+import logging
+import re
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Router
+from ninja.pagination import paginate
+
+from bulletin.domain.models import Employee
+from bulletin.interfaces import roster
+from bulletin.interfaces.api.auth import EMPLOYEES_READ, EMPLOYEES_WRITE, needs
+from bulletin.interfaces.api.common import Pages, found
+from bulletin.interfaces.api.errors import Problems, problem
+from bulletin.interfaces.api.outputs import EmployeeOut
+from bulletin.interfaces.api.schemas import BulkResult, EmployeeIn, replies
+
+log = logging.getLogger(__name__)
+router = Router(tags=["employees"])
+
+MAX_ITEMS = 100_000
+_FIELDS = {"email", "name", "department", "location", "timezone", "active"}
+
+
+@router.get(
+    "", response=replies({200: list[EmployeeOut]}), **needs(EMPLOYEES_READ, "view_employee")
+)
+@paginate(Pages)
+def list_employees(
+    request: HttpRequest,
+    department: str | None = None,
+    location: str | None = None,
+    active: bool | None = None,
+    email: str | None = None,
+) -> Any:
+    """Employees by name; each filter is an exact match (email ignores case)."""
+    rows = Employee.objects.order_by("name", "id")
+    filters = {"department": department, "location": location, "active": active}
+    rows = rows.filter(**{name: value for name, value in filters.items() if value is not None})
+    return rows.filter(email=email.strip().lower()) if email is not None else rows
+
+
+def _row(item: EmployeeIn) -> dict[str, str]:
+    """An item in the CSV import's shape: stripped text cells, "active" only when given."""
+    row = {name: getattr(item, name).strip() for name in roster.REQUIRED}
+    if item.active is not None:
+        row["active"] = "true" if item.active else "false"
+    return row
+
+
+def _problem(error: roster.RowError) -> dict[str, Any]:
+    # The roster speaks of lines; here a "line" is the item's index in the list.
+    message = re.sub(r"^duplicate of line (\d+)", r"duplicate of item \1", error.message)
+    first = message.split(" ", 1)[0].rstrip(":")
+    field = "email" if message.startswith("duplicate") else first
+    return problem(field if field in _FIELDS else None, message, error.line)
+
+
+def _checked(items: list[EmployeeIn]) -> dict[str, dict[str, object]]:
+    """Wanted values by email, or 422 listing every bad item."""
+    try:
+        wanted = roster.validate_rows([(index, _row(item)) for index, item in enumerate(items)])
+    except roster.ImportRejected as exc:
+        raise Problems([_problem(error) for error in exc.errors]) from None
+    for item in items:
+        if item.slack_user_id is not None:
+            wanted[item.email.strip().lower()]["slack_user_id"] = item.slack_user_id.strip()
+    return wanted
+
+
+@router.post(
+    "/bulk",
+    response=replies({200: BulkResult}),
+    **needs(EMPLOYEES_WRITE, "add_employee", "change_employee"),
+)
+def bulk_upsert(request: HttpRequest, items: list[EmployeeIn]) -> dict[str, int]:
+    """Upsert employees by email from a JSON list. All or nothing: if any item is bad, each
+    bad one is reported with its index and nothing is written."""
+    if len(items) > MAX_ITEMS:
+        raise Problems([problem(None, f"at most {MAX_ITEMS} employees per request")])
+    wanted = _checked(items)
+    with transaction.atomic():
+        # roster's upsert helpers: one query per 1000 emails, bulk writes.
+        existing = roster._existing(list(wanted))
+        new = [Employee(email=e, **values) for e, values in wanted.items() if e not in existing]
+        changed = [row for row in existing.values() if roster._apply(row, wanted[row.email])]
+        Employee.objects.bulk_create(new, batch_size=1000)
+        fields = [*roster.FIELDS, "slack_user_id", "updated_at"]
+        Employee.objects.bulk_update(changed, fields, batch_size=1000)
+    result = {
+        "created": len(new),
+        "updated": len(changed),
+        "unchanged": len(existing) - len(changed),
+    }
+    log.info("employees upserted", extra={f"employees_{k}": v for k, v in result.items()})
+    return result
+
+
+@router.post(
+    "/{int:id}/deactivate",
+    response=replies({200: EmployeeOut}, 404),
+    **needs(EMPLOYEES_WRITE, "change_employee"),
+)
+def deactivate(request: HttpRequest, id: int) -> Employee:
+    """Stop including them in audiences from the next fan-out on; their history stays."""
+    employee = found(Employee.objects.all(), id)
+    if employee.active:
+        employee.active, employee.updated_at = False, timezone.now()
+        employee.save(update_fields=["active", "updated_at"])
+        log.info("employee deactivated", extra={"employee_id": id, "actor_id": request.user.pk})
+    return employee

@@ -1,0 +1,116 @@
+"""Every error the API returns is JSON with a ``detail`` member.
+
+* 422 — input that cannot be accepted: ``{"detail": [{"field": …, "message": …}, …]}``, one
+  item per problem (``index`` too when the body is a list). ``field`` is the service's name for
+  the input (the model field, e.g. ``cron``, ``at_local``, ``audience_value``), or the body
+  member's name where it has no model field (``misfire_grace_minutes``, or an unknown member),
+  or null when the problem is the request as a whole.
+* 409 — the request is fine but the announcement's state forbids it (the service raises a
+  ValidationError without field names for those): ``{"detail": "…"}``.
+* 401, 403, 404 — ``{"detail": "…"}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError
+from ninja.errors import ValidationError as NinjaValidationError
+
+from bulletin.interfaces.api.schemas import MODEL_NAMES
+from bulletin.scheduling.rules import ScheduleError
+
+log = logging.getLogger(__name__)
+
+# The model's misfire_grace is set through the body's misfire_grace_minutes.
+API_NAMES = {"misfire_grace": "misfire_grace_minutes"}
+
+
+class Problems(Exception):
+    """422 with these problems, raised by an endpoint that checks input the schema cannot."""
+
+    def __init__(self, problems: Sequence[dict[str, Any]]) -> None:
+        super().__init__(problems)
+        self.problems = list(problems)
+
+
+def problem(field: str | None, message: str, index: int | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"field": field, "message": message}
+    if index is not None:
+        item["index"] = index
+    return item
+
+
+def _field_of(path: Sequence[Any]) -> tuple[str | None, int | None]:
+    index = path[0] if path and isinstance(path[0], int) else None
+    rest = tuple(str(part) for part in path[1 if index is not None else 0 :])
+    if not rest:
+        return None, index
+    return MODEL_NAMES.get(rest) or ".".join(rest), index
+
+
+def _pydantic_message(error: dict[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def pydantic_problems(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ninja's errors (loc = source, then the body parameter's name, then the path) reshaped."""
+    found = []
+    for error in errors:
+        source, *path = error["loc"]
+        if source == "body" and path:
+            path = path[1:]  # the view's parameter name says nothing to the client
+        field, index = _field_of(path)
+        found.append(problem(field, _pydantic_message(error), index))
+    return found
+
+
+def service_problems(exc: DjangoValidationError) -> list[dict[str, Any]]:
+    return [
+        problem(None if name == NON_FIELD_ERRORS else API_NAMES.get(name, name), message)
+        for name, messages in exc.message_dict.items()
+        for message in messages
+    ]
+
+
+def install(api: NinjaAPI) -> None:
+    def reply(request: HttpRequest, status: int, detail: Any) -> HttpResponse:
+        return api.create_response(request, {"detail": detail}, status=status)
+
+    @api.exception_handler(NinjaValidationError)
+    def invalid_input(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+        return reply(request, 422, pydantic_problems(exc.errors))
+
+    @api.exception_handler(Problems)
+    def bad_input(request: HttpRequest, exc: Problems) -> HttpResponse:
+        return reply(request, 422, exc.problems)
+
+    @api.exception_handler(DjangoValidationError)
+    def refused(request: HttpRequest, exc: DjangoValidationError) -> HttpResponse:
+        if hasattr(exc, "error_dict"):
+            return reply(request, 422, service_problems(exc))
+        return reply(request, 409, "; ".join(exc.messages))
+
+    @api.exception_handler(ScheduleError)
+    def bad_schedule(request: HttpRequest, exc: ScheduleError) -> HttpResponse:
+        return reply(request, 422, [problem(None, str(exc))])
+
+    @api.exception_handler(PermissionDenied)
+    def forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+        log.info("api request forbidden", extra={"path": request.path, "reason": str(exc)})
+        return reply(request, 403, str(exc) or "forbidden")
+
+    @api.exception_handler(AuthenticationError)
+    def unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        response = reply(request, 401, "a valid API token is required (Authorization: Bearer …)")
+        response["WWW-Authenticate"] = 'Bearer realm="bulletin"'
+        return response

@@ -1,0 +1,187 @@
+"""Response bodies, read straight from model rows (resolvers fill the derived members)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from ninja import Field, Schema
+
+from bulletin.dispatch.announcements import latest_version
+from bulletin.domain.models import Announcement, Delivery, DeliveryState, Occurrence
+
+STATES = [state.value for state in DeliveryState]
+
+
+def counts_by_state(rows: QuerySet[Delivery]) -> dict[str, int]:
+    """Deliveries per state, every state present (one grouped query)."""
+    counts = dict.fromkeys(STATES, 0)
+    for row in rows.order_by().values("state").annotate(n=Count("id")):
+        counts[row["state"]] = row["n"]
+    return counts
+
+
+def with_state_counts(occurrences: QuerySet[Occurrence]) -> QuerySet[Occurrence]:
+    """Each occurrence annotated with n_<state>: a page's counts in the page's own query."""
+    return occurrences.annotate(
+        **{f"n_{state}": Count("deliveries", filter=Q(deliveries__state=state)) for state in STATES}
+    )
+
+
+class ScheduleOut(Schema):
+    kind: str = Field(alias="schedule_kind")
+    cron: str
+    at_local: str
+    timezone: str
+    per_recipient_zone: bool
+
+
+class AudienceOut(Schema):
+    kind: str = Field(alias="audience_kind")
+    value: str = Field(alias="audience_value")
+    employee_ids: list[int]
+
+    @staticmethod
+    def resolve_employee_ids(obj: Announcement) -> list[int]:
+        return sorted(obj.recipients.values_list("id", flat=True))
+
+
+class ApprovalOut(Schema):
+    version: int = Field(alias="version.number")
+    approved_by: str = Field(alias="approved_by.username")
+    approved_at: datetime
+
+
+class AnnouncementSummary(Schema):
+    id: int
+    title: str
+    status: str
+    schedule: ScheduleOut
+    next_fire_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @staticmethod
+    def resolve_schedule(obj: Announcement) -> Announcement:
+        return obj
+
+
+class AnnouncementOut(AnnouncementSummary):
+    body: str
+    audience: AudienceOut
+    channels: list[str]
+    places: list[str]
+    misfire_grace_minutes: int
+    send_late: bool
+    mandatory: bool
+    requires_ack: bool
+    created_by: str | None
+    version: int | None = Field(description="the current content version")
+    approvals: list[ApprovalOut]
+    deliveries: dict[str, int] = Field(description="deliveries of every occurrence, by state")
+
+    @staticmethod
+    def resolve_audience(obj: Announcement) -> Announcement:
+        return obj
+
+    @staticmethod
+    def resolve_places(obj: Announcement) -> list[str]:
+        return [str(place) for place in obj.places.all()]
+
+    @staticmethod
+    def resolve_misfire_grace_minutes(obj: Announcement) -> int:
+        return int(obj.misfire_grace.total_seconds() // 60)
+
+    @staticmethod
+    def resolve_created_by(obj: Announcement) -> str | None:
+        return obj.created_by.get_username() if obj.created_by else None
+
+    @staticmethod
+    def resolve_version(obj: Announcement) -> int | None:
+        version = latest_version(obj)
+        return version.number if version else None
+
+    @staticmethod
+    def resolve_approvals(obj: Announcement) -> Any:
+        return obj.approvals.select_related("version", "approved_by")
+
+    @staticmethod
+    def resolve_deliveries(obj: Announcement) -> dict[str, int]:
+        return counts_by_state(Delivery.objects.filter(occurrence__announcement=obj))
+
+
+class OccurrenceOut(Schema):
+    id: int
+    zone: str
+    fire_at: datetime
+    state: str
+    note: str
+    version: int | None
+    deliveries: dict[str, int] = Field(description="this occurrence's deliveries by state")
+
+    @staticmethod
+    def resolve_version(obj: Occurrence) -> int | None:
+        return obj.version.number if obj.version else None
+
+    @staticmethod
+    def resolve_deliveries(obj: Occurrence) -> dict[str, int]:
+        return {state: getattr(obj, f"n_{state}", 0) for state in STATES}
+
+
+class FireTimeOut(Schema):
+    local: datetime = Field(description="wall-clock time in the zone, with its offset")
+    utc: datetime
+    note: str | None = Field(description="where daylight saving moved or merged a time")
+
+
+class PreviewOut(Schema):
+    zone: str
+    fire_times: list[FireTimeOut]
+
+
+class RetryOut(Schema):
+    retried: int
+    unknown_left: int = Field(
+        description="unknown deliveries not retried (send include_unknown: true to retry them)"
+    )
+
+
+class EmployeeOut(Schema):
+    id: int
+    email: str
+    name: str
+    department: str
+    location: str
+    timezone: str
+    active: bool
+    slack_user_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeliveryOut(Schema):
+    id: int
+    occurrence_id: int
+    announcement_id: int = Field(alias="occurrence.announcement_id")
+    fire_at: datetime = Field(alias="occurrence.fire_at")
+    recipient: str = Field(description="the employee's email, or the place's name")
+    employee_email: str | None
+    place: str | None
+    channel: str
+    state: str
+    attempts: int
+    last_error: str
+    sent_at: datetime | None
+
+    @staticmethod
+    def resolve_recipient(obj: Delivery) -> str:
+        return obj.employee.email if obj.employee else str(obj.place)
+
+    @staticmethod
+    def resolve_employee_email(obj: Delivery) -> str | None:
+        return obj.employee.email if obj.employee else None
+
+    @staticmethod
+    def resolve_place(obj: Delivery) -> str | None:
+        return str(obj.place) if obj.place else None

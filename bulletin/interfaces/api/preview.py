@@ -1,0 +1,57 @@
+"""Upcoming fire times of a schedule that is not saved yet, as ``bulletin preview`` prints them."""
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Query, Router
+
+from bulletin.interfaces.api.auth import ANNOUNCEMENTS_READ, needs
+from bulletin.interfaces.api.errors import Problems, problem
+from bulletin.interfaces.api.outputs import PreviewOut
+from bulletin.interfaces.api.schemas import replies
+from bulletin.scheduling.rules import CronRule, FireTime, ScheduleError, fire_times, parse_zone
+
+router = Router(tags=["announcements"])
+
+
+def fire_time_rows(fires: Iterable[FireTime]) -> list[dict[str, Any]]:
+    return [{"local": fire.local, "utc": fire.utc, "note": fire.note} for fire in fires]
+
+
+def _start(value: str | None, zone: ZoneInfo) -> datetime:
+    if not value:
+        return timezone.now()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Problems([problem("from", f"'{value}' is not an ISO date-time")]) from None
+    # A naive time is read in the schedule's zone (the earlier instant if ambiguous), as the CLI.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
+@router.get("/preview", response=replies({200: PreviewOut}), **needs(ANNOUNCEMENTS_READ))
+def preview_schedule(
+    request: HttpRequest,
+    cron: str,
+    timezone: str,
+    count: int = Query(10, ge=1, le=100),
+    after: str | None = Query(None, alias="from", description="ISO date-time; default now"),
+) -> dict[str, Any]:
+    """The next fire times of a cron schedule in a zone, with a note where DST moves one."""
+    rule, zone, problems = None, None, []
+    try:
+        rule = CronRule(cron)
+    except ScheduleError as exc:
+        problems.append(problem("cron", str(exc)))
+    try:
+        zone = parse_zone(timezone)
+    except ScheduleError as exc:
+        problems.append(problem("timezone", str(exc)))
+    if rule is None or zone is None:
+        raise Problems(problems)
+    fires = fire_times(rule, zone, _start(after, zone), limit=count)
+    return {"zone": zone.key, "fire_times": fire_time_rows(fires)}

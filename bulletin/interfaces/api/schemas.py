@@ -1,0 +1,159 @@
+"""Request bodies, which reject members they do not know (422 naming them), and error bodies."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from ninja import Field, Schema
+from pydantic import ConfigDict, StrictBool, field_validator
+
+from bulletin.domain.models import AudienceKind, ScheduleKind
+
+A_YEAR = 365 * 24 * 60
+
+
+class Strict(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Patch(Strict):
+    """Members left out are left alone; ``null`` is refused rather than guessed at."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null; leave the member out to keep its value")
+        return value
+
+
+class Detail(Schema):
+    detail: str
+
+
+class Problem(Schema):
+    field: str | None
+    message: str
+    index: int | None = None
+
+
+class ProblemList(Schema):
+    detail: list[Problem]
+
+
+def replies(ok: dict[int, Any], *codes: int) -> dict[int, Any]:
+    """A route's documented responses: its own, every route's 401/403/422, and ``codes``."""
+    errors = {code: Detail for code in (401, 403, *codes)}
+    return {**ok, **errors, 422: ProblemList}
+
+
+# --- announcements in -------------------------------------------------------------------------
+
+
+class AudienceIn(Strict):
+    kind: AudienceKind = AudienceKind.ALL
+    value: str = Field(default="", description="the department or location, for those kinds")
+    employee_ids: list[int] = Field(default_factory=list, description="for kind 'list'")
+
+
+class ScheduleIn(Strict):
+    kind: ScheduleKind
+    cron: str = Field(default="", description="5-field cron expression, for kind 'cron'")
+    at_local: str = Field(default="", description="local YYYY-MM-DDTHH:MM, for kind 'once'")
+    timezone: str = Field(default="", description="IANA zone, unless per_recipient_zone")
+    per_recipient_zone: bool = False
+
+
+class AnnouncementIn(Strict):
+    title: str
+    body: str = Field(description="Markdown; {{ name }} and {{ first_name }} are personalised")
+    audience: AudienceIn = AudienceIn()
+    channels: list[str] = Field(default_factory=list, examples=[["email", "inapp"]])
+    places: list[str] = Field(default_factory=list, examples=[["slack:#general"]])
+    schedule: ScheduleIn
+    misfire_grace_minutes: int | None = Field(default=None, ge=0, le=A_YEAR)
+    send_late: bool = False
+    mandatory: bool = False
+    requires_ack: bool = False
+
+
+class AudiencePatch(Patch):
+    kind: AudienceKind | None = None
+    value: str | None = None
+    employee_ids: list[int] | None = None
+
+
+class SchedulePatch(Patch):
+    kind: ScheduleKind | None = None
+    cron: str | None = None
+    at_local: str | None = None
+    timezone: str | None = None
+    per_recipient_zone: bool | None = None
+
+
+class AnnouncementPatch(Patch):
+    title: str | None = None
+    body: str | None = None
+    audience: AudiencePatch | None = None
+    channels: list[str] | None = None
+    places: list[str] | None = None
+    schedule: SchedulePatch | None = None
+    misfire_grace_minutes: int | None = Field(default=None, ge=0, le=A_YEAR)
+    send_late: bool | None = None
+    mandatory: bool | None = None
+    requires_ack: bool | None = None
+
+
+# Body members under "schedule" and "audience" and the model fields they set (errors.py names
+# problems by the model field, as the service does).
+MODEL_NAMES: dict[tuple[str, ...], str] = {
+    ("schedule", "kind"): "schedule_kind",
+    ("schedule", "cron"): "cron",
+    ("schedule", "at_local"): "at_local",
+    ("schedule", "timezone"): "timezone",
+    ("schedule", "per_recipient_zone"): "per_recipient_zone",
+    ("audience", "kind"): "audience_kind",
+    ("audience", "value"): "audience_value",
+    ("audience", "employee_ids"): "recipients",
+}
+
+
+def model_values(data: dict[str, Any]) -> dict[str, Any]:
+    """A request's members (``model_dump``, without places) as Announcement field values."""
+    values = dict(data)
+    for group in ("schedule", "audience"):
+        for member, value in (values.pop(group, None) or {}).items():
+            values[MODEL_NAMES[(group, member)]] = value
+    if (minutes := values.pop("misfire_grace_minutes", None)) is not None:
+        values["misfire_grace"] = timedelta(minutes=minutes)
+    return values
+
+
+class RetryIn(Strict):
+    occurrence_id: int | None = Field(default=None, description="only this occurrence's deliveries")
+    include_unknown: StrictBool = Field(
+        default=False,
+        description="also retry deliveries that may already have arrived (risking a duplicate):"
+        " must be JSON true",
+    )
+
+
+class EmployeeIn(Strict):
+    """One employee as the HR system has them; upserted by email."""
+
+    email: str
+    name: str
+    department: str
+    location: str
+    timezone: str
+    active: StrictBool | None = Field(default=None, description="left alone when omitted")
+    slack_user_id: str | None = Field(
+        default=None, max_length=32, description="left alone when omitted"
+    )
+
+
+class BulkResult(Schema):
+    created: int
+    updated: int
+    unchanged: int
