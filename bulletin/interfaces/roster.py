@@ -1,5 +1,9 @@
 """Employee CSV import: every bad row reported with its line number, nothing written unless all
-rows are good, then one upsert by email in a single transaction."""
+rows are good, then one upsert by email in a single transaction.
+
+``preview_employees`` is the dry run the HR screen shows: the same checks, plus what each row
+would do (create, update which fields from what to what, or nothing), and never a write.
+"""
 
 from __future__ import annotations
 
@@ -34,12 +38,31 @@ class RowError:
         return f"line {self.line}: {self.message}"
 
 
+@dataclass(frozen=True)
+class FieldChange:
+    name: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """What one good row would do: ``action`` is "create", "update" or "unchanged"."""
+
+    line: int
+    email: str
+    action: str
+    changes: tuple[FieldChange, ...] = ()
+
+
 @dataclass
 class ImportReport:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
+    # Filled by preview_employees only: one entry per good row, in file order.
+    rows: list[RowChange] = field(default_factory=list)
 
 
 class ImportRejected(Exception):
@@ -116,19 +139,24 @@ def _check(row: dict[str, str]) -> str | None:
 
 def validate_rows(rows: list[tuple[int, dict[str, str]]]) -> dict[str, dict[str, object]]:
     """Employees by email, or ImportRejected listing every bad row."""
+    return {email: values for email, (_, values) in _validated(rows).items()}
+
+
+def _validated(
+    rows: list[tuple[int, dict[str, str]]],
+) -> dict[str, tuple[int, dict[str, object]]]:
+    """Each good row's line and values by email, or ImportRejected listing every bad row."""
     errors: list[RowError] = []
-    seen: dict[str, int] = {}
-    good: dict[str, dict[str, object]] = {}
+    good: dict[str, tuple[int, dict[str, object]]] = {}
     for line, row in rows:
         row["email"] = row["email"].lower()
         if problem := _check(row):
             errors.append(RowError(line, problem))
-        elif row["email"] in seen:
-            first = seen[row["email"]]
+        elif row["email"] in good:
+            first = good[row["email"]][0]
             errors.append(RowError(line, f"duplicate of line {first} ({row['email']})"))
         else:
-            seen[row["email"]] = line
-            good[row["email"]] = _values(row)
+            good[row["email"]] = (line, _values(row))
     if errors:
         raise ImportRejected(errors)
     return good
@@ -168,6 +196,43 @@ def import_employees(data: bytes, *, dry_run: bool = False) -> ImportReport:
         },
     )
     return report
+
+
+def preview_employees(data: bytes) -> ImportReport:
+    """What importing ``data`` would do, row by row; ImportRejected as for an import.
+
+    Reads only: nothing is written, whatever the file holds.
+    """
+    wanted = _validated(read_rows(data))
+    existing = _existing(list(wanted))
+    report = ImportReport()
+    for email, (line, values) in wanted.items():
+        employee = existing.get(email)
+        if employee is None:
+            report.created += 1
+            report.rows.append(RowChange(line, email, "create"))
+            continue
+        changes = _differences(employee, values)
+        if changes:
+            report.updated += 1
+        else:
+            report.unchanged += 1
+        report.rows.append(RowChange(line, email, "update" if changes else "unchanged", changes))
+    return report
+
+
+def _differences(employee: Employee, values: dict[str, object]) -> tuple[FieldChange, ...]:
+    return tuple(
+        FieldChange(name, _shown(getattr(employee, name)), _shown(value))
+        for name, value in values.items()
+        if getattr(employee, name) != value
+    )
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def _existing(emails: list[str], chunk: int = 1000) -> dict[str, Employee]:

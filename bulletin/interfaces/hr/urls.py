@@ -1,5 +1,28 @@
-"""Placeholder until the HR screens land: no routes yet."""
+"""The HR screens, mounted at ``/hr/`` by bulletin/urls.py."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from bulletin.interfaces.hr import endpoints, exports, imports, views
+
+app_name = "hr"
+
+urlpatterns: list[URLPattern] = [
+    path("", views.dashboard, name="dashboard"),
+    path("new/", views.compose, name="compose"),
+    path("preview/", endpoints.preview, name="preview"),
+    path("audience/", endpoints.audience, name="audience"),
+    path("fire-times/", endpoints.fire_times, name="fire-times"),
+    path("people/", endpoints.people, name="people"),
+    path("employees/import/", imports.import_view, name="import"),
+    path("<int:pk>/", views.detail, name="detail"),
+    path("<int:pk>/edit/", views.edit, name="edit"),
+    path("<int:pk>/submit/", views.submit, name="submit"),
+    path("<int:pk>/approve/", views.approve, name="approve"),
+    path("<int:pk>/pause/", views.pause, name="pause"),
+    path("<int:pk>/resume/", views.resume, name="resume"),
+    path("<int:pk>/cancel/", views.cancel, name="cancel"),
+    path("<int:pk>/retry/", views.retry, name="retry"),
+    path("<int:pk>/retry/unknown/", views.retry_unknown, name="retry-unknown"),
+    path("<int:pk>/test/", views.send_test, name="test"),
+    path("<int:pk>/deliveries.csv", exports.deliveries_csv, name="deliveries-csv"),
+]
