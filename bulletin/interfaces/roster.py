@@ -170,23 +170,29 @@ def _values(row: dict[str, str]) -> dict[str, object]:
     return values
 
 
-def import_employees(data: bytes, *, dry_run: bool = False) -> ImportReport:
-    """Upsert employees by email. All rows are checked first; any bad row rejects the file."""
-    wanted = validate_rows(read_rows(data))
+def upsert(wanted: dict[str, dict[str, object]], *, dry_run: bool = False) -> ImportReport:
+    """Create or update employees by email in one transaction, a thousand rows a query.
+
+    ``wanted`` is what ``validate_rows`` returns (the CSV import and the API's bulk upsert both
+    come through here); values may also carry ``slack_user_id``.
+    """
     report = ImportReport()
     with transaction.atomic():
         existing = _existing(list(wanted))
-        new = [
-            Employee(email=email, **values)
-            for email, values in wanted.items()
-            if email not in existing
-        ]
+        new = [Employee(email=e, **values) for e, values in wanted.items() if e not in existing]
         changed = [e for e in existing.values() if _apply(e, wanted[e.email])]
         report.created, report.updated = len(new), len(changed)
         report.unchanged = len(existing) - len(changed)
         if not dry_run:
             Employee.objects.bulk_create(new, batch_size=1000)
-            Employee.objects.bulk_update(changed, [*FIELDS, "updated_at"], batch_size=1000)
+            fields = [*FIELDS, "slack_user_id", "updated_at"]
+            Employee.objects.bulk_update(changed, fields, batch_size=1000)
+    return report
+
+
+def import_employees(data: bytes, *, dry_run: bool = False) -> ImportReport:
+    """Upsert employees by email. All rows are checked first; any bad row rejects the file."""
+    report = upsert(validate_rows(read_rows(data)), dry_run=dry_run)
     log.info(
         "employees imported",
         extra={

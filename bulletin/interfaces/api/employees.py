@@ -8,7 +8,6 @@ import logging
 import re
 from typing import Any
 
-from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router
@@ -85,20 +84,8 @@ def bulk_upsert(request: HttpRequest, items: list[EmployeeIn]) -> dict[str, int]
     bad one is reported with its index and nothing is written."""
     if len(items) > MAX_ITEMS:
         raise Problems([problem(None, f"at most {MAX_ITEMS} employees per request")])
-    wanted = _checked(items)
-    with transaction.atomic():
-        # roster's upsert helpers: one query per 1000 emails, bulk writes.
-        existing = roster._existing(list(wanted))
-        new = [Employee(email=e, **values) for e, values in wanted.items() if e not in existing]
-        changed = [row for row in existing.values() if roster._apply(row, wanted[row.email])]
-        Employee.objects.bulk_create(new, batch_size=1000)
-        fields = [*roster.FIELDS, "slack_user_id", "updated_at"]
-        Employee.objects.bulk_update(changed, fields, batch_size=1000)
-    result = {
-        "created": len(new),
-        "updated": len(changed),
-        "unchanged": len(existing) - len(changed),
-    }
+    report = roster.upsert(_checked(items))
+    result = {"created": report.created, "updated": report.updated, "unchanged": report.unchanged}
     log.info("employees upserted", extra={f"employees_{k}": v for k, v in result.items()})
     return result
 
