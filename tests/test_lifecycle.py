@@ -173,3 +173,17 @@ def test_pause_and_resume_are_audited_and_checked(ann: Any, april: Any) -> None:
     lifecycle.resume(item, ann)
     assert item.status == AnnouncementStatus.SCHEDULED
     assert actions(item)[-2:] == ["paused", "resumed"]
+
+
+def test_text_edited_while_paused_needs_approval_before_it_resumes(
+    ann: Any, april: Any, approval_required: None
+) -> None:
+    item = lifecycle.create(draft(), ann)
+    lifecycle.submit(item, ann)
+    lifecycle.approve(item, april)
+    lifecycle.pause(item, ann)
+    lifecycle.edit(item, ann, body="New text nobody approved.")
+    lifecycle.resume(item, ann)
+    assert item.status == AnnouncementStatus.PENDING_APPROVAL and item.next_fire_at is None
+    lifecycle.approve(item, april)
+    assert item.status == AnnouncementStatus.SCHEDULED

@@ -164,6 +164,9 @@ def resume(announcement: Announcement, by: Any) -> None:
     """Plan again from now: what fell due while paused is not sent."""
     _require_status(announcement, by, AnnouncementStatus.PAUSED, "resumed")
     with transaction.atomic():
+        if options().require_approval and not _approved(announcement):
+            _await_approval(announcement, by)  # edited while paused: approve the new text first
+            return
         announcements.schedule(announcement)
         audit(by, AuditAction.RESUMED, announcement, next_fire_at=_iso(announcement))
 
