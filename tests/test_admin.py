@@ -25,7 +25,7 @@ def announcement_form(**overrides: Any) -> dict[str, Any]:
         "title": "All-hands",
         "body": "See you there, {{ first_name }}.",
         "audience_kind": "all",
-        "audience_value": "",
+        "audience_values": "",
         "channels": ["email"],
         "schedule_kind": "cron",
         "cron": "0 9 * * 1-5",
@@ -72,6 +72,27 @@ def test_a_one_off_time_in_the_spring_gap_is_refused_naming_both_choices(hr: Cli
 def test_an_invalid_cron_expression_is_refused_on_its_field(hr: Client) -> None:
     page = hr.post("/admin/bulletin/announcement/add/", announcement_form(cron="61 * * * *"))
     assert "invalid cron expression" in page.content.decode()
+    assert Announcement.objects.count() == 0
+
+
+def test_several_departments_are_entered_one_per_line_and_shown_back_that_way(
+    hr: Client,
+) -> None:
+    form = announcement_form(audience_kind="department", audience_values=" Sales\r\nSupport\n\n")
+    response = hr.post("/admin/bulletin/announcement/add/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    item = Announcement.objects.get()
+    assert (item.audience_kind, item.audience_values) == ("department", ["Sales", "Support"])
+    page = hr.get(f"/admin/bulletin/announcement/{item.pk}/change/")
+    field = page.context["adminform"].form["audience_values"]
+    assert field.value() == "Sales\nSupport"
+
+
+def test_a_department_audience_without_a_name_is_refused_on_its_field(hr: Client) -> None:
+    form = announcement_form(audience_kind="department", audience_values="  \n ")
+    response = hr.post("/admin/bulletin/announcement/add/", form)
+    errors = response.context["adminform"].form.errors
+    assert errors["audience_values"] == ["name at least one department this announcement is for"]
     assert Announcement.objects.count() == 0
 
 

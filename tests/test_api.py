@@ -373,7 +373,66 @@ def test_a_list_audience_names_people_who_exist(announcer: Api) -> None:
     audience["employee_ids"] = [ada.pk]
     created = announcer.post("/announcements", new_announcement(audience=audience))
     assert created.status_code == 201
-    assert created.json()["audience"] == {"kind": "list", "value": "", "employee_ids": [ada.pk]}
+    assert created.json()["audience"] == {"kind": "list", "values": [], "employee_ids": [ada.pk]}
+
+
+def test_a_department_audience_round_trips_its_values(announcer: Api) -> None:
+    audience = {"kind": "department", "values": ["Sales", " Support ", "Sales"]}
+    created = announcer.post("/announcements", new_announcement(audience=audience))
+    assert created.status_code == 201, created.content
+    expected = {"kind": "department", "values": ["Sales", "Support"], "employee_ids": []}
+    assert created.json()["audience"] == expected
+    path = f"/announcements/{created.json()['id']}"
+    assert announcer.get(path).json()["audience"] == expected
+
+    body = announcer.patch(path, {"audience": {"values": ["Support", "Facilities"]}}).json()
+    assert body["audience"]["values"] == ["Support", "Facilities"]
+    body = announcer.patch(path, {"audience": {"kind": "location", "values": ["London"]}}).json()
+    assert body["audience"] == {"kind": "location", "values": ["London"], "employee_ids": []}
+    body = announcer.patch(path, {"audience": {"kind": "all"}}).json()
+    assert body["audience"] == {"kind": "all", "values": [], "employee_ids": []}
+    item = Announcement.objects.get()
+    assert (item.audience_kind, item.audience_values) == ("all", [])
+
+
+@pytest.mark.parametrize(
+    ("audience", "message"),
+    [
+        pytest.param(
+            {"kind": "department"},
+            "name at least one department this announcement is for",
+            id="no-values",
+        ),
+        pytest.param(
+            {"kind": "location", "values": [" ", ""]},
+            "name at least one location this announcement is for",
+            id="blank-values",
+        ),
+        pytest.param(
+            {"kind": "all", "values": ["Sales"]},
+            "values apply only to a 'department' or 'location' audience",
+            id="values-for-everyone",
+        ),
+        pytest.param(
+            {"kind": "department", "values": ["Sales", 7]},
+            "item 1: Input should be a valid string",
+            id="not-text",
+        ),
+    ],
+)
+def test_bad_audience_values_are_refused_naming_audience_values(
+    announcer: Api, audience: dict[str, Any], message: str
+) -> None:
+    fields = fields_of(announcer.post("/announcements", new_announcement(audience=audience)))
+    assert fields == {"audience_values": message}
+    assert Announcement.objects.count() == 0
+
+
+def test_switching_to_a_department_audience_needs_its_values(announcer: Api, author: Any) -> None:
+    path = f"/announcements/{draft_by(author).pk}"
+    fields = fields_of(announcer.patch(path, {"audience": {"kind": "department"}}))
+    assert fields == {"audience_values": "name at least one department this announcement is for"}
+    assert Announcement.objects.get().audience_kind == "all"
 
 
 def test_a_missing_announcement_is_404(announcer: Api) -> None:
@@ -681,7 +740,7 @@ def test_switching_an_audience_to_a_list_needs_its_people(announcer: Api, author
     body = announcer.patch(path, {"audience": audience}).json()
     assert body["audience"]["employee_ids"] == sorted([ada.pk, bob.pk])
     body = announcer.patch(path, {"audience": {"kind": "all"}}).json()
-    assert body["audience"] == {"kind": "all", "value": "", "employee_ids": []}
+    assert body["audience"] == {"kind": "all", "values": [], "employee_ids": []}
 
 
 def test_a_cancelled_announcement_cannot_be_scheduled_again(announcer: Api) -> None:

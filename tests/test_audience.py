@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from bulletin.dispatch.planning import tick
 from bulletin.domain.models import Announcement, Delivery, Employee
@@ -39,15 +41,83 @@ def test_everyone_means_every_active_employee(staff: None) -> None:
 
 
 def test_a_department_audience_reaches_only_that_department(staff: None) -> None:
-    recipients = fan_out(audience_kind="department", audience_value="Engineering")
+    recipients = fan_out(audience_kind="department", audience_values=["Engineering"])
     assert recipients == {"eng0@example.com", "eng1@example.com"}
 
 
 def test_a_location_audience_reaches_only_that_location(staff: None) -> None:
-    assert fan_out(audience_kind="location", audience_value="Leeds") == {
+    assert fan_out(audience_kind="location", audience_values=["Leeds"]) == {
         "ops0@example.com",
         "ops1@example.com",
     }
+
+
+def test_a_two_department_audience_is_a_rule_resolved_at_each_fan_out(staff: None) -> None:
+    factories.employees(2, prefix="sales", department="Sales", location="Leeds")
+    # Scheduled now; the occurrence fans out a minute later, after someone joins Operations.
+    item = factories.created_earlier(
+        audience_kind="department", audience_values=["Engineering", "Operations"]
+    )
+    assert item.audience_values == ["Engineering", "Operations"]
+    factories.employees(1, prefix="joiner", department="Operations", location="Leeds")
+
+    factories.tick_after(item)
+
+    assert recipients_of(item) == {
+        "eng0@example.com",
+        "eng1@example.com",
+        "ops0@example.com",
+        "ops1@example.com",
+        "joiner0@example.com",
+    }
+    assert not item.recipients.exists()  # a rule, never turned into a list of people
+
+
+def test_a_two_location_audience_reaches_anyone_in_either(staff: None) -> None:
+    factories.employees(1, prefix="nyc", department="Sales", location="New York")
+    factories.employees(1, prefix="paris", department="Sales", location="Paris")
+    assert fan_out(audience_kind="location", audience_values=["London", "New York"]) == {
+        "eng0@example.com",
+        "eng1@example.com",
+        "nyc0@example.com",
+    }
+
+
+def test_audience_names_are_trimmed_and_de_duplicated_when_scheduled(staff: None) -> None:
+    item = factories.created_earlier(
+        audience_kind="department", audience_values=[" Engineering", "Engineering ", "", "Sales"]
+    )
+    item.refresh_from_db()
+    assert item.audience_values == ["Engineering", "Sales"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "names", "words"),
+    [
+        pytest.param("department", [], ["at least one department"], id="no-department"),
+        pytest.param("location", ["  ", ""], ["at least one location"], id="blank-locations"),
+        pytest.param("department", ["x" * 101], ["longer than 100"], id="too-long"),
+        pytest.param("department", "Sales", ["list"], id="not-a-list"),
+    ],
+)
+def test_a_department_or_location_audience_without_good_names_is_refused(
+    kind: str, names: Any, words: list[str]
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        factories.announcement(now=timezone.now(), audience_kind=kind, audience_values=names)
+    errors = caught.value.message_dict
+    assert list(errors) == ["audience_values"]
+    for word in words:
+        assert word in " ".join(errors["audience_values"])
+    assert not Announcement.objects.exists()
+
+
+def test_names_are_dropped_from_an_audience_that_takes_none() -> None:
+    item = factories.announcement(
+        now=timezone.now(), audience_kind="all", audience_values=["Sales"]
+    )
+    item.refresh_from_db()
+    assert item.audience_values == []
 
 
 def test_an_explicit_list_reaches_exactly_the_chosen_active_people(staff: None) -> None:
@@ -66,6 +136,6 @@ def test_each_channel_is_its_own_delivery_with_its_own_key(staff: None, monkeypa
     from bulletin.channels.fake import FakeTransport
 
     monkeypatch.setitem(TRANSPORTS, "fake", FakeTransport)
-    fan_out(audience_kind="department", audience_value="Operations", channels=("email", "fake"))
+    fan_out(audience_kind="department", audience_values=["Operations"], channels=("email", "fake"))
     keys = [d.idempotency_key for d in Delivery.objects.all()]
     assert len(keys) == len(set(keys)) == 4

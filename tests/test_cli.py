@@ -198,8 +198,18 @@ EVERY_DAY = ["--cron", "0 9 * * *"]
         ),
         pytest.param(
             [*EVERY_DAY, "--tz", "UTC", "--audience", "department:"],
-            ["--audience", "department:NAME"],
+            ["--audience", "department:NAME[,NAME...]", "location:NAME[,NAME...]", "all"],
             id="department-without-name",
+        ),
+        pytest.param(
+            [*EVERY_DAY, "--tz", "UTC", "--audience", "department: , ,"],
+            ["--audience", "department:NAME[,NAME...]"],
+            id="department-with-blank-names",
+        ),
+        pytest.param(
+            [*EVERY_DAY, "--tz", "UTC", "--audience", "team:Sales,Support"],
+            ["--audience", "'team:Sales,Support'", "department:NAME[,NAME...]"],
+            id="unknown-audience-kind",
         ),
         pytest.param(
             [*EVERY_DAY, "--at", "2099-01-04T09:00", "--tz", "UTC"],
@@ -249,7 +259,7 @@ def test_announce_prints_only_the_new_id_and_schedules_the_announcement(
     new_id = int(result.stdout)
     rows = installation.sql(
         "select title, body, status, next_fire_at, at_local, timezone, audience_kind,"
-        " audience_value from bulletin_announcement where id = ?",
+        " audience_values from bulletin_announcement where id = ?",
         (new_id,),
     )
     assert len(rows) == 1
@@ -257,12 +267,60 @@ def test_announce_prints_only_the_new_id_and_schedules_the_announcement(
     assert (title, text, status) == ("New office", "Hello **{{ first_name }}**.\n", "scheduled")
     # 09:00 GMT in January is 09:00 UTC.
     assert next_fire_at is not None and str(next_fire_at).startswith("2099-01-05 09:00")
-    assert (at_local, zone, kind, value) == (
+    assert (at_local, zone, kind, json.loads(value)) == (
         "2099-01-05T09:00",
         "Europe/London",
         "location",
-        "London",
+        ["London"],
     )
+
+
+@pytest.mark.django_db
+def test_announce_accepts_several_comma_separated_departments(tmp_path: Path) -> None:
+    body = write(tmp_path, "body.md", "Hi\n")
+    out = io.StringIO()
+
+    call_command(
+        "announce",
+        "--title",
+        "Team lunch",
+        "--body-file",
+        str(body),
+        *EVERY_DAY,
+        "--tz",
+        "UTC",
+        "--audience",
+        "department:Sales, Support ,Sales,",
+        stdout=out,
+    )
+
+    item = Announcement.objects.get(pk=int(out.getvalue()))
+    assert (item.audience_kind, item.audience_values) == ("department", ["Sales", "Support"])
+    assert item.status == AnnouncementStatus.SCHEDULED
+
+
+@pytest.mark.django_db
+def test_announce_names_the_audience_option_for_a_name_that_is_too_long(tmp_path: Path) -> None:
+    body = write(tmp_path, "body.md", "Hi\n")
+
+    with pytest.raises(CommandError) as info:
+        call_command(
+            "announce",
+            "--title",
+            "T",
+            "--body-file",
+            str(body),
+            *EVERY_DAY,
+            "--tz",
+            "UTC",
+            "--audience",
+            "location:London," + "x" * 101,
+            stdout=io.StringIO(),
+        )
+
+    assert str(info.value).startswith("--audience: ")
+    assert "longer than 100 characters" in str(info.value)
+    assert Announcement.objects.count() == 0
 
 
 def test_announce_without_arguments_is_a_usage_error_on_one_line(

@@ -185,8 +185,10 @@ def test_compose_preview_test_send_approval_and_delivery(
     assert "Hi Ann" in preview.inner_text()
     assert "*Monday*" in page.locator("#preview-chat").inner_text()
 
-    # Audience: one department, counted live with a sample of names.
-    page.get_by_label("One department").check()
+    # Audience: departments, counted live with a sample of names; several may be chosen.
+    page.get_by_label("Departments", exact=True).check()
+    page.select_option("#id_department", ["Engineering", "Sales"])
+    page.wait_for_function("document.getElementById('audience-count').textContent === '6'")
     page.select_option("#id_department", "Engineering")
     page.wait_for_function("document.getElementById('audience-count').textContent === '4'")
     assert "Alan Turing" in page.locator("#audience-sample").inner_text()
@@ -298,7 +300,9 @@ def test_editing_after_the_first_send_keeps_that_send_on_version_1(
     assert first.count() == 1 and first.locator(".version-cell").inner_text() == "v1"
 
     item.refresh_from_db()
-    with time_machine.travel(timezone.now() + timedelta(seconds=61), tick=False):
+    # Just past the next send after the edit: exactly one new occurrence, whatever the second.
+    assert item.next_fire_at is not None
+    with time_machine.travel(item.next_fire_at + timedelta(seconds=1), tick=False):
         tick()
     page.reload()
     versions = page.locator("#occurrences .version-cell").all_inner_texts()

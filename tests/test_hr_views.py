@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ from bulletin.domain.models import (
     ScheduleKind,
 )
 from bulletin.domain.roles import ADMINISTRATOR, ANNOUNCER, APPROVER, EMPLOYEE
+from bulletin.interfaces.hr.forms import AnnouncementForm
 from tests import factories
 from tests.harness import SmtpSink
 
@@ -263,11 +265,53 @@ def test_a_department_audience_needs_a_department(ann: Any) -> None:
     factories.employees(2, department="Sales")
     response = logged_in(ann).post("/hr/new/", compose_data(audience_kind="department"))
     assert response.status_code == 400
-    assert "Choose the department" in page(response)
+    assert "Choose at least one department." in page(response)
     assert "Sales (2)" in page(response)  # the choices come from the employees table
     logged_in(ann).post("/hr/new/", compose_data(audience_kind="department", department="Sales"))
     item = Announcement.objects.get()
-    assert (item.audience_kind, item.audience_value) == ("department", "Sales")
+    assert (item.audience_kind, item.audience_values) == ("department", ["Sales"])
+
+
+def test_the_compose_form_saves_two_departments_and_shows_them_chosen_on_edit(ann: Any) -> None:
+    factories.employees(2, prefix="s", department="Sales")
+    factories.employees(1, prefix="t", department="Support")
+    factories.employees(1, prefix="e", department="Eng")
+    client = logged_in(ann)
+    data = compose_data(audience_kind="department", department=["Sales", "Support"])
+    response = client.post("/hr/new/", data)
+    assert response.status_code == 302, page(response)[:2000]
+    item = Announcement.objects.get()
+    assert (item.audience_kind, item.audience_values) == ("department", ["Sales", "Support"])
+    assert item.recipients.count() == 0  # a rule, not a list of people
+
+    detail = page(client.get(f"/hr/{item.pk}/"))
+    assert "Departments: Sales, Support" in detail
+    assert "3 people" in detail
+    html = page(client.get(f"/hr/{item.pk}/edit/"))
+    select = html[html.index('id="id_department"') : html.index("</select>")]
+    assert 'value="Sales" selected' in select and 'value="Support" selected' in select
+    assert 'value="Eng" selected' not in select and "multiple" in select
+
+
+def test_a_saved_department_nobody_is_in_now_stays_chosen_on_edit(ann: Any) -> None:
+    factories.employees(1, department="Sales")
+    item = draft(ann, audience_kind="department", audience_values=["Sales", "Closed"])
+    html = page(logged_in(ann).get(f"/hr/{item.pk}/edit/"))
+    assert '<option value="Closed" selected>Closed (nobody there now)</option>' in html
+    unchanged = compose_data(audience_kind="department", department=["Closed", "Sales"])
+    unchanged.update(action="save", body=item.body, repeat="custom", cron="0 9 * * *")
+    response = logged_in(ann).post(f"/hr/{item.pk}/edit/", unchanged, follow=True)
+    assert "Nothing changed." in page(response)  # the order of names is no change
+    item.refresh_from_db()
+    assert item.audience_values == ["Sales", "Closed"]
+
+
+def test_a_service_error_on_audience_values_is_shown_on_the_location_field() -> None:
+    form = AnnouncementForm(compose_data(audience_kind="location"))
+    form.is_valid()
+    message = "name at least one location this announcement is for"
+    form.add_service_errors(ValidationError({"audience_values": [message]}))
+    assert form.errors["location"][-1] == "Name at least one location this announcement is for."
 
 
 def test_chosen_people_are_saved_as_the_explicit_recipient_list(ann: Any) -> None:
@@ -392,6 +436,24 @@ def test_the_audience_endpoint_counts_everyone_a_department_a_location_and_peopl
     assert count(audience_kind="location", location="Leeds")["count"] == 5
     assert count(audience_kind="location", location="Nowhere")["count"] == 0
     assert count(audience_kind="list", recipients=[sales[0].pk, sales[1].pk])["count"] == 2
+
+
+def test_the_audience_endpoint_counts_everyone_in_several_departments_or_locations(
+    ann: Any,
+) -> None:
+    factories.employees(3, prefix="s", department="Sales", location="Leeds")
+    factories.employees(2, prefix="t", department="Support", location="London")
+    factories.employees(4, prefix="e", department="Eng", location="Paris")
+    factories.employees(1, prefix="x", department="Support", location="London", active=False)
+    client = logged_in(ann)
+
+    def count(**params: Any) -> int:
+        return int(client.get("/hr/audience/", params).json()["count"])
+
+    assert count(audience_kind="department", department=["Sales", "Support"]) == 5
+    assert count(audience_kind="department", department=["Sales", "Nowhere"]) == 3
+    assert count(audience_kind="location", location=["London", "Paris"]) == 6
+    assert count(audience_kind="location", location=["", " "]) == 0
 
 
 def test_the_audience_endpoint_says_how_many_opted_out_of_a_chosen_channel(ann: Any) -> None:

@@ -43,6 +43,9 @@ from bulletin.scheduling.rules import (
 
 log = logging.getLogger(__name__)
 
+# The longest department or location name an audience may name (as Employee's columns allow).
+MAX_AUDIENCE_NAME = 100
+
 # Channels that only post to places; a person is reached through email, Slack or the inbox.
 PLACE_ONLY = ("teams", "webhook")
 
@@ -67,7 +70,8 @@ def validate(
     now: datetime | None = None,
     places: Sequence[Place] | None = None,
 ) -> None:
-    """Raise ValidationError naming each bad field; clean the schedule fields in place.
+    """Raise ValidationError naming each bad field; clean the schedule and audience fields in
+    place.
 
     ``places`` are the places it will post to (default: those already saved with it).
     """
@@ -139,9 +143,26 @@ def _channel_problems(
 
 
 def _audience_problems(announcement: Announcement) -> Iterable[tuple[str, str]]:
-    needs_value = (AudienceKind.DEPARTMENT, AudienceKind.LOCATION)
-    if announcement.audience_kind in needs_value and not announcement.audience_value.strip():
-        yield "audience_value", f"name the {announcement.audience_kind} this announcement is for"
+    """Department and location audiences name at least one of them: names are trimmed and
+    de-duplicated in place (first spelling kept); other audiences keep no names."""
+    kind = announcement.audience_kind
+    if kind not in (AudienceKind.DEPARTMENT, AudienceKind.LOCATION):
+        announcement.audience_values = []
+        return
+    raw = announcement.audience_values
+    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
+        yield "audience_values", f"give the {kind} names as a list of text"
+        return
+    names = list(dict.fromkeys(name.strip() for name in raw if name.strip()))
+    announcement.audience_values = names
+    if not names:
+        yield "audience_values", f"name at least one {kind} this announcement is for"
+    for name in names:
+        if len(name) > MAX_AUDIENCE_NAME:
+            yield (
+                "audience_values",
+                f"the {kind} '{name[:40]}…' is longer than {MAX_AUDIENCE_NAME} characters",
+            )
 
 
 def schedule(

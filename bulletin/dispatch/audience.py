@@ -8,12 +8,14 @@ from bulletin.domain.models import Announcement, AudienceKind, Employee
 
 
 def audience_of(announcement: Announcement) -> QuerySet[Employee]:
+    """The active employees it reaches now. Department and location audiences are rules (anyone
+    in one of the named departments or locations at the time), so later joiners are included."""
     active = Employee.objects.filter(active=True)
-    kind, value = announcement.audience_kind, announcement.audience_value
+    kind, names = announcement.audience_kind, list(announcement.audience_values or [])
     if kind == AudienceKind.DEPARTMENT:
-        return active.filter(department=value)
+        return active.filter(department__in=names)
     if kind == AudienceKind.LOCATION:
-        return active.filter(location=value)
+        return active.filter(location__in=names)
     if kind == AudienceKind.LIST:
         return active.filter(
             id__in=announcement.recipients.through.objects.filter(

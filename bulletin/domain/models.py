@@ -125,8 +125,8 @@ class Place(models.Model):
 
 class AudienceKind(models.TextChoices):
     ALL = "all", "Everyone"
-    DEPARTMENT = "department", "One department"
-    LOCATION = "location", "One location"
+    DEPARTMENT = "department", "Departments"
+    LOCATION = "location", "Locations"
     LIST = "list", "Chosen people"
 
 
@@ -150,8 +150,13 @@ class Announcement(models.Model):
     audience_kind = models.CharField(
         max_length=16, choices=AudienceKind.choices, default=AudienceKind.ALL
     )
-    audience_value = models.CharField(
-        max_length=100, blank=True, help_text="The department or location name, when one applies."
+    # A rule, not a list of people: whoever is in one of these departments (or locations) when
+    # an occurrence fans out is reached, so later joiners are included.
+    audience_values = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The department or location names (a list), for those audiences; "
+        "anyone in any one of them is reached.",
     )
     recipients = models.ManyToManyField(Employee, blank=True, related_name="+")
     channels = models.JSONField(

@@ -49,7 +49,30 @@ def _channel_choices() -> list[tuple[str, str]]:
     return [(c.value, c.label) for c in PERSON_CHANNELS if c.value in TRANSPORTS]
 
 
+class NameListField(forms.Field):
+    """A list of names edited as text, one name per line (a name may contain a comma)."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return "\n".join(str(name) for name in value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:
+        if isinstance(value, list):
+            return value
+        lines = (line.strip() for line in str(value or "").splitlines())
+        return [line for line in lines if line]
+
+
 class AnnouncementForm(forms.ModelForm):
+    audience_values = NameListField(
+        required=False,
+        label="Departments or locations",
+        help_text="For a department or location audience: one name per line. Anyone in any of "
+        "them when it is sent is reached, including people who join later.",
+    )
     channels = forms.MultipleChoiceField(
         choices=_channel_choices,
         widget=forms.CheckboxSelectMultiple,
@@ -63,7 +86,7 @@ class AnnouncementForm(forms.ModelForm):
             "title",
             "body",
             "audience_kind",
-            "audience_value",
+            "audience_values",
             "recipients",
             "channels",
             "places",

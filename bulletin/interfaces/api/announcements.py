@@ -65,6 +65,14 @@ def places_named(names: Sequence[str]) -> list[Place]:
     return places
 
 
+def check_names(kind: str, names: list[str] | None) -> None:
+    """422 when names are given to an audience that takes none (the service checks the rest:
+    at least one, trimmed, not too long)."""
+    if names and kind not in (AudienceKind.DEPARTMENT, AudienceKind.LOCATION):
+        message = "values apply only to a 'department' or 'location' audience"
+        raise Problems([problem("audience_values", message)])
+
+
 def chosen_people(kind: str, ids: list[int]) -> list[Employee]:
     """The employees of a "list" audience; 422 when they do not fit the audience's kind."""
     if kind != AudienceKind.LIST:
@@ -98,6 +106,7 @@ def create_announcement(request: HttpRequest, payload: AnnouncementIn) -> Any:
     data = payload.model_dump()
     places = places_named(data.pop("places"))
     values = model_values(data)
+    check_names(values["audience_kind"], values["audience_values"])
     people = chosen_people(values["audience_kind"], values.pop("recipients"))
     values.setdefault("misfire_grace", timedelta(seconds=options().default_grace_seconds))
     with transaction.atomic():
@@ -126,6 +135,7 @@ def edit_announcement(request: HttpRequest, id: int, payload: AnnouncementPatch)
     values = model_values(data)
     ids = values.pop("recipients", None)
     kind = values.get("audience_kind", item.audience_kind)
+    check_names(kind, values.get("audience_values"))
     people = (
         chosen_people(kind, ids or []) if ids is not None or "audience_kind" in values else None
     )

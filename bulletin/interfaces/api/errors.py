@@ -2,9 +2,10 @@
 
 * 422 — input that cannot be accepted: ``{"detail": [{"field": …, "message": …}, …]}``, one
   item per problem (``index`` too when the body is a list). ``field`` is the service's name for
-  the input (the model field, e.g. ``cron``, ``at_local``, ``audience_value``), or the body
-  member's name where it has no model field (``misfire_grace_minutes``, or an unknown member),
-  or null when the problem is the request as a whole.
+  the input (the model field, e.g. ``cron``, ``at_local``, ``audience_values`` for
+  ``audience.values``, also for a problem with one of its items), or the body member's name
+  where it has no model field (``misfire_grace_minutes``, or an unknown member), or null when
+  the problem is the request as a whole.
 * 409 — the request is fine but the announcement's state forbids it (the service raises a
   ValidationError without field names for those): ``{"detail": "…"}``.
 * 401, 403, 404 — ``{"detail": "…"}``.
@@ -47,12 +48,16 @@ def problem(field: str | None, message: str, index: int | None = None) -> dict[s
     return item
 
 
-def _field_of(path: Sequence[Any]) -> tuple[str | None, int | None]:
+def _field_of(path: Sequence[Any]) -> tuple[str | None, int | None, str]:
+    """The problem's field, the body's list index, and where inside a list member it is
+    (``audience.values.1`` is ``audience_values``, its item 1, as the service names it)."""
     index = path[0] if path and isinstance(path[0], int) else None
     rest = tuple(str(part) for part in path[1 if index is not None else 0 :])
     if not rest:
-        return None, index
-    return MODEL_NAMES.get(rest) or ".".join(rest), index
+        return None, index, ""
+    if rest[:2] in MODEL_NAMES and len(rest) > 2:
+        return MODEL_NAMES[rest[:2]], index, f"item {'.'.join(rest[2:])}: "
+    return MODEL_NAMES.get(rest) or ".".join(rest), index, ""
 
 
 def _pydantic_message(error: dict[str, Any]) -> str:
@@ -69,8 +74,8 @@ def pydantic_problems(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         source, *path = error["loc"]
         if source == "body" and path:
             path = path[1:]  # the view's parameter name says nothing to the client
-        field, index = _field_of(path)
-        found.append(problem(field, _pydantic_message(error), index))
+        field, index, where = _field_of(path)
+        found.append(problem(field, where + _pydantic_message(error), index))
     return found
 
 

@@ -39,7 +39,7 @@ class ScheduleOut(Schema):
 
 class AudienceOut(Schema):
     kind: str = Field(alias="audience_kind")
-    value: str = Field(alias="audience_value")
+    values: list[str] = Field(alias="audience_values")
     employee_ids: list[int]
 
     @staticmethod

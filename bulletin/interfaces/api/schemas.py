@@ -53,7 +53,12 @@ def replies(ok: dict[int, Any], *codes: int) -> dict[int, Any]:
 
 class AudienceIn(Strict):
     kind: AudienceKind = AudienceKind.ALL
-    value: str = Field(default="", description="the department or location, for those kinds")
+    values: list[str] = Field(
+        default_factory=list,
+        description="the departments or locations, for those kinds: anyone in any of them when "
+        "it is sent (later joiners too)",
+        examples=[["Sales", "Support"]],
+    )
     employee_ids: list[int] = Field(default_factory=list, description="for kind 'list'")
 
 
@@ -80,7 +85,7 @@ class AnnouncementIn(Strict):
 
 class AudiencePatch(Patch):
     kind: AudienceKind | None = None
-    value: str | None = None
+    values: list[str] | None = None
     employee_ids: list[int] | None = None
 
 
@@ -114,7 +119,7 @@ MODEL_NAMES: dict[tuple[str, ...], str] = {
     ("schedule", "timezone"): "timezone",
     ("schedule", "per_recipient_zone"): "per_recipient_zone",
     ("audience", "kind"): "audience_kind",
-    ("audience", "value"): "audience_value",
+    ("audience", "values"): "audience_values",
     ("audience", "employee_ids"): "recipients",
 }
 

@@ -3,7 +3,8 @@
 - ``/hr/preview/``: the body as the server's *sanitised* HTML (``markdown_to_html``: raw HTML
   off, then nh3), plus a Slack/Teams-like plain rendering. The page inserts only this HTML.
 - ``/hr/audience/``: how many people the audience reaches now and up to five names, using
-  ``bulletin.dispatch.audience.audience_of`` (active employees only), as fan-out will.
+  ``bulletin.dispatch.audience.audience_of`` (active employees only), as fan-out will. Several
+  ``department`` (or ``location``) parameters count everyone in any of them.
 - ``/hr/fire-times/``: the next ten fire times in the chosen zone with DST notes, or the
   gap/fold question for a one-off time, or the reason there are none.
 - ``/hr/people/``: active employees matching a search, for the explicit-people picker.
@@ -81,10 +82,11 @@ def audience_from(params: Any) -> QuerySet[Employee]:
     if kind == AudienceKind.LIST:
         ids = [value for value in params.getlist("recipients") if str(value).isdigit()]
         return Employee.objects.filter(active=True, pk__in=ids)
-    value = params.get("location" if kind == AudienceKind.LOCATION else "department") or ""
-    if kind in (AudienceKind.DEPARTMENT, AudienceKind.LOCATION) and not value:
+    column = "location" if kind == AudienceKind.LOCATION else "department"
+    names = [name.strip() for name in params.getlist(column) if name.strip()]
+    if kind in (AudienceKind.DEPARTMENT, AudienceKind.LOCATION) and not names:
         return Employee.objects.none()
-    return audience_of(Announcement(audience_kind=kind, audience_value=value))
+    return audience_of(Announcement(audience_kind=kind, audience_values=names))
 
 
 @hr_view("view_employee", json=True)

@@ -1,6 +1,6 @@
 """The compose form and the CSV upload form.
 
-The form checks what a person can fix on the page (a missing department, a time that does not
+The form checks what a person can fix on the page (no department chosen, a time that does not
 exist, a builder without a day); the service (``lifecycle``) still validates everything again
 and its ValidationErrors are put back on the same fields with ``add_service_errors``.
 """
@@ -148,8 +148,9 @@ class AnnouncementForm(forms.Form):
     audience_kind = forms.ChoiceField(
         choices=AudienceKind.choices, widget=forms.RadioSelect, initial=AudienceKind.ALL
     )
-    department = forms.ChoiceField(required=False)
-    location = forms.ChoiceField(required=False)
+    # Several may be chosen; the audience stays a rule: whoever is in one of them at each send.
+    department = forms.MultipleChoiceField(required=False, label="Which departments")
+    location = forms.MultipleChoiceField(required=False, label="Which locations")
     recipients = forms.ModelMultipleChoiceField(queryset=Employee.objects.all(), required=False)
     channels = forms.MultipleChoiceField(required=False)
     places = forms.ModelMultipleChoiceField(
@@ -208,9 +209,9 @@ class AnnouncementForm(forms.Form):
         # A copy, so a chosen gap answer can be written back into what the page shows.
         super().__init__(data.copy() if data is not None else None, initial=self._initial(user))
         self.time_question: TimeQuestion | None = None
-        current = announcement.audience_value if announcement else ""
-        self._choice("department").choices = self._value_choices("department", current)
-        self._choice("location").choices = self._value_choices("location", current)
+        saved_names = list(announcement.audience_values or []) if announcement else []
+        self._choice("department").choices = self._value_choices("department", saved_names)
+        self._choice("location").choices = self._value_choices("location", saved_names)
         # What may be ticked: channels set up here, and any the announcement already uses.
         saved = list(announcement.channels) if announcement else []
         self.allowed_channels = {
@@ -248,10 +249,8 @@ class AnnouncementForm(forms.Form):
             "title": item.title,
             "body": item.body,
             "audience_kind": item.audience_kind,
-            "department": item.audience_value
-            if item.audience_kind == AudienceKind.DEPARTMENT
-            else "",
-            "location": item.audience_value if item.audience_kind == AudienceKind.LOCATION else "",
+            "department": self._names_if(AudienceKind.DEPARTMENT),
+            "location": self._names_if(AudienceKind.LOCATION),
             "recipients": list(item.recipients.values_list("pk", flat=True)),
             "channels": list(item.channels),
             "places": list(item.places.values_list("pk", flat=True)),
@@ -274,10 +273,18 @@ class AnnouncementForm(forms.Form):
                 )
         return initial
 
-    def _value_choices(self, column: str, current: str) -> list[tuple[str, str]]:
-        choices = [("", f"Choose a {column}…"), *_counted(column)]
-        if current and current not in {value for value, _ in choices}:
-            choices.append((current, f"{current} (nobody there now)"))
+    def _names_if(self, kind: AudienceKind) -> list[str]:
+        item = self.announcement
+        if item is None or item.audience_kind != kind:
+            return []
+        return list(item.audience_values or [])
+
+    def _value_choices(self, column: str, saved: list[str]) -> list[tuple[str, str]]:
+        """Those of the employees table, and any saved name nobody has now (so an edit keeps
+        it)."""
+        choices = _counted(column)
+        known = {value for value, _ in choices}
+        choices += [(name, f"{name} (nobody there now)") for name in saved if name not in known]
         return choices
 
     def _ask_about_initial_time(self) -> None:
@@ -330,6 +337,18 @@ class AnnouncementForm(forms.Form):
             ids = [str(pk) for pk in self.initial.get("recipients", [])]
         return list(Employee.objects.filter(pk__in=ids).order_by("name")[:500])
 
+    def chosen_names(self, name: str) -> list[str]:
+        """The departments (or locations) selected, as posted or saved."""
+        if self.is_bound:
+            return [str(value) for value in self.data.getlist(name)]
+        return [str(value) for value in self.initial.get(name) or []]
+
+    def chosen_departments(self) -> list[str]:
+        return self.chosen_names("department")
+
+    def chosen_locations(self) -> list[str]:
+        return self.chosen_names("location")
+
     def at_choice_value(self) -> str:
         if self.is_bound:
             return str(self.data.get("at_choice", ""))
@@ -352,9 +371,9 @@ class AnnouncementForm(forms.Form):
     def _clean_audience(self, data: dict[str, Any]) -> None:
         kind = data.get("audience_kind")
         if kind == AudienceKind.DEPARTMENT and not data.get("department"):
-            self.add_error("department", "Choose the department this announcement is for.")
+            self.add_error("department", "Choose at least one department.")
         if kind == AudienceKind.LOCATION and not data.get("location"):
-            self.add_error("location", "Choose the location this announcement is for.")
+            self.add_error("location", "Choose at least one location.")
         if kind == AudienceKind.LIST and not data.get("recipients"):
             self.add_error("recipients", "Add at least one person.")
 
@@ -428,7 +447,7 @@ class AnnouncementForm(forms.Form):
         """The Announcement fields this form sets (recipients and places are separate)."""
         data = self.cleaned_data
         kind = data["audience_kind"]
-        value = {
+        names = {
             AudienceKind.DEPARTMENT: data.get("department"),
             AudienceKind.LOCATION: data.get("location"),
         }
@@ -436,7 +455,7 @@ class AnnouncementForm(forms.Form):
             "title": data["title"],
             "body": data["body"],
             "audience_kind": kind,
-            "audience_value": value.get(kind) or "",
+            "audience_values": list(names.get(kind) or []),
             "channels": list(data.get("channels") or []),
             "mandatory": bool(data.get("mandatory")),
             "requires_ack": bool(data.get("requires_ack")),
@@ -465,7 +484,7 @@ class AnnouncementForm(forms.Form):
         kind = self.data.get("audience_kind")
         for name, messages in error.message_dict.items():
             target = _FIELD_OF.get(name)
-            if name == "audience_value":
+            if name == "audience_values":
                 target = "location" if kind == AudienceKind.LOCATION else "department"
             if name == "cron" and self.data.get("repeat") not in ("custom", None, ""):
                 target = "cron"
@@ -487,11 +506,12 @@ class ImportForm(forms.Form):
 
 
 def changed_fields(announcement: Announcement, values: dict[str, Any]) -> dict[str, Any]:
-    """The values that differ from what is saved (channel order does not count)."""
+    """The values that differ from what is saved (the order of channels and of audience names
+    does not count)."""
 
     def same(name: str, value: Any) -> bool:
         saved = getattr(announcement, name)
-        if name == "channels":
+        if name in ("channels", "audience_values"):
             return sorted(saved or []) == sorted(value)
         return bool(saved == value)
 

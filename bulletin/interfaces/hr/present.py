@@ -79,11 +79,11 @@ def _which_copy(at: datetime, zone_name: str, fold: int) -> str:
 
 
 def audience_summary(announcement: Announcement) -> str:
-    kind, value = announcement.audience_kind, announcement.audience_value
+    kind, names = announcement.audience_kind, list(announcement.audience_values or [])
     if kind == AudienceKind.DEPARTMENT:
-        return f"Department: {value}"
+        return f"{'Department' if len(names) == 1 else 'Departments'}: {', '.join(names)}"
     if kind == AudienceKind.LOCATION:
-        return f"Location: {value}"
+        return f"{'Location' if len(names) == 1 else 'Locations'}: {', '.join(names)}"
     if kind == AudienceKind.LIST:
         count = announcement.recipients.count()
         return f"{count} chosen {'person' if count == 1 else 'people'}"

@@ -15,13 +15,18 @@ from bulletin.interfaces.management.base import BulletinCommand
 RECIPIENT_ZONE = "recipient"
 
 
-def parse_audience(value: str) -> tuple[str, str]:
-    kind, _, name = value.partition(":")
-    if kind == AudienceKind.ALL and not name:
-        return AudienceKind.ALL, ""
-    if kind in (AudienceKind.DEPARTMENT, AudienceKind.LOCATION) and name.strip():
-        return kind, name.strip()
-    raise CommandError(f"--audience '{value}' is not one of all, department:NAME, location:NAME")
+AUDIENCE_FORMS = "all, department:NAME[,NAME...], location:NAME[,NAME...]"
+
+
+def parse_audience(value: str) -> tuple[str, list[str]]:
+    """``all``, or a kind and its comma-separated names (trimmed, blanks and repeats dropped)."""
+    kind, _, rest = value.partition(":")
+    if kind == AudienceKind.ALL and not rest:
+        return AudienceKind.ALL, []
+    names = list(dict.fromkeys(name.strip() for name in rest.split(",") if name.strip()))
+    if kind in (AudienceKind.DEPARTMENT, AudienceKind.LOCATION) and names:
+        return kind, names
+    raise CommandError(f"--audience '{value}' is not one of {AUDIENCE_FORMS}")
 
 
 def parse_places(value: str) -> list[Place]:
@@ -54,7 +59,7 @@ class Command(BulletinCommand):
         "at_local": "--at",
         "at_fold": "--fold",
         "timezone": "--tz",
-        "audience_value": "--audience",
+        "audience_values": "--audience",
         "channels": "--channels",
         "places": "--places",
         "misfire_grace": "--grace-minutes",
@@ -78,7 +83,10 @@ class Command(BulletinCommand):
             help=f"IANA zone, or '{RECIPIENT_ZONE}' for each recipient's own local time",
         )
         parser.add_argument(
-            "--audience", default="all", help="all | department:NAME | location:NAME"
+            "--audience",
+            default="all",
+            help="all | department:NAME[,NAME...] | location:NAME[,NAME...] (comma-separated: "
+            "anyone in any of them when it is sent, including later joiners)",
         )
         parser.add_argument(
             "--channels",
@@ -108,7 +116,7 @@ class Command(BulletinCommand):
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        kind, value = parse_audience(opts["audience"])
+        kind, names = parse_audience(opts["audience"])
         per_recipient = opts["tz"] == RECIPIENT_ZONE
         if opts["grace_minutes"] < 0:
             raise CommandError("--grace-minutes must not be negative")
@@ -118,7 +126,7 @@ class Command(BulletinCommand):
             title=opts["title"],
             body=self._body(opts["body_file"]),
             audience_kind=kind,
-            audience_value=value,
+            audience_values=names,
             channels=channels,
             mandatory=opts["mandatory"],
             requires_ack=opts["requires_ack"],
