@@ -69,3 +69,14 @@ def fired(**fields: Any) -> Announcement:
     item = created_earlier(**fields)
     tick_after(item)
     return item
+
+
+def person(name: str, *roles: str, password: str = "pw", **fields: Any) -> Any:
+    """A login named ``name`` in the given role groups, with a fresh permission cache."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    users = get_user_model()
+    user = users.objects.create_user(name, f"{name}@example.com", password, **fields)
+    user.groups.add(*Group.objects.filter(name__in=roles))
+    return users.objects.get(pk=user.pk)

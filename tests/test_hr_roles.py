@@ -8,7 +8,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from django.test import Client
 
 from bulletin import conf
@@ -34,9 +33,7 @@ def fast_passwords(settings: Any) -> None:
 
 
 def user_with(django_user_model: Any, name: str, role: str) -> Any:
-    user = django_user_model.objects.create_user(name, f"{name}@example.com", "pw")
-    user.groups.add(Group.objects.get(name=role))
-    return user
+    return factories.person(name, role)
 
 
 def written_by(author: Any, status: str) -> Announcement:

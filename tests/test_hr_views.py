@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone
@@ -46,10 +45,7 @@ def fast_passwords(settings: Any) -> None:
 
 
 def person(django_user_model: Any, name: str, *roles: str) -> Any:
-    user = django_user_model.objects.create_user(name, f"{name}@example.com", "pw")
-    for role in roles:
-        user.groups.add(Group.objects.get(name=role))
-    return django_user_model.objects.get(pk=user.pk)  # fresh permission cache
+    return factories.person(name, *roles)
 
 
 def logged_in(user: Any) -> Client:

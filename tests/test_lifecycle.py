@@ -34,9 +34,7 @@ pytestmark = pytest.mark.django_db
 
 
 def person(django_user_model: Any, name: str, role: str) -> Any:
-    user = django_user_model.objects.create_user(name, f"{name}@example.com", "pw")
-    user.groups.add(Group.objects.get(name=role))
-    return django_user_model.objects.get(pk=user.pk)  # fresh permission cache
+    return factories.person(name, role)
 
 
 @pytest.fixture
