@@ -6,11 +6,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bulletin import conf
+from bulletin.domain import roles
+from tests import factories
 from tests.harness import (
     Installation,
     SmtpSink,
@@ -75,6 +79,36 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+# People in each role (the groups come from bulletin.domain.roles after migrate).
+@pytest.fixture
+def ann(db: None) -> Any:
+    """An announcer."""
+    return factories.person("ann", roles.ANNOUNCER)
+
+
+@pytest.fixture
+def april(db: None) -> Any:
+    """An approver."""
+    return factories.person("april", roles.APPROVER)
+
+
+@pytest.fixture
+def eve(db: None) -> Any:
+    """An employee: the inbox only."""
+    return factories.person("eve", roles.EMPLOYEE)
+
+
+@pytest.fixture
+def ada(db: None) -> Any:
+    """An administrator."""
+    return factories.person("ada", roles.ADMINISTRATOR)
+
+
+@pytest.fixture
+def approval_required(settings: Any) -> None:
+    settings.BULLETIN = replace(conf.load({}), require_approval=True)
 
 
 @pytest.fixture

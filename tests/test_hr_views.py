@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +14,6 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone
 
-from bulletin import conf
 from bulletin.dispatch import lifecycle
 from bulletin.domain.models import (
     Announcement,
@@ -28,7 +26,7 @@ from bulletin.domain.models import (
     Place,
     ScheduleKind,
 )
-from bulletin.domain.roles import ADMINISTRATOR, ANNOUNCER, APPROVER, EMPLOYEE
+from bulletin.domain.roles import ANNOUNCER, APPROVER
 from bulletin.interfaces.hr.forms import AnnouncementForm
 from tests import factories
 from tests.harness import SmtpSink
@@ -52,31 +50,6 @@ def logged_in(user: Any) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def ann(django_user_model: Any) -> Any:
-    return person(django_user_model, "ann", ANNOUNCER)
-
-
-@pytest.fixture
-def april(django_user_model: Any) -> Any:
-    return person(django_user_model, "april", APPROVER)
-
-
-@pytest.fixture
-def eve(django_user_model: Any) -> Any:
-    return person(django_user_model, "eve", EMPLOYEE)
-
-
-@pytest.fixture
-def ada(django_user_model: Any) -> Any:
-    return person(django_user_model, "ada", ADMINISTRATOR)
-
-
-@pytest.fixture
-def approval_required(settings: Any) -> None:
-    settings.BULLETIN = replace(conf.load({}), require_approval=True)
 
 
 def compose_data(**overrides: Any) -> dict[str, Any]:

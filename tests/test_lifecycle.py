@@ -3,7 +3,6 @@ test sends and the audit log."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +12,6 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from bulletin import conf
 from bulletin.dispatch import lifecycle
 from bulletin.dispatch.planning import tick
 from bulletin.dispatch.sender import Dispatcher
@@ -35,21 +33,6 @@ pytestmark = pytest.mark.django_db
 
 def person(django_user_model: Any, name: str, role: str) -> Any:
     return factories.person(name, role)
-
-
-@pytest.fixture
-def ann(django_user_model: Any) -> Any:
-    return person(django_user_model, "ann", ANNOUNCER)
-
-
-@pytest.fixture
-def april(django_user_model: Any) -> Any:
-    return person(django_user_model, "april", APPROVER)
-
-
-@pytest.fixture
-def approval_required(settings: Any) -> None:
-    settings.BULLETIN = replace(conf.load({}), require_approval=True)
 
 
 def draft(**fields: Any) -> Announcement:
