@@ -80,3 +80,16 @@ def person(name: str, *roles: str, password: str = "pw", **fields: Any) -> Any:
     user = users.objects.create_user(name, f"{name}@example.com", password, **fields)
     user.groups.add(*Group.objects.filter(name__in=roles))
     return users.objects.get(pk=user.pk)
+
+
+def announce_cli(directory: Any, *arguments: str) -> Announcement:
+    """Run `bulletin announce --title T --body-file …` in-process; the new announcement."""
+    import io
+
+    from django.core.management import call_command
+
+    body = directory / "body.md"
+    body.write_text("Hi")
+    out = io.StringIO()
+    call_command("announce", "--title", "T", "--body-file", str(body), *arguments, stdout=out)
+    return Announcement.objects.get(pk=int(out.getvalue()))

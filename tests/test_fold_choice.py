@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from bulletin.domain.models import Announcement
 from bulletin.scheduling.rules import OneOffRule, ScheduleError, parse_zone, resolve_one_off
+from tests import factories
 
 NEW_YORK = parse_zone("America/New_York")
 FOLD = datetime(2027, 11, 7, 1, 30)  # 01:30 EDT (05:30Z), then 01:30 EST (06:30Z)
@@ -39,41 +37,13 @@ def test_a_choice_does_not_make_a_gap_time_acceptable() -> None:
 
 @pytest.mark.django_db
 def test_announce_takes_the_second_copy_with_fold_1(tmp_path: Path) -> None:
-    body = tmp_path / "body.md"
-    body.write_text("Hi")
-    out = io.StringIO()
-    call_command(
-        "announce",
-        "--title",
-        "T",
-        "--body-file",
-        str(body),
-        "--at",
-        "2027-11-07T01:30",
-        "--tz",
-        "America/New_York",
-        "--fold",
-        "1",
-        stdout=out,
+    item = factories.announce_cli(
+        tmp_path, "--at", "2027-11-07T01:30", "--tz", "America/New_York", "--fold", "1"
     )
-    item = Announcement.objects.get(pk=int(out.getvalue()))
     assert item.next_fire_at == datetime(2027, 11, 7, 6, 30, tzinfo=UTC)
 
 
 @pytest.mark.django_db
 def test_announce_without_fold_names_both_choices(tmp_path: Path) -> None:
-    body = tmp_path / "body.md"
-    body.write_text("Hi")
     with pytest.raises(CommandError, match=r"-04:00.*-05:00"):
-        call_command(
-            "announce",
-            "--title",
-            "T",
-            "--body-file",
-            str(body),
-            "--at",
-            "2027-11-07T01:30",
-            "--tz",
-            "America/New_York",
-            stdout=io.StringIO(),
-        )
+        factories.announce_cli(tmp_path, "--at", "2027-11-07T01:30", "--tz", "America/New_York")

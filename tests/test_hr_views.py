@@ -804,3 +804,17 @@ def test_a_past_one_off_time_is_refused_on_its_field(ann: Any) -> None:
     )
     assert response.status_code == 400 and "is in the past" in page(response)
     assert Announcement.objects.count() == 0
+
+
+def test_resuming_edited_text_says_it_waits_for_approval(
+    ann: Any, april: Any, approval_required: None
+) -> None:
+    item = draft(ann)
+    lifecycle.submit(item, ann)
+    lifecycle.approve(item, april)
+    lifecycle.pause(item, ann)
+    lifecycle.edit(item, ann, body="Changed while paused.")
+    response = logged_in(ann).post(f"/hr/{item.pk}/resume/", follow=True)
+    assert "resumes once an approver approves it" in page(response)
+    item.refresh_from_db()
+    assert item.status == AnnouncementStatus.PENDING_APPROVAL

@@ -107,15 +107,8 @@ def test_channel_and_place_mistakes_are_refused_by_field(
 def test_announce_posts_to_places_named_on_the_command_line(tmp_path: Any) -> None:
     place("slack", "#general", target="C123")
     place("teams", "HR-news")
-    body = tmp_path / "body.md"
-    body.write_text("Hi")
-    out = io.StringIO()
-    call_command(
-        "announce",
-        "--title",
-        "T",
-        "--body-file",
-        str(body),
+    announcement = factories.announce_cli(
+        tmp_path,
         "--cron",
         "0 9 * * *",
         "--tz",
@@ -124,9 +117,7 @@ def test_announce_posts_to_places_named_on_the_command_line(tmp_path: Any) -> No
         "email,teams",
         "--places",
         "slack:#general,teams:HR-news",
-        stdout=out,
     )
-    announcement = factories.Announcement.objects.get(pk=int(out.getvalue()))
     assert announcement.channels == ["email"]
     assert sorted(str(p) for p in announcement.places.all()) == ["slack:#general", "teams:HR-news"]
 
@@ -141,22 +132,8 @@ def test_announce_posts_to_places_named_on_the_command_line(tmp_path: Any) -> No
 def test_announce_refuses_unknown_places_and_placeless_place_channels(
     tmp_path: Any, arguments: list[str], words: str
 ) -> None:
-    body = tmp_path / "body.md"
-    body.write_text("Hi")
     with pytest.raises(CommandError, match=words):
-        call_command(
-            "announce",
-            "--title",
-            "T",
-            "--body-file",
-            str(body),
-            "--cron",
-            "0 9 * * *",
-            "--tz",
-            "UTC",
-            *arguments,
-            stdout=io.StringIO(),
-        )
+        factories.announce_cli(tmp_path, "--cron", "0 9 * * *", "--tz", "UTC", *arguments)
 
 
 def test_add_place_makes_a_secret_and_rotation_keeps_the_old_one_signing() -> None:

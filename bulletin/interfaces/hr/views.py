@@ -473,6 +473,14 @@ def pause(request: HttpRequest, pk: int) -> HttpResponse:
     return _back(item)
 
 
+def _resumed_message(item: Announcement) -> str:
+    if item.status == AnnouncementStatus.PENDING_APPROVAL:
+        return "Its text changed while paused: it resumes once an approver approves it."
+    when = in_zone(item.next_fire_at, display_zone(item))
+    text = "Resumed. Times that passed while it was paused are not sent."
+    return f"{text} Next send: {when}." if when else text
+
+
 @hr_view("view_announcement")
 @require_POST
 def resume(request: HttpRequest, pk: int) -> HttpResponse:
@@ -482,9 +490,7 @@ def resume(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         _report(request, exc)
     else:
-        when = in_zone(item.next_fire_at, display_zone(item))
-        text = "Resumed. Times that passed while it was paused are not sent."
-        messages.success(request, f"{text} Next send: {when}." if when else text)
+        messages.success(request, _resumed_message(item))
     return _back(item)
 
 
