@@ -227,10 +227,12 @@ def test_fan_out_query_count_does_not_grow_with_the_audience(
     fake: Any, django_assert_max_num_queries: Any
 ) -> None:
     from bulletin.dispatch.fanout import fan_out
-    from bulletin.domain.models import Occurrence
+    from bulletin.domain.models import Occurrence, OccurrenceState
 
     due_deliveries(1)
     factories.employees(2000, prefix="more")
+    Delivery.objects.all().delete()
+    Occurrence.objects.update(state=OccurrenceState.PLANNED)
     occurrence = Occurrence.objects.select_related("announcement").get()
     with django_assert_max_num_queries(8):
         assert fan_out(occurrence, datetime.now(UTC)) == 2001
