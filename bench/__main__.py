@@ -42,7 +42,7 @@ BENCHMARKS = {
     "claim-postgres": Benchmark(
         "bench.claim",
         "postgresql",
-        {"rows": 100_000, "workers": 4, "batch": 100, "rounds": 2},
+        {"rows": 100_000, "workers": 4, "batch": 100, "rounds": 3},
         {"rows": 500, "workers": 2, "batch": 20, "rounds": 1},
     ),
     "email-smtp": Benchmark(

@@ -102,7 +102,7 @@ def test_an_outcome_is_not_recorded_once_the_lease_is_lost(fake: Any) -> None:
     # The lease expires mid-send and the reaper settles the row; the slow worker then reports.
     leases.reap(now + 2 * LEASE, deduplicating=[])
     sent = leases.Outcome(DeliveryState.SENT, AttemptOutcome.SENT)
-    assert leases.finish(delivery.pk, token, sent, now + 2 * LEASE) is False
+    assert leases.finish(delivery.pk, token, sent, now + 2 * LEASE, now) is False
     delivery.refresh_from_db()
     assert delivery.state == DeliveryState.UNKNOWN
 

@@ -30,3 +30,15 @@ def transport_for(channel: str) -> type[Transport]:
 
 def deduplicating_channels() -> list[str]:
     return [name for name, transport in TRANSPORTS.items() if transport.deduplicates]
+
+
+def channels_started_on_claim() -> list[str]:
+    """Channels whose claim may count as the attempt's intent: a resend is harmless (the
+    receiver de-duplicates, or the write commits with its outcome) and no rate limit can
+    defer a claimed row."""
+    return [
+        name
+        for name, transport in TRANSPORTS.items()
+        if (transport.deduplicates or transport.transactional)
+        and transport.paces is Transport.paces
+    ]

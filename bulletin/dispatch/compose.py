@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bulletin.channels.base import Destination, Message, Recipient
 from bulletin.channels.render import render_html, render_text
 from bulletin.conf import secret
-from bulletin.domain.models import Delivery, Employee, Place
-
-
-def person(employee: Employee) -> Recipient:
-    return Recipient(
-        email=employee.email,
-        name=employee.name,
-        timezone=employee.timezone,
-        slack_user_id=employee.slack_user_id,
-    )
+from bulletin.dispatch.leases import Claimed
+from bulletin.domain.models import Employee, Occurrence, Place, delivery_key
 
 
 def place_secret(value: str) -> str:
@@ -28,21 +22,51 @@ def destination(place: Place) -> Destination:
     return Destination(name=place.name, target=place.target, secrets=secrets)
 
 
-def compose(delivery: Delivery) -> Message:
-    occurrence = delivery.occurrence
-    announcement = occurrence.announcement
-    # What this occurrence was planned to say, even if the announcement was edited since.
-    content = occurrence.version or announcement
-    recipient = person(delivery.employee) if delivery.employee else None
-    return Message(
-        idempotency_key=delivery.idempotency_key,
-        title=content.title,
-        text=render_text(content.body, recipient),
-        html=render_html(content.body, recipient),
-        recipient=recipient,
-        place=destination(delivery.place) if delivery.place else None,
-        announcement_id=announcement.pk,
-        fire_at=occurrence.fire_at,
-        requires_ack=announcement.requires_ack,
-        delivery_id=delivery.pk,
-    )
+class BatchContent:
+    """What a claimed batch's messages are made of, each loaded once for the whole batch:
+    its occurrences (with their announcement and the version they send), people and places.
+
+    A batch is typically one occurrence to a hundred people: three queries, not five joins
+    per delivery turned into five model objects each.
+    """
+
+    def __init__(self, rows: Sequence[Claimed], known: dict[int, Occurrence]) -> None:
+        """``known``: occurrences this drain's earlier batches loaded, shared and added to (one
+        occurrence goes out in many batches; the version it sends never changes)."""
+        missing = {row.occurrence_id for row in rows} - known.keys()
+        if missing:
+            known |= Occurrence.objects.select_related("announcement", "version").in_bulk(missing)
+        self.occurrences = known
+        people = {row.employee_id for row in rows if row.employee_id}
+        fields = ("pk", "email", "name", "timezone", "slack_user_id")
+        self.people = {
+            pk: Recipient(email, name, zone, slack)
+            for pk, email, name, zone, slack in Employee.objects.filter(pk__in=people)
+            .order_by()
+            .values_list(*fields)
+        }
+        places = {row.place_id for row in rows if row.place_id}
+        self.places = Place.objects.in_bulk(places) if places else {}
+
+    def message(self, row: Claimed) -> Message:
+        """The row's message; raises (KeyError, a missing secret…) if it cannot be made."""
+        occurrence = self.occurrences[row.occurrence_id]
+        announcement = occurrence.announcement
+        # What this occurrence was planned to say, even if the announcement was edited since.
+        content = occurrence.version or announcement
+        recipient = self.people[row.employee_id] if row.employee_id else None
+        place = destination(self.places[row.place_id]) if row.place_id else None
+        return Message(
+            idempotency_key=delivery_key(
+                row.occurrence_id, row.employee_id, row.place_id, row.channel
+            ),
+            title=content.title,
+            text=render_text(content.body, recipient),
+            html=render_html(content.body, recipient),
+            recipient=recipient,
+            place=place,
+            announcement_id=announcement.pk,
+            fire_at=occurrence.fire_at,
+            requires_ack=announcement.requires_ack,
+            delivery_id=row.id,
+        )

@@ -128,7 +128,9 @@ def _insert_rows(
     state: DeliveryState,
     reason: str,
 ) -> None:
-    text, number, stamp = CharField(), IntegerField(), DateTimeField()
+    text: CharField[str, str] = CharField()
+    number: IntegerField[int, int] = IntegerField()
+    stamp: DateTimeField[datetime, datetime] = DateTimeField()
     rows = (
         people.order_by()
         .annotate(

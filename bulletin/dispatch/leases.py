@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import F
 
 from bulletin.domain.models import Attempt, AttemptOutcome, Delivery, DeliveryState
 
@@ -27,59 +28,118 @@ def new_token() -> str:
     return uuid.uuid4().hex
 
 
-def _db_time(value: datetime) -> object:
+def _db_time(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
+
+
+class Claimed(NamedTuple):
+    """What dispatch needs of a claimed delivery, straight from the claim's RETURNING."""
+
+    id: int
+    channel: str
+    occurrence_id: int
+    employee_id: int | None
+    place_id: int | None
+    attempt: int  # non-zero when the claim itself began this attempt (see claim_rows)
 
 
 def claim(token: str, limit: int, now: datetime, lease: timedelta) -> list[int]:
     """Lease up to ``limit`` due deliveries to ``token``; returns their ids."""
+    return [row.id for row in claim_rows(token, limit, now, lease)]
+
+
+def claim_rows(
+    token: str, limit: int, now: datetime, lease: timedelta, starting: Sequence[str] = ()
+) -> list[Claimed]:
+    """Lease up to ``limit`` due deliveries to ``token``, oldest due first.
+
+    Rows of the ``starting`` channels are claimed straight into ``sending``, their attempt
+    counted: for a channel where a resend is harmless and nothing can hold a row back, the
+    claim is the intent, and the separate write of it would only cost a statement per batch.
+    """
     table = Delivery._meta.db_table
+    starts = f"channel IN ({', '.join(['%s'] * len(starting))})" if starting else "FALSE"
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     # A CTE, not "id IN (subquery … LIMIT)": PostgreSQL may run such a subquery more than once,
     # and with SKIP LOCKED each run can pick different rows, claiming more than the limit.
     sql = (
         f"WITH due AS (SELECT id AS due_id FROM {table} WHERE state = %s AND due_at <= %s "
         f"ORDER BY due_at LIMIT %s{skip_locked}) "
-        f"UPDATE {table} SET state = %s, lease_token = %s, lease_expires_at = %s, updated_at = %s "
-        f"FROM due WHERE id = due.due_id AND state = %s RETURNING id"
+        f"UPDATE {table} SET state = CASE WHEN {starts} THEN %s ELSE %s END, "
+        f"attempts = attempts + CASE WHEN {starts} THEN 1 ELSE 0 END, "
+        f"lease_token = %s, lease_expires_at = %s, updated_at = %s "
+        f"FROM due WHERE id = due.due_id AND state = %s "
+        f"RETURNING id, channel, occurrence_id, employee_id, place_id, "
+        f"CASE WHEN state = %s THEN attempts ELSE 0 END"
     )
-    pending = DeliveryState.PENDING.value
+    pending, sending = DeliveryState.PENDING.value, DeliveryState.SENDING.value
     params: list[Any] = [
-        pending,
-        _db_time(now),
-        limit,
-        DeliveryState.CLAIMED.value,
-        token,
-        _db_time(now + lease),
-        _db_time(now),
-        pending,
+        *(pending, _db_time(now), limit),
+        *(*starting, sending, DeliveryState.CLAIMED.value, *starting),
+        *(token, _db_time(now + lease), _db_time(now), pending, sending),
     ]
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:  # one statement: atomic by itself
         cursor.execute(sql, params)
-        ids = sorted(row[0] for row in cursor.fetchall())
-    if ids:
+        rows = sorted(Claimed(*row) for row in cursor.fetchall())
+    if rows:
+        ids = [row.id for row in rows]
         log.info("deliveries claimed", extra={"delivery_ids": ids, "lease_token": token})
-    return ids
+    return rows
+
+
+def _update_returning(
+    ids: list[int], token: str, state: DeliveryState, changes: str, params: list[Any]
+) -> tuple[str, list[Any]]:
+    """``UPDATE … RETURNING id, attempts`` for the rows of ``ids`` this lease holds in ``state``.
+
+    One statement for a whole batch: the lease token in the WHERE clause is the fence.
+    """
+    table = Delivery._meta.db_table
+    marks = ", ".join(["%s"] * len(ids))
+    sql = (
+        f"UPDATE {table} SET {changes} WHERE lease_token = %s AND state = %s "
+        f"AND id IN ({marks}) RETURNING id, attempts"
+    )
+    return sql, [*params, token, state.value, *ids]
+
+
+def _move_returning(
+    ids: list[int], token: str, state: DeliveryState, changes: str, params: list[Any]
+) -> list[tuple[int, int]]:
+    if not ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(*_update_returning(ids, token, state, changes, params))
+        return [(row[0], row[1]) for row in cursor.fetchall()]
+
+
+def begin_attempts(
+    delivery_ids: list[int], token: str, now: datetime, lease: timedelta
+) -> dict[int, int]:
+    """Write the intent before the side effect, for every row still ours: id → attempt number.
+
+    The intent is the row itself (``sending``, its attempt counted, ``updated_at`` the start);
+    the attempt's history row is written with its outcome, or by the reaper if none comes.
+    """
+    moved = _move_returning(
+        delivery_ids,
+        token,
+        DeliveryState.CLAIMED,
+        "state = %s, attempts = attempts + 1, lease_expires_at = %s, updated_at = %s",
+        [DeliveryState.SENDING.value, _db_time(now + lease), _db_time(now)],
+    )
+    numbers = dict(moved)
+    lost = [pk for pk in delivery_ids if pk not in numbers]
+    if lost:
+        log.warning("lease lost before sending", extra={"delivery_ids": lost})
+    if numbers:
+        log.info("deliveries sending", extra={"delivery_ids": sorted(numbers)})
+    return numbers
 
 
 def begin_attempt(delivery_id: int, token: str, now: datetime, lease: timedelta) -> int | None:
-    """Write the intent before the side effect; returns the attempt number, None if not ours."""
-    with transaction.atomic():
-        moved = Delivery.objects.filter(
-            pk=delivery_id, lease_token=token, state=DeliveryState.CLAIMED
-        ).update(
-            state=DeliveryState.SENDING,
-            attempts=F("attempts") + 1,
-            lease_expires_at=now + lease,
-            updated_at=now,
-        )
-        if not moved:
-            log.warning("lease lost before sending", extra={"delivery_id": delivery_id})
-            return None
-        number = Delivery.objects.values_list("attempts", flat=True).get(pk=delivery_id)
-        Attempt.objects.create(delivery_id=delivery_id, number=number, started_at=now)
-    log.info("delivery sending", extra={"delivery_id": delivery_id, "attempt": number})
-    return number
+    """One delivery's intent; returns the attempt number, None if the lease is no longer ours."""
+    return begin_attempts([delivery_id], token, now, lease).get(delivery_id)
 
 
 class LeaseLost(Exception):
@@ -94,46 +154,112 @@ class Outcome:
     retry_at: datetime | None = None
 
 
-def finish(delivery_id: int, token: str, outcome: Outcome, now: datetime) -> bool:
-    """Record the outcome of the attempt in flight, only while the lease is still ours."""
-    changes: dict[str, object] = {
-        "state": outcome.state,
-        "lease_token": None,
-        "lease_expires_at": None,
-        "last_error": outcome.error,
-        "updated_at": now,
-    }
+def finish_many(
+    outcomes: dict[int, Outcome], token: str, now: datetime, started: datetime
+) -> set[int]:
+    """Record each attempt's outcome while the lease is still ours; returns the ids recorded.
+
+    Rows sharing an outcome (a batch that all went out) are recorded by one statement, and
+    their history rows (begun at ``started``) by one insert.
+    """
+    by_outcome: dict[Outcome, list[int]] = {}
+    for delivery_id, outcome in outcomes.items():
+        by_outcome.setdefault(outcome, []).append(delivery_id)
+    recorded: set[int] = set()
+    alone = len(by_outcome) == 1 and connection.vendor == "postgresql"
+    with nullcontext() if alone else transaction.atomic():  # alone: one statement is atomic
+        for outcome, ids in by_outcome.items():
+            recorded |= _record(sorted(ids), token, outcome, now, started)
+    for outcome, ids in by_outcome.items():
+        _log_outcome(ids, outcome, recorded)
+    return recorded
+
+
+def finish(
+    delivery_id: int, token: str, outcome: Outcome, now: datetime, started: datetime
+) -> bool:
+    """Record the outcome of one attempt in flight, only while the lease is still ours."""
+    return delivery_id in finish_many({delivery_id: outcome}, token, now, started)
+
+
+def _record(
+    ids: list[int], token: str, outcome: Outcome, now: datetime, started: datetime
+) -> set[int]:
+    changes = "state = %s, lease_token = NULL, lease_expires_at = NULL, last_error = %s"
+    params: list[Any] = [outcome.state.value, outcome.error]
+    changes += ", updated_at = %s"
+    params.append(_db_time(now))
     if outcome.state == DeliveryState.SENT:
-        changes["sent_at"] = now
+        changes += ", sent_at = %s"
+        params.append(_db_time(now))
     if outcome.retry_at is not None:
-        changes["due_at"] = outcome.retry_at
-    with transaction.atomic():
-        moved = Delivery.objects.filter(
-            pk=delivery_id, lease_token=token, state=DeliveryState.SENDING
-        ).update(**changes)
-        if moved:
-            Attempt.objects.filter(delivery_id=delivery_id, outcome="").update(
-                outcome=outcome.attempt, error=outcome.error, finished_at=now
+        changes += ", due_at = %s"
+        params.append(_db_time(outcome.retry_at))
+    update = _update_returning(ids, token, DeliveryState.SENDING, changes, params)
+    attempts = Attempt._meta.db_table
+    history = (
+        f"INSERT INTO {attempts} (delivery_id, number, started_at, finished_at, outcome, error) "
+        f"SELECT id, attempts, %s, %s, %s, %s FROM "
+    )
+    values = [_db_time(started), _db_time(now), outcome.attempt.value, outcome.error]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The outcome and its history row in one statement: they cannot part.
+            cursor.execute(
+                f"WITH moved AS ({update[0]}) {history} moved RETURNING delivery_id",
+                [*update[1], *values],
             )
-    _log_outcome(delivery_id, outcome, bool(moved))
-    return bool(moved)
+            return {row[0] for row in cursor.fetchall()}
+        cursor.execute(*update)
+        moved = [row[0] for row in cursor.fetchall()]
+        if moved:
+            marks = ", ".join(["%s"] * len(moved))
+            table = Delivery._meta.db_table
+            cursor.execute(f"{history} {table} WHERE id IN ({marks})", [*values, *moved])
+    return set(moved)
 
 
-def _log_outcome(delivery_id: int, outcome: Outcome, recorded: bool) -> None:
-    extra = {"delivery_id": delivery_id, "state": outcome.state.value, "error": outcome.error}
-    if not recorded:
+def _log_outcome(ids: list[int], outcome: Outcome, recorded: set[int]) -> None:
+    lost = [pk for pk in ids if pk not in recorded]
+    if lost:
+        extra = {"delivery_ids": lost, "state": outcome.state.value, "error": outcome.error}
         log.warning("lease lost mid-send; outcome not recorded", extra=extra)
-    elif outcome.state == DeliveryState.SENT:
-        log.info("delivery sent", extra=extra)
+    done = [pk for pk in ids if pk in recorded]
+    if not done:
+        return
+    extra = {"delivery_ids": done, "state": outcome.state.value, "error": outcome.error}
+    if outcome.state == DeliveryState.SENT:
+        log.info("deliveries sent", extra=extra)
     else:
-        log.warning(f"delivery {outcome.state.value}", extra=extra)
+        log.warning(f"deliveries {outcome.state.value}", extra=extra)
 
 
 def renew(delivery_ids: list[int], token: str, now: datetime, lease: timedelta) -> int:
-    """Extend the lease on a batch's claimed rows, so a slow batch keeps what it has not sent."""
+    """Extend the lease on a batch's rows, so a slow batch keeps what it has not finished.
+
+    Called between sends, never during one: a send that hangs still lets its lease run out.
+    """
     return Delivery.objects.filter(
-        pk__in=delivery_ids, lease_token=token, state=DeliveryState.CLAIMED
+        pk__in=delivery_ids,
+        lease_token=token,
+        state__in=[DeliveryState.CLAIMED, DeliveryState.SENDING],
     ).update(lease_expires_at=now + lease)
+
+
+def withdraw(delivery_ids: list[int], token: str, now: datetime) -> int:
+    """Undo the intent for rows marked sending that this worker knows it never sent (it was
+    asked to stop mid-batch): back to the queue, the attempt not counted."""
+    moved = _move_returning(
+        delivery_ids,
+        token,
+        DeliveryState.SENDING,
+        "state = %s, attempts = attempts - 1, lease_token = NULL, lease_expires_at = NULL, "
+        "updated_at = %s",
+        [DeliveryState.PENDING.value, _db_time(now)],
+    )
+    if moved:
+        log.info("unsent deliveries withdrawn", extra={"delivery_ids": [pk for pk, _ in moved]})
+    return len(moved)
 
 
 def defer(delivery_id: int, token: str, until: datetime, now: datetime) -> bool:
@@ -187,17 +313,25 @@ def reap(now: datetime, deduplicating: list[str]) -> Reaped:
             Delivery.objects.filter(lease_expires_at__lt=now)
             .order_by()
             .select_for_update()
-            .values_list("pk", "state", "channel")
+            .values_list("pk", "state", "channel", "attempts", "updated_at")
         )
-        never_sent = [pk for pk, state, _ in expired if state == DeliveryState.CLAIMED]
-        in_flight = [(pk, ch) for pk, state, ch in expired if state == DeliveryState.SENDING]
-        resent = [pk for pk, channel in in_flight if channel in deduplicating]
-        unknown = [pk for pk, channel in in_flight if channel not in deduplicating]
+        never_sent = [row[0] for row in expired if row[1] == DeliveryState.CLAIMED]
+        in_flight = [row for row in expired if row[1] == DeliveryState.SENDING]
+        resent = [row[0] for row in in_flight if row[2] in deduplicating]
+        unknown = [row[0] for row in in_flight if row[2] not in deduplicating]
         _move(never_sent, now, DeliveryState.PENDING)
         _move(resent, now, DeliveryState.PENDING)
         _move(unknown, now, DeliveryState.UNKNOWN, error=INTERRUPTED)
-        Attempt.objects.filter(delivery_id__in=resent + unknown, outcome="").update(
-            outcome=AttemptOutcome.INTERRUPTED, finished_at=now
+        # The attempts that never reported: begun when their intent was written (updated_at).
+        Attempt.objects.bulk_create(
+            Attempt(
+                delivery_id=pk,
+                number=number,
+                started_at=begun,
+                finished_at=now,
+                outcome=AttemptOutcome.INTERRUPTED,
+            )
+            for pk, _, _, number, begun in in_flight
         )
     for ids, event in ((never_sent, "requeued"), (resent, "resent"), (unknown, "unknown")):
         for delivery_id in ids:

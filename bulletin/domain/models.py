@@ -363,11 +363,17 @@ class Delivery(models.Model):
 
     @property
     def idempotency_key(self) -> str:
-        """Stable for the life of the delivery: derived from its identity, not from a try."""
-        recipient = [str(self.employee_id)] if self.employee_id else []
-        if self.place_id:
-            recipient.append(f"p{self.place_id}")
-        return f"{self.occurrence_id}.{'.'.join(recipient)}.{self.channel}"
+        return delivery_key(self.occurrence_id, self.employee_id, self.place_id, self.channel)
+
+
+def delivery_key(
+    occurrence_id: int, employee_id: int | None, place_id: int | None, channel: str
+) -> str:
+    """Stable for the life of a delivery: derived from its identity, not from a try."""
+    recipient = [str(employee_id)] if employee_id else []
+    if place_id:
+        recipient.append(f"p{place_id}")
+    return f"{occurrence_id}.{'.'.join(recipient)}.{channel}"
 
 
 class AttemptOutcome(models.TextChoices):
@@ -379,11 +385,16 @@ class AttemptOutcome(models.TextChoices):
 
 
 class Attempt(models.Model):
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    """One try's history, written with its outcome (the delivery row itself holds the intent:
+    ``sending``, its attempt counted); the reaper writes the tries that never reported."""
+
+    # Indexed by attempt_identity (delivery, number), whose first column serves every lookup.
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
+    )
     number = models.PositiveSmallIntegerField()
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
-    # Empty while the side effect is in flight: the intent is written before the send.
     outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices, blank=True)
     error = models.TextField(blank=True)
 
