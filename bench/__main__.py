@@ -138,12 +138,12 @@ def target_text(row: dict[str, Any]) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        f"{'benchmark':<44} {'value':>12} {'baseline':>12} {'unit':>7} {'ratio':>7} "
+        f"{'benchmark':<54} {'value':>12} {'baseline':>12} {'unit':>7} {'ratio':>7} "
         f"{'target':>10}  met"
     ]
     for row in rows:
         lines.append(
-            f"{row['name']:<44} {row['value']:>12,.1f} {row['baseline']:>12,.1f} "
+            f"{row['name']:<54} {row['value']:>12,.1f} {row['baseline']:>12,.1f} "
             f"{row['unit']:>7} {row['ratio']:>6.2f}× {target_text(row):>10}  "
             f"{'yes' if row['met'] else 'NO'}"
         )
@@ -154,10 +154,13 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], metavar="NAME")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; check answers only")
     parser.add_argument("--out", type=Path, default=None, help="where to write the JSON list")
     args = parser.parse_args()
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"no benchmark named {', '.join(unknown)}; there are {', '.join(BENCHMARKS)}")
     names = args.names or list(BENCHMARKS)
     out = args.out or ROOT / "bench" / ("smoke-results.json" if args.smoke else "results.json")
     logs = ROOT / "var" / "bench"

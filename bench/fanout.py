@@ -10,8 +10,9 @@ opt-outs, states) inside the database. Rounds alternate the two; medians are com
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from bench.common import (
@@ -152,7 +153,7 @@ def main() -> None:
     item = announcement(now=now, cron="0 9 * * 1")
     audience = audience_in_memory()
     rss_before = current_rss_mb()
-    contenders = {
+    contenders: dict[str, Callable[[Any], object]] = {
         "ours": lambda occurrence: fan_out(occurrence, now),
         "plain": lambda occurrence: plain_insert(occurrence.pk, audience, now),
     }
@@ -164,7 +165,7 @@ def main() -> None:
         order = ["ours", "plain"] if round_number % 2 == 0 else ["plain", "ours"]
         for name in order:
             occurrence = new_occurrence(item, now)
-            times[name].append(timed(lambda name=name, o=occurrence: contenders[name](o)))
+            times[name].append(timed(partial(contenders[name], occurrence)))
             if name == "ours":
                 rss_after_fan_out = rss_after_fan_out or peak_rss_mb()
             problems.append(verify(occurrence.pk, args.rows, skipped))

@@ -24,7 +24,9 @@ class Options:
     default_grace_seconds: int = 3600
     from_email: str = "Bulletin <bulletin@localhost>"
     message_id_domain: str = "bulletin.localhost"
-    # Celery: how many dispatch tasks a tick starts when work is due, and how long each drains.
+    # How many dispatchers send at once: Celery tasks a tick starts when work is due, or threads
+    # in `bulletin run` and `bulletin dispatch` (each its own connections: SMTP latency overlaps).
+    # Celery: and how long each task drains.
     dispatch_lanes: int = 4
     dispatch_budget_seconds: int = 30
     sweep_seconds: int = 15

@@ -24,7 +24,11 @@ def test_sigkill_mid_batch_neither_duplicates_nor_loses_a_delivery(
 ) -> None:
     announce_every_minute(installation, EMPLOYEES)
     use_smtp(
-        installation, smtp_sink, BULLETIN_BATCH_SIZE="20", BULLETIN_LEASE_SECONDS=str(LEASE_SECONDS)
+        installation,
+        smtp_sink,
+        BULLETIN_BATCH_SIZE="20",
+        BULLETIN_LEASE_SECONDS=str(LEASE_SECONDS),
+        BULLETIN_DISPATCH_LANES="1",  # one message in flight at the kill
     )
     installation.run("tick")
     total = sum(delivery_states(installation).values())

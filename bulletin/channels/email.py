@@ -1,4 +1,7 @@
-"""Email through Django's mail machinery (console by default, SMTP when EMAIL_HOST is set).
+"""Email through Django's mail connections (console by default, SMTP when EMAIL_HOST is set).
+
+Over SMTP the message's bytes are written by :mod:`bulletin.channels.mime` and handed to the
+open connection; the console, file and in-memory backends get Django's own message object.
 
 SMTP has no idempotency key the server honours, so email does not de-duplicate: a send that
 breaks after the message went out is ambiguous, and dispatch marks it ``unknown``. The
@@ -15,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.core.mail.message import BadHeaderError, sanitize_address
+from django.core.mail.message import BadHeaderError
 from django.core.validators import validate_email
 
 from bulletin.channels.base import (
@@ -25,6 +28,7 @@ from bulletin.channels.base import (
     TransientError,
     Transport,
 )
+from bulletin.channels.mime import email_bytes, recipient_address, sender_address
 from bulletin.conf import options
 
 
@@ -62,10 +66,19 @@ class EmailTransport(Transport):
                 connection.close()
 
     def send(self, message: Message) -> None:
-        email = self._build(message)
-        self.open()
+        recipient = message.person
         try:
-            self._connection.send_messages([email])
+            validate_email(recipient.email)
+        except ValidationError:
+            raise PermanentError(f"invalid email address {recipient.email!r}") from None
+        self.open()
+        smtp = getattr(self._connection, "connection", None)
+        try:
+            if isinstance(smtp, smtplib.SMTP):
+                # Django's SMTP backend, connected: it is handed the bytes, written once.
+                smtp.sendmail(*self._envelope(message))
+            else:  # the console, file and in-memory backends take Django's own message
+                self._connection.send_messages([self._email(message)])
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
             raise _by_code(code, f"recipient refused: {code} {reply!r}") from exc
@@ -77,24 +90,34 @@ class EmailTransport(Transport):
             self.close()
             raise AmbiguousError(f"connection lost while sending: {exc!r}") from exc
 
-    def _build(self, message: Message) -> EmailMultiAlternatives:
-        recipient = message.person
+    def _envelope(self, message: Message) -> tuple[str, list[str], bytes]:
+        """Sender, recipients and the bytes on the wire; PermanentError if it cannot be built."""
         try:
-            validate_email(recipient.email)
-        except ValidationError:
-            raise PermanentError(f"invalid email address {recipient.email!r}") from None
+            sender = sender_address(settings.DEFAULT_FROM_EMAIL)
+            recipient = recipient_address(message.person.name, message.person.email)
+            data = email_bytes(
+                sender=sender,
+                recipient=recipient,
+                subject=message.title,
+                message_id=message_id(message.idempotency_key),
+                text=message.text,
+                html=message.html,
+            )
+        except ValueError as exc:
+            raise PermanentError(f"cannot build the email: {exc}") from exc
+        return sender, [recipient], data
+
+    def _email(self, message: Message) -> EmailMultiAlternatives:
         try:
             email = EmailMultiAlternatives(
                 subject=message.title,
                 body=message.text,
                 from_email=settings.DEFAULT_FROM_EMAIL,
-                to=[formataddr((recipient.name, recipient.email))],
+                to=[formataddr((message.person.name, message.person.email))],
                 headers={"Message-ID": message_id(message.idempotency_key)},
             )
             email.attach_alternative(message.html, "text/html")
-            # Header and address validation happen here, before any network traffic.
-            email.message()
-            sanitize_address(email.to[0], email.encoding or settings.DEFAULT_CHARSET)
+            email.message()  # header and address checks, before anything is sent
         except (BadHeaderError, ValueError) as exc:
             raise PermanentError(f"cannot build the email: {exc}") from exc
         return email

@@ -167,7 +167,8 @@ def finish_many(
         by_outcome.setdefault(outcome, []).append(delivery_id)
     recorded: set[int] = set()
     alone = len(by_outcome) == 1 and connection.vendor == "postgresql"
-    with nullcontext() if alone else transaction.atomic():  # alone: one statement is atomic
+    # Alone: one statement, atomic by itself. Inside a caller's transaction: part of it.
+    with nullcontext() if alone else transaction.atomic(savepoint=False):
         for outcome, ids in by_outcome.items():
             recorded |= _record(sorted(ids), token, outcome, now, started)
     for outcome, ids in by_outcome.items():

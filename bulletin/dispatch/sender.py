@@ -10,10 +10,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import groupby
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from bulletin.channels import channels_started_on_claim, deduplicating_channels, transport_for
@@ -119,19 +119,31 @@ class Dispatcher:
 
     def _deliver_each(self, transport: Transport, rows: Iterable[Claimed], lap: _Lap) -> None:
         """Intent, send, outcome, one delivery at a time: should this worker die mid-send,
-        exactly one delivery is in doubt (``unknown``), never the rest of the batch."""
+        exactly one delivery is in doubt (``unknown``), never the rest of the batch.
+
+        A delivery's outcome and the next one's intent commit together: one transaction per
+        delivery, and still never more than one row in ``sending``.
+        """
+        done: tuple[int, Outcome, datetime] | None = None
         for row in rows:
             if self.stop.is_set():
-                return
+                break
             lap.keep_alive()
             message = self._prepare(transport, row, lap)
             if message is None:
                 continue
             started = timezone.now()
-            attempt = leases.begin_attempt(row.id, lap.token, started, lap.lease)
+            with transaction.atomic():
+                self._finish(done, lap)
+                done, attempt = None, leases.begin_attempt(row.id, lap.token, started, lap.lease)
             if attempt is not None:
-                outcome = self._attempt(transport, message, attempt)
-                leases.finish(row.id, lap.token, outcome, timezone.now(), started)
+                done = (row.id, self._attempt(transport, message, attempt), started)
+        self._finish(done, lap)
+
+    def _finish(self, done: tuple[int, Outcome, datetime] | None, lap: _Lap) -> None:
+        if done is not None:
+            delivery_id, outcome, started = done
+            leases.finish(delivery_id, lap.token, outcome, timezone.now(), started)
 
     def _deliver_together(self, transport: Transport, rows: list[Claimed], lap: _Lap) -> None:
         """One intent for all the rows, each sent, outcomes recorded together.
@@ -236,6 +248,29 @@ class Dispatcher:
             return Outcome(DeliveryState.FAILED, AttemptOutcome.RETRY, f"gave up: {error}")
         retry_at = timezone.now() + (wait if wait is not None else self.policy.delay(attempt))
         return Outcome(DeliveryState.PENDING, AttemptOutcome.RETRY, error, retry_at)
+
+
+def drain(lanes: int, stop: threading.Event | None = None) -> int:
+    """Send until nothing is due with ``lanes`` dispatchers at once; returns how many claimed.
+
+    Each lane has its own database and channel connections, so one lane's wait on a mail
+    server or an HTTP reply is another lane's turn to compose and record.
+    """
+    stop = stop or threading.Event()
+    claimed = [0] * lanes
+
+    def lane(number: int) -> None:
+        try:
+            claimed[number] = Dispatcher(stop).run_until_idle()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=lane, args=(n,), name=f"lane-{n}") for n in range(lanes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(claimed)
 
 
 def run_forever(stop: threading.Event, sleep: Callable[[float], bool] | None = None) -> None:

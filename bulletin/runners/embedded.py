@@ -63,7 +63,10 @@ def serve(host: str, port: int, ready: Callable[[str], None], threads: int = 8) 
     stop = threading.Event()
     workers = []
     if options().embedded_workers:
-        workers = [_thread("planner", plan_forever, stop), _thread("dispatcher", run_forever, stop)]
+        lanes = [
+            _thread(f"dispatcher-{n}", run_forever, stop) for n in range(options().dispatch_lanes)
+        ]
+        workers = [_thread("planner", plan_forever, stop), *lanes]
     else:
         log.info("embedded planner and dispatcher off: Celery beat and workers do that job")
     _stop_on_sigterm()

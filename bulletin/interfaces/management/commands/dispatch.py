@@ -1,6 +1,7 @@
 from typing import Any
 
-from bulletin.dispatch.sender import Dispatcher
+from bulletin import conf
+from bulletin.dispatch.sender import drain
 from bulletin.interfaces.management.base import BulletinCommand
 
 
@@ -8,5 +9,5 @@ class Command(BulletinCommand):
     help = "Send due deliveries until nothing is due, then exit."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        claimed = Dispatcher().run_until_idle()
+        claimed = drain(conf.options().dispatch_lanes)
         self.stdout.write(f"dispatched {claimed} deliveries")

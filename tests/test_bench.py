@@ -1,0 +1,76 @@
+"""The benchmark suite at tiny sizes: every benchmark runs end to end and its answer is checked.
+
+Speed is not judged here (that is `make bench`); correctness is — a benchmark whose workers
+lost or doubled a delivery, or whose sink got a message twice, reports a wrong answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import BENCHMARKS
+from tests.harness import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.scale_out]
+
+FIELDS = {"name", "value", "baseline", "unit", "ratio", "target", "met", "check", "correct"}
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, object]]:
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows: list[dict[str, object]] = json.loads(out.read_text())
+    return rows
+
+
+def test_every_benchmark_reports_a_checked_answer(smoke_results: list[dict[str, object]]) -> None:
+    assert len(smoke_results) >= len(BENCHMARKS) + 1  # email reports two rows, fan-out RSS one
+    for row in smoke_results:
+        assert row.keys() >= FIELDS, row
+        assert row["correct"] is True, row["check"]
+        assert isinstance(row["value"], float) and row["value"] > 0
+
+
+def test_the_table_names_every_benchmark_with_its_ratio_and_target(
+    smoke_results: list[dict[str, object]],
+) -> None:
+    from bench.__main__ import table
+
+    printed = table(smoke_results)  # type: ignore[arg-type]
+    for row in smoke_results:
+        assert str(row["name"]) in printed
+    assert "≥ 0.5\N{MULTIPLICATION SIGN}" in printed and "≤ 1.5\N{MULTIPLICATION SIGN}" in printed
+
+
+def test_a_wrong_answer_fails_the_run(tmp_path: Path) -> None:
+    from bench.common import RATIO_AT_LEAST, Result
+
+    wrong = Result(
+        name="x",
+        value=10.0,
+        baseline=1.0,
+        unit="rows/s",
+        target=1.0,
+        compare=RATIO_AT_LEAST,
+        measures="",
+        baseline_is="",
+        check="expected 5 rows, found 6",
+        correct=False,
+    )
+    assert wrong.ratio == 10.0 and wrong.met is False  # fast but wrong never meets a target
