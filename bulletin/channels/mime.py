@@ -4,8 +4,8 @@ Django's mail classes build a general MIME tree, then fold every header through 
 package's policies: over a millisecond of CPU per message, which caps one process at a few
 hundred emails a second. Every Bulletin email has one shape — a sender, one recipient, a
 subject, a Message-ID, a text part and an HTML part — so its bytes are written here directly.
-The encoding rules are not reinvented: the email package encodes any subject that is not
-plain ASCII, and Django's ``sanitize_address`` formats any address that is not.
+The encoding rules are not reinvented: the email package's ``Header`` encodes and folds any
+subject or name that is not plain ASCII (with CRLF: a bare LF is refused by careful servers).
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ from __future__ import annotations
 import base64
 import secrets
 from email.header import Header
-from email.utils import formataddr, formatdate
+from email.utils import formataddr, formatdate, parseaddr
 from functools import lru_cache
-
-from django.core.mail.message import sanitize_address
 
 _CRLF = "\r\n"
 # RFC 5322 allows 998 characters a line; a body line longer than this is sent as base64.
@@ -38,15 +36,25 @@ def subject_header(subject: str) -> str:
 
 @lru_cache(maxsize=16)
 def sender_address(address: str) -> str:
-    return str(sanitize_address(_single_line("sender", address), "utf-8"))
+    """``DEFAULT_FROM_EMAIL`` ("Name <addr>" or "addr") as a From header value."""
+    name, email = parseaddr(_single_line("sender", address))
+    if not email:
+        raise ValueError(f"the sender {address!r} is not an address")
+    return recipient_address(name, email)
 
 
 def recipient_address(name: str, email: str) -> str:
-    _single_line("recipient's name", name)
-    _single_line("recipient's address", email)
-    if name.isascii() and email.isascii():
-        return formataddr((name, email))  # quotes a name with specials
-    return str(sanitize_address((name, email), "utf-8"))  # RFC 2047 name, IDNA domain
+    """``Name <addr>``: a name with specials quoted, a non-ASCII one as RFC 2047 encoded-words
+    folded with CRLF, a non-ASCII domain in IDNA; a non-ASCII local part is refused."""
+    _single_line("name", name)
+    local, _, domain = _single_line("address", email).rpartition("@")
+    if not local.isascii():
+        raise ValueError(f"{email!r} has a non-ASCII local part")
+    if not domain.isascii():
+        email = f"{local}@{domain.encode('idna').decode('ascii')}"
+    if name.isascii():
+        return formataddr((name, email))
+    return f"{Header(name, 'utf-8').encode(linesep=_CRLF)} <{email}>"
 
 
 def _part(subtype: str, content: str) -> str:
