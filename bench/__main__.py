@@ -42,7 +42,7 @@ BENCHMARKS = {
     "claim-postgres": Benchmark(
         "bench.claim",
         "postgresql",
-        {"rows": 100_000, "workers": 4, "batch": 100, "rounds": 3},
+        {"rows": 100_000, "workers": 4, "batch": 100, "rounds": 5},
         {"rows": 500, "workers": 2, "batch": 20, "rounds": 1},
     ),
     "email-smtp": Benchmark(
@@ -51,13 +51,13 @@ BENCHMARKS = {
     "planner-idle-sqlite": Benchmark(
         "bench.planner",
         "sqlite",
-        {"small": 1000, "large": 100_000, "ticks": 300},
+        {"small": 1000, "large": 100_000, "ticks": 1000},
         {"small": 10, "large": 200, "ticks": 5},
     ),
     "planner-idle-postgres": Benchmark(
         "bench.planner",
         "postgresql",
-        {"small": 1000, "large": 100_000, "ticks": 300},
+        {"small": 1000, "large": 100_000, "ticks": 1000},
         {"small": 10, "large": 200, "ticks": 5},
     ),
 }

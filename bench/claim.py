@@ -25,6 +25,7 @@ from bench.common import (
     median,
     report,
     seed_employees,
+    settle,
     setup_django,
 )
 
@@ -122,6 +123,7 @@ def reset(channel: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE bulletin_delivery")
         cursor.execute("VACUUM ANALYZE bulletin_attempt")
+    settle()
 
 
 def race(kind: str, workers: int, batch: int, scratch: Path) -> tuple[float, list[list[int]]]:

@@ -24,6 +24,7 @@ from bench.common import (
     peak_rss_mb,
     report,
     seed_employees,
+    settle,
     setup_django,
     timed,
 )
@@ -120,6 +121,7 @@ def clear(occurrence_id: int) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"VACUUM ANALYZE {Delivery._meta.db_table}")
+    settle()
 
 
 def new_occurrence(announcement: Any, now: datetime) -> Any:

@@ -17,6 +17,7 @@ from bench.common import (
     median,
     number_series,
     report,
+    settle,
     setup_django,
     timed,
 )
@@ -52,8 +53,9 @@ def add_announcements(count: int) -> None:
             f"(SELECT 1 FROM {occurrences} o WHERE o.announcement_id = a.id)"
         )
         if connection.vendor == "postgresql":
-            cursor.execute(f"ANALYZE {table}")
-            cursor.execute(f"ANALYZE {occurrences}")
+            cursor.execute(f"VACUUM ANALYZE {table}")
+            cursor.execute(f"VACUUM ANALYZE {occurrences}")
+    settle()
 
 
 def _plus_minutes(column: str, minutes: str) -> str:
