@@ -223,6 +223,27 @@ def test_fan_out_twice_inserts_nothing_new(fake: Any) -> None:
     assert Delivery.objects.count() == 5
 
 
+def test_the_unique_constraint_refuses_a_second_copy_of_a_fanned_out_audience(fake: Any) -> None:
+    from django.db import IntegrityError, transaction
+
+    from bulletin.dispatch.fanout import _insert_rows
+    from bulletin.domain.models import Employee, Occurrence
+
+    due_deliveries(2)
+    occurrence = Occurrence.objects.select_related("announcement").get()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _insert_rows(
+            Employee.objects.all(),
+            occurrence,
+            "fake",
+            None,
+            timezone.now(),
+            DeliveryState.PENDING,
+            "",
+        )
+    assert Delivery.objects.count() == 2
+
+
 def test_fan_out_query_count_does_not_grow_with_the_audience(
     fake: Any, django_assert_max_num_queries: Any
 ) -> None:

@@ -63,3 +63,34 @@ def test_a_claim_skips_rows_another_worker_holds_locked_instead_of_waiting() -> 
             cursor.execute("SET lock_timeout = '2s'")  # a blocked claim would fail, not hang
         claimed = leases.claim(leases.new_token(), 10, timezone.now(), timedelta(seconds=60))
     assert claimed == ids[3:]
+
+
+def test_a_racing_fan_out_waits_for_the_first_then_inserts_nothing() -> None:
+    import threading
+    import time
+
+    from bulletin.dispatch.fanout import fan_out
+    from bulletin.domain.models import OccurrenceState
+
+    factories.employees(3)
+    item = factories.created_earlier()
+    occurrence = Occurrence.objects.create(
+        announcement=item, zone="Europe/London", fire_at=timezone.now(), state="planned"
+    )
+    with other_session() as first:
+        # The first fan-out holds the occurrence and has marked it, but not yet committed.
+        first.execute("BEGIN")
+        first.execute(
+            "SELECT id FROM bulletin_occurrence WHERE id = %s FOR UPDATE", [occurrence.pk]
+        )
+        first.execute(
+            "UPDATE bulletin_occurrence SET state = 'fanned_out' WHERE id = %s", [occurrence.pk]
+        )
+        threading.Timer(0.5, lambda: first.execute("COMMIT")).start()
+        started = time.monotonic()
+        fan_out(occurrence, timezone.now())
+        waited = time.monotonic() - started
+    assert waited >= 0.4, "the second fan-out did not wait for the first"
+    assert Delivery.objects.filter(occurrence=occurrence).count() == 0
+    occurrence.refresh_from_db()
+    assert occurrence.state == OccurrenceState.FANNED_OUT
