@@ -262,6 +262,9 @@ def drain(lanes: int, stop: threading.Event | None = None) -> int:
     def lane(number: int) -> None:
         try:
             claimed[number] = Dispatcher(stop).run_until_idle()
+        except Exception:
+            # Whatever it held goes back when its lease expires; the other lanes carry on.
+            log.exception("dispatch lane failed", extra={"lane": number})
         finally:
             connections.close_all()
 
