@@ -6,8 +6,8 @@ inserts nothing: it first locks the occurrence row and finds it no longer ``plan
 unique constraints stay the last word — a duplicate row would fail the whole transaction, never
 land — but they are not asked to sort out the race row by row: ``ON CONFLICT DO NOTHING`` made
 PostgreSQL's insert about 40% slower (a speculative insertion per row), for a case the lock
-already excludes. Opt-outs are decided in the same statement: an opted-out person gets a
-``skipped`` row with the reason, so HR sees why.
+already excludes. Opt-outs are decided by the database too (an anti-join, then a semi-join):
+an opted-out person gets a ``skipped`` row with the reason, so HR sees why.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def fan_out(occurrence: Occurrence, now: datetime) -> int:
     )
     with transaction.atomic():
         if not _still_planned(occurrence):
-            log.info("occurrence already fanned out", extra={"occurrence_id": occurrence.pk})
+            # Fanned out by a racing tick, or cancelled meanwhile: nothing to add.
+            log.info("occurrence no longer planned", extra={"occurrence_id": occurrence.pk})
             return Delivery.objects.filter(occurrence=occurrence).count()
         for channel in announcement.channels:
             _insert_people(people, occurrence, channel, None, now)
