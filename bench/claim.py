@@ -63,7 +63,7 @@ def bare_worker(batch: int) -> list[int]:
     return handled
 
 
-def our_worker(channel: str) -> list[int]:
+def our_worker() -> list[int]:
     from bench.noop import NoopTransport, register
     from bulletin.dispatch.sender import Dispatcher
 
@@ -81,7 +81,7 @@ def worker(kind: str, batch: int, out: Path) -> None:
     connection.ensure_connection()
     print("ready", flush=True)
     sys.stdin.readline()
-    handled = bare_worker(batch) if kind == "bare" else our_worker(kind)
+    handled = bare_worker(batch) if kind == "bare" else our_worker()
     out.write_text(json.dumps({"finished": time.time(), "ids": handled}))
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -58,7 +57,7 @@ def test_the_table_names_every_benchmark_with_its_ratio_and_target(
     assert "≥ 0.5\N{MULTIPLICATION SIGN}" in printed and "≤ 1.5\N{MULTIPLICATION SIGN}" in printed
 
 
-def test_a_wrong_answer_fails_the_run(tmp_path: Path) -> None:
+def test_a_fast_wrong_answer_never_meets_its_target() -> None:
     from bench.common import RATIO_AT_LEAST, Result
 
     wrong = Result(

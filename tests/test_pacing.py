@@ -92,7 +92,10 @@ def test_an_inbox_write_is_rolled_back_when_the_lease_was_lost(
     monkeypatch.setattr(leases, "finish_many", lambda *args, **kwargs: set())
     Dispatcher().dispatch_batch()
     assert InboxItem.objects.count() == 0
-    assert Delivery.objects.get().state != DeliveryState.SENT
+    delivery = Delivery.objects.get()
+    assert delivery.state != DeliveryState.SENT
+    # Its inbox write undone, the row goes back to the queue with the attempt uncounted.
+    assert (delivery.state, delivery.attempts) == (DeliveryState.PENDING, 0)
 
 
 def test_an_inbox_item_and_its_sent_state_commit_together() -> None:
