@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from email.utils import parseaddr
 from typing import Any
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.utils import timezone
 
 from bulletin.channels.email import message_id
@@ -36,6 +38,7 @@ def test_each_recipient_gets_one_multipart_email_keyed_by_its_delivery(
     for delivery in deliveries:
         received = by_id[message_id(delivery.idempotency_key)]
         assert received.recipients == [delivery.employee.email]
+        assert received.sender == parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
         assert received.message["Subject"] == "Office closed Friday"
         assert delivery.employee.name in received.message["To"]
         text = received.message.get_body(("plain",)).get_content()
@@ -55,6 +58,18 @@ def test_a_5xx_recipient_refusal_fails_the_delivery_without_retrying(
     assert (refused.state, refused.attempts) == (DeliveryState.FAILED, 1)
     assert "550" in refused.last_error
     assert Delivery.objects.get(employee__email="person1@example.com").state == "sent"
+
+
+def test_an_international_domain_travels_in_idna_in_the_envelope_and_the_header(
+    smtp_settings: SmtpSink,
+) -> None:
+    occurrence_due(1)
+    Delivery.objects.get().employee.__class__.objects.update(email="ana@bücher.example")
+    Dispatcher().run_until_idle()
+    (received,) = smtp_settings.received
+    assert received.recipients == ["ana@xn--bcher-kva.example"]
+    assert "<ana@xn--bcher-kva.example>" in received.message["To"]
+    assert Delivery.objects.get().state == DeliveryState.SENT
 
 
 def test_a_4xx_refusal_is_retried_later(smtp_settings: SmtpSink) -> None:

@@ -28,7 +28,13 @@ from bulletin.channels.base import (
     TransientError,
     Transport,
 )
-from bulletin.channels.mime import email_bytes, recipient_address, sender_address
+from bulletin.channels.mime import (
+    email_bytes,
+    envelope_address,
+    recipient_address,
+    sender_address,
+    sender_envelope,
+)
 from bulletin.conf import options
 
 
@@ -39,6 +45,36 @@ def message_id(idempotency_key: str) -> str:
 def _by_code(code: int, detail: str) -> Exception:
     # RFC 5321: 4yz is a transient negative reply, 5yz permanent.
     return PermanentError(detail) if 500 <= code < 600 else TransientError(detail)
+
+
+def _transmit(smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+    """One SMTP mail transaction: smtplib's ``sendmail`` for one recipient, raising the same
+    exceptions, without its re-parsing of addresses already plain (a tenth of an email's CPU).
+    """
+    smtp.ehlo_or_helo_if_needed()
+    size = f" SIZE={len(data)}" if smtp.does_esmtp and smtp.has_extn("size") else ""
+    code, reply = smtp.docmd("mail", f"FROM:<{sender}>{size}")
+    if code != 250:
+        _abandon(smtp, code)
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    code, reply = smtp.docmd("rcpt", f"TO:<{recipient}>")
+    if code not in (250, 251):
+        _abandon(smtp, code)
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+    code, reply = smtp.data(data)
+    if code != 250:
+        _abandon(smtp, code)
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def _abandon(smtp: smtplib.SMTP, code: int) -> None:
+    """Leave the connection ready for the next message, as ``sendmail`` does: 421 means the
+    server is closing it; otherwise RSET ends the failed transaction."""
+    with contextlib.suppress(smtplib.SMTPServerDisconnected):
+        if code == 421:
+            smtp.close()
+        else:
+            smtp.rset()
 
 
 class EmailTransport(Transport):
@@ -76,7 +112,7 @@ class EmailTransport(Transport):
         try:
             if isinstance(smtp, smtplib.SMTP):
                 # Django's SMTP backend, connected: it is handed the bytes, written once.
-                smtp.sendmail(*self._envelope(message))
+                _transmit(smtp, *self._envelope(message))
             else:  # the console, file and in-memory backends take Django's own message
                 self._connection.send_messages([self._email(message)])
         except smtplib.SMTPRecipientsRefused as exc:
@@ -90,22 +126,22 @@ class EmailTransport(Transport):
             self.close()
             raise AmbiguousError(f"connection lost while sending: {exc!r}") from exc
 
-    def _envelope(self, message: Message) -> tuple[str, list[str], bytes]:
-        """Sender, recipients and the bytes on the wire; PermanentError if it cannot be built."""
+    def _envelope(self, message: Message) -> tuple[str, str, bytes]:
+        """Sender, recipient and the bytes on the wire; PermanentError if it cannot be built."""
+        person = message.person
         try:
-            sender = sender_address(settings.DEFAULT_FROM_EMAIL)
-            recipient = recipient_address(message.person.name, message.person.email)
             data = email_bytes(
-                sender=sender,
-                recipient=recipient,
+                sender=sender_address(settings.DEFAULT_FROM_EMAIL),
+                recipient=recipient_address(person.name, person.email),
                 subject=message.title,
                 message_id=message_id(message.idempotency_key),
                 text=message.text,
                 html=message.html,
             )
+            envelope = sender_envelope(settings.DEFAULT_FROM_EMAIL), envelope_address(person.email)
         except ValueError as exc:
             raise PermanentError(f"cannot build the email: {exc}") from exc
-        return sender, [recipient], data
+        return *envelope, data
 
     def _email(self, message: Message) -> EmailMultiAlternatives:
         try:

@@ -34,24 +34,41 @@ def subject_header(subject: str) -> str:
     return Header(subject, header_name="Subject").encode(linesep=_CRLF)
 
 
-@lru_cache(maxsize=16)
-def sender_address(address: str) -> str:
-    """``DEFAULT_FROM_EMAIL`` ("Name <addr>" or "addr") as a From header value."""
+def _sender(address: str) -> tuple[str, str]:
     name, email = parseaddr(_single_line("sender", address))
     if not email:
         raise ValueError(f"the sender {address!r} is not an address")
-    return recipient_address(name, email)
+    return name, email
 
 
-def recipient_address(name: str, email: str) -> str:
-    """``Name <addr>``: a name with specials quoted, a non-ASCII one as RFC 2047 encoded-words
-    folded with CRLF, a non-ASCII domain in IDNA; a non-ASCII local part is refused."""
-    _single_line("name", name)
+@lru_cache(maxsize=16)
+def sender_address(address: str) -> str:
+    """``DEFAULT_FROM_EMAIL`` ("Name <addr>" or "addr") as a From header value."""
+    return recipient_address(*_sender(address))
+
+
+@lru_cache(maxsize=16)
+def sender_envelope(address: str) -> str:
+    """``DEFAULT_FROM_EMAIL``'s address alone, for the envelope's MAIL FROM."""
+    return envelope_address(_sender(address)[1])
+
+
+def envelope_address(email: str) -> str:
+    """The address as the SMTP envelope and headers carry it: a non-ASCII domain in IDNA; a
+    non-ASCII local part is refused (it would need SMTPUTF8)."""
     local, _, domain = _single_line("address", email).rpartition("@")
     if not local.isascii():
         raise ValueError(f"{email!r} has a non-ASCII local part")
     if not domain.isascii():
-        email = f"{local}@{domain.encode('idna').decode('ascii')}"
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    return email
+
+
+def recipient_address(name: str, email: str) -> str:
+    """``Name <addr>``: a name with specials quoted, a non-ASCII one as RFC 2047 encoded-words
+    folded with CRLF, the address as :func:`envelope_address` writes it."""
+    _single_line("name", name)
+    email = envelope_address(email)
     if name.isascii():
         return formataddr((name, email))
     return f"{Header(name, 'utf-8').encode(linesep=_CRLF)} <{email}>"

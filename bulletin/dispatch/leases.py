@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
@@ -29,6 +29,14 @@ def new_token() -> str:
 
 
 def _db_time(value: datetime) -> Any:
+    """A timestamp as raw SQL hands it to the database.
+
+    On SQLite, Django's own text form of the UTC time (what ``adapt_datetimefield_value``
+    returns) built directly: dispatch converts a few per email, and that method's settings
+    lookups cost more than the conversion itself.
+    """
+    if connection.vendor == "sqlite":
+        return str(value.astimezone(UTC).replace(tzinfo=None))
     return connection.ops.adapt_datetimefield_value(value)
 
 
@@ -168,7 +176,7 @@ def finish_many(
     recorded: set[int] = set()
     alone = len(by_outcome) == 1 and connection.vendor == "postgresql"
     # Alone: one statement, atomic by itself. Inside a caller's transaction: part of it.
-    with nullcontext() if alone else transaction.atomic(savepoint=False):
+    with nullcontext() if alone or connection.in_atomic_block else transaction.atomic():
         for outcome, ids in by_outcome.items():
             recorded |= _record(sorted(ids), token, outcome, now, started)
     for outcome, ids in by_outcome.items():
@@ -186,13 +194,13 @@ def finish(
 def _record(
     ids: list[int], token: str, outcome: Outcome, now: datetime, started: datetime
 ) -> set[int]:
+    at = _db_time(now)
     changes = "state = %s, lease_token = NULL, lease_expires_at = NULL, last_error = %s"
-    params: list[Any] = [outcome.state.value, outcome.error]
     changes += ", updated_at = %s"
-    params.append(_db_time(now))
+    params: list[Any] = [outcome.state.value, outcome.error, at]
     if outcome.state == DeliveryState.SENT:
         changes += ", sent_at = %s"
-        params.append(_db_time(now))
+        params.append(at)
     if outcome.retry_at is not None:
         changes += ", due_at = %s"
         params.append(_db_time(outcome.retry_at))
@@ -202,7 +210,7 @@ def _record(
         f"INSERT INTO {attempts} (delivery_id, number, started_at, finished_at, outcome, error) "
         f"SELECT id, attempts, %s, %s, %s, %s FROM "
     )
-    values = [_db_time(started), _db_time(now), outcome.attempt.value, outcome.error]
+    values = [_db_time(started), at, outcome.attempt.value, outcome.error]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # The outcome and its history row in one statement: they cannot part.
