@@ -34,6 +34,8 @@ class Options:
     embedded_workers: bool = True
     # A second person with the approver role must approve before anything is scheduled.
     require_approval: bool = False
+    # /healthz warns (still 200) when planning or sending is this many seconds behind.
+    health_max_lag_seconds: int = 300
 
 
 _BOOLEANS = {
@@ -58,7 +60,8 @@ def _parse(name: str, raw: str, kind: type) -> object:
     try:
         value = kind(raw)
     except ValueError:
-        message = f"BULLETIN_{name.upper()} must be a number, got {raw!r}"
+        number = "a whole number" if kind is int else "a number"
+        message = f"BULLETIN_{name.upper()} must be {number}, got {raw!r}"
         raise ImproperlyConfigured(message) from None
     if kind in (int, float) and value <= 0:
         raise ImproperlyConfigured(f"BULLETIN_{name.upper()} must be positive, got {raw!r}")
@@ -94,6 +97,9 @@ def secret(name: str, environ: os._Environ[str] | dict[str, str] = os.environ) -
         return ""
     try:
         with open(path, encoding="utf-8") as handle:
-            return handle.read().strip()
+            value = handle.read().strip()
     except OSError as exc:
         raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise ImproperlyConfigured(f"{name}_FILE: {path} is empty")
+    return value

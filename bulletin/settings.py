@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from bulletin import conf
+from bulletin import conf, logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BULLETIN_VAR_DIR", BASE_DIR / "var"))
 
 
 def _flag(name: str, default: bool = False) -> bool:
-    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    if raw:  # a misspelt switch must not quietly mean "off" (BULLETIN_HTTPS=ture)
+        raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+    return default
 
 
 def _int(name: str, default: int) -> int:
@@ -27,12 +35,20 @@ def _int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _secret(name: str, default: str = "") -> str:
+    """``NAME``, or the contents of the file ``NAME_FILE`` names (Docker and Kubernetes
+    secrets); a ``NAME_FILE`` that is missing or empty stops start-up naming the variable."""
+    return conf.secret(name) or default
+
+
 def _secret_key() -> str:
-    """Use SECRET_KEY (or SECRET_KEY_FILE); otherwise make one and keep it in var/."""
-    if key := os.environ.get("SECRET_KEY"):
+    """Use SECRET_KEY (or SECRET_KEY_FILE); otherwise make one and keep it in var/.
+
+    The one made here is Django's get_random_secret_key(): 50 characters from a 50-letter
+    alphabet, which is what `check --deploy` asks of a key.
+    """
+    if key := _secret("SECRET_KEY"):
         return key
-    if path := os.environ.get("SECRET_KEY_FILE"):
-        return Path(path).read_text().strip()
     stored = VAR_DIR / "secret_key"
     if not stored.exists():
         from django.core.management.utils import get_random_secret_key
@@ -54,12 +70,15 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
+    "csp",
     "bulletin.domain",
     "bulletin.interfaces",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -67,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "bulletin.urls"
@@ -91,7 +112,7 @@ _default_db = f"sqlite:///{VAR_DIR / 'bulletin.sqlite3'}"
 try:
     DATABASES = {
         "default": dj_database_url.parse(
-            os.environ.get("DATABASE_URL", _default_db),
+            _secret("DATABASE_URL", _default_db),
             conn_max_age=_int("CONN_MAX_AGE", 0),
             conn_health_checks=True,
         )
@@ -130,7 +151,7 @@ WHITENOISE_USE_FINDERS = True
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 EMAIL_PORT = _int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_HOST_PASSWORD = _secret("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = _flag("EMAIL_USE_TLS")
 EMAIL_USE_SSL = _flag("EMAIL_USE_SSL")
 EMAIL_TIMEOUT = _int("EMAIL_TIMEOUT", 30)
@@ -149,7 +170,7 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", BULLETIN.from_email)
 
 # Celery (scale-out only; `bulletin run` does not use it). Why each setting: README, "Running on
 # several machines".
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = _secret("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -164,6 +185,83 @@ CELERY_BEAT_SCHEDULE = {
     "plan": {"task": "bulletin.tick", "schedule": float(BULLETIN.tick_seconds)},
     "sweep": {"task": "bulletin.sweep", "schedule": float(BULLETIN.sweep_seconds)},
 }
+
+# --- Security. Why each setting: README, "Security". ---------------------------------------------
+# The production switch: Bulletin is reached over HTTPS only. Off by default, so that
+# http://127.0.0.1 (`bulletin run`, the tests) keeps working.
+HTTPS = _flag("BULLETIN_HTTPS")
+SECURE_SSL_REDIRECT = HTTPS
+# Load balancers call these over plain HTTP; patterns match the path without its leading "/".
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^metrics/?$"]
+SECURE_HSTS_SECONDS = _int("BULLETIN_HSTS_SECONDS", 365 * 24 * 3600) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("BULLETIN_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading commits the whole domain to HTTPS in browsers' built-in lists, for months; an
+# operator opts in knowingly, so its deploy-check reminder (W021) is silenced until then.
+SECURE_HSTS_PRELOAD = _flag("BULLETIN_HSTS_PRELOAD")
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = CSRF_COOKIE_HTTPONLY = True  # hr.js reads the token from the form
+# Lax, not Strict: a link to an inbox item in an email must open it logged in.
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+if _proxy_header := os.environ.get("BULLETIN_PROXY_SSL_HEADER", "").strip():
+    # Only when a proxy in front sets this header (and strips it from clients): otherwise
+    # anyone could claim to be on HTTPS.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_header.upper().replace("-", "_"), "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# The one inline script (hr/base.html marks the page as having JavaScript before it paints) is
+# allowed by its hash; any other inline script or style is refused.
+_HR_JS_FLAG = "'sha256-WZRJfWvsnNCPcxzZwvyhovnZGqhZaC+8gPGPRbx6wTk='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", _HR_JS_FLAG],
+        "style-src": ["'self'"],
+        # data: for the blank favicon; https: for images HR puts in announcement bodies.
+        "img-src": ["'self'", "data:", "https:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Login throttling (django-axes): a username from one address is locked out after
+# BULLETIN_LOGIN_FAILURE_LIMIT wrong passwords for BULLETIN_LOGIN_LOCKOUT_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _int("BULLETIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=_int("BULLETIN_LOGIN_LOCKOUT_MINUTES", 15))
+# Username and address together: an attacker elsewhere cannot lock a colleague out.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "bulletin.interfaces.security.locked_out"
+AXES_VERBOSE = False  # no banner on every command; lockouts are still logged
+# Behind proxies every login arrives from their address; how many there are says which
+# X-Forwarded-For entry is the client's (bulletin.interfaces.security.client_address).
+PROXY_COUNT = _int("BULLETIN_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "bulletin.interfaces.security.client_address"
+
+# Values the log filter blanks out wherever they appear (bulletin.logs.RedactSecrets). Its name
+# holds "SECRET", so Django's error reports hide this setting itself.
+REDACTED_SECRETS = tuple(
+    value
+    for value in (
+        SECRET_KEY,
+        DATABASES["default"].get("PASSWORD"),
+        EMAIL_HOST_PASSWORD,
+        logs.url_password(CELERY_BROKER_URL),
+        _secret("SLACK_BOT_TOKEN"),
+        _secret("BULLETIN_METRICS_TOKEN"),
+    )
+    if value
+)
+DEFAULT_EXCEPTION_REPORTER_FILTER = "bulletin.logs.SafeReporterFilter"
 
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 if LOG_FORMAT not in ("text", "json"):
@@ -183,9 +281,15 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
+    "filters": {"redact_secrets": {"()": "bulletin.logs.RedactSecrets"}},
     "handlers": {
         # stderr, so that the console email backend's stdout stays readable and pipeable.
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+        # Every handler takes the redact_secrets filter.
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact_secrets"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -193,5 +297,7 @@ LOGGING = {
         # httpx logs every request URL at INFO; a Teams workflow URL carries its signature.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # Its INFO lines narrate each check; failures and lockouts are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }

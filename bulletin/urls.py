@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import include, path
 
+from bulletin.interfaces import probes
+
 admin.site.site_header = "Bulletin"
 admin.site.site_title = "Bulletin"
 admin.site.index_title = "Announcements, employees and deliveries"
@@ -19,6 +21,8 @@ def home(request: HttpRequest) -> HttpResponseRedirect:
 
 urlpatterns = [
     path("", home),
+    path("healthz", probes.healthz, name="healthz"),
+    path("metrics", probes.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("bulletin.interfaces.api.urls")),
     path("hr/", include("bulletin.interfaces.hr.urls")),

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.utils import timezone
+from django.utils.html import escape
 
+from bulletin.channels.email import message_id
 from bulletin.domain.models import Announcement, AnnouncementStatus, Delivery
 from tests import factories
 
@@ -111,6 +113,14 @@ def test_deliveries_are_read_only_and_counted_by_state(hr: Client) -> None:
     assert hr.get("/admin/bulletin/delivery/add/").status_code == 403
     occurrences = hr.get("/admin/bulletin/occurrence/").content.decode()
     assert "Fanned out (1)" in occurrences
+
+
+def test_a_delivery_page_shows_the_message_id_the_mail_server_logged(hr: Client) -> None:
+    factories.employees(1)
+    factories.fired()
+    delivery = Delivery.objects.get()
+    page = hr.get(f"/admin/bulletin/delivery/{delivery.pk}/change/").content.decode()
+    assert escape(message_id(delivery.idempotency_key)) in page
 
 
 def test_pausing_from_the_list_stops_planning(hr: Client) -> None:

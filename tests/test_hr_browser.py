@@ -154,9 +154,9 @@ def test_compose_preview_test_send_approval_and_delivery(
     # Audience: departments, counted live with a sample of names; several may be chosen.
     page.get_by_label("Departments", exact=True).check()
     page.select_option("#id_department", ["Engineering", "Sales"])
-    page.wait_for_function("document.getElementById('audience-count').textContent === '6'")
+    page.wait_for_function("() => document.getElementById('audience-count').textContent === '6'")
     page.select_option("#id_department", "Engineering")
-    page.wait_for_function("document.getElementById('audience-count').textContent === '4'")
+    page.wait_for_function("() => document.getElementById('audience-count').textContent === '4'")
     assert "Alan Turing" in page.locator("#audience-sample").inner_text()
     page.evaluate("window.scrollTo(0, 0)")
     shot(page, shots, "compose.png")
@@ -167,8 +167,8 @@ def test_compose_preview_test_send_approval_and_delivery(
     page.locator("label.choice.inline", has_text="Mon").locator("input").check()
     page.locator("label.choice.inline", has_text="Thu").locator("input").check()
     page.fill("#id_time_of_day", "09:00")
-    page.wait_for_function("document.getElementById('id_cron').value === '0 9 * * 1,4'")
-    page.wait_for_function("document.querySelectorAll('#fires li').length === 10")
+    page.wait_for_function("() => document.getElementById('id_cron').value === '0 9 * * 1,4'")
+    page.wait_for_function("() => document.querySelectorAll('#fires li').length === 10")
     page.evaluate("document.getElementById('schedule').scrollIntoView()")
     shot(page, shots, "schedule-builder.png")
     # A raw expression across a clock change shows the DST note.
@@ -189,7 +189,7 @@ def test_compose_preview_test_send_approval_and_delivery(
     page.select_option("#id_timezone", "Europe/London")
     when = (timezone.now() + timedelta(minutes=10)).astimezone(ZoneInfo("Europe/London"))
     page.fill("#id_at_local", when.strftime("%Y-%m-%dT%H:%M"))
-    page.wait_for_function("document.querySelectorAll('#fires li').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#fires li').length === 1")
     assert page.locator("#at-question").is_hidden()
 
     # Send a test to me: saves a draft, emails only Ann, records no delivery.

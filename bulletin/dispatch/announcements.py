@@ -79,7 +79,12 @@ def validate(
         places = list(announcement.places.all()) if announcement.pk else []
     errors: dict[str, list[str]] = {}
     try:
-        announcement.full_clean(exclude=["recipients", "planned_until", "next_fire_at"])
+        # The zone and one-off time are checked below with messages a person can act on; the
+        # database constraint on the zone still holds, but its own message would only repeat it.
+        announcement.full_clean(
+            exclude=["recipients", "planned_until", "next_fire_at", "at_local"],
+            validate_constraints=False,
+        )
     except ValidationError as exc:
         errors.update(exc.message_dict)
     problems = [

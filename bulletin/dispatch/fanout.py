@@ -36,6 +36,8 @@ from bulletin.domain.models import (
     Occurrence,
     OccurrenceState,
     Place,
+    Tallied,
+    Tally,
 )
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,9 @@ def fan_out(occurrence: Occurrence, now: datetime) -> int:
         if not _still_planned(occurrence):
             # Fanned out by a racing tick, or cancelled meanwhile: nothing to add.
             log.info("occurrence no longer planned", extra={"occurrence_id": occurrence.pk})
+            done = Occurrence.objects.filter(pk=occurrence.pk, state=OccurrenceState.FANNED_OUT)
+            if done.exists():  # a second copy refused, not a cancellation
+                Tally.add(Tallied.REPEATED_FAN_OUT)
             return Delivery.objects.filter(occurrence=occurrence).count()
         for channel in announcement.channels:
             _insert_people(people, occurrence, channel, None, now)

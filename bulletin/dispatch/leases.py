@@ -19,7 +19,14 @@ from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 
-from bulletin.domain.models import Attempt, AttemptOutcome, Delivery, DeliveryState
+from bulletin.domain.models import (
+    Attempt,
+    AttemptOutcome,
+    Delivery,
+    DeliveryState,
+    Tallied,
+    Tally,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +147,7 @@ def begin_attempts(
     lost = [pk for pk in delivery_ids if pk not in numbers]
     if lost:
         log.warning("lease lost before sending", extra={"delivery_ids": lost})
+        Tally.add(Tallied.INTENT_AFTER_LOST_LEASE, len(lost))
     if numbers:
         log.info("deliveries sending", extra={"delivery_ids": sorted(numbers)})
     return numbers
@@ -179,6 +187,7 @@ def finish_many(
     with nullcontext() if alone or connection.in_atomic_block else transaction.atomic():
         for outcome, ids in by_outcome.items():
             recorded |= _record(sorted(ids), token, outcome, now, started)
+        Tally.add(Tallied.OUTCOME_AFTER_LOST_LEASE, len(outcomes) - len(recorded))
     for outcome, ids in by_outcome.items():
         _log_outcome(ids, outcome, recorded)
     return recorded
@@ -292,12 +301,16 @@ def defer(delivery_id: int, token: str, until: datetime, now: datetime) -> bool:
 
 def release(delivery_ids: list[int], token: str, now: datetime) -> int:
     """Give back claimed deliveries that were never attempted (a graceful stop)."""
-    released = Delivery.objects.filter(
-        pk__in=delivery_ids, lease_token=token, state=DeliveryState.CLAIMED
-    ).update(state=DeliveryState.PENDING, lease_token=None, lease_expires_at=None, updated_at=now)
-    if released:
-        log.info("claimed deliveries released", extra={"delivery_ids": delivery_ids})
-    return released
+    moved = _move_returning(
+        delivery_ids,
+        token,
+        DeliveryState.CLAIMED,
+        "state = %s, lease_token = NULL, lease_expires_at = NULL, updated_at = %s",
+        [DeliveryState.PENDING.value, _db_time(now)],
+    )
+    if moved:
+        log.info("claimed deliveries released", extra={"delivery_ids": [pk for pk, _ in moved]})
+    return len(moved)
 
 
 @dataclass(frozen=True)
@@ -331,6 +344,8 @@ def reap(now: datetime, deduplicating: list[str]) -> Reaped:
         _move(never_sent, now, DeliveryState.PENDING)
         _move(resent, now, DeliveryState.PENDING)
         _move(unknown, now, DeliveryState.UNKNOWN, error=INTERRUPTED)
+        # Requeued claims leave no Attempt row; the interrupted sends below do.
+        Tally.add(Tallied.CLAIM_REQUEUED, len(never_sent))
         # The attempts that never reported: begun when their intent was written (updated_at).
         Attempt.objects.bulk_create(
             Attempt(

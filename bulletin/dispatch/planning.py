@@ -24,6 +24,8 @@ from bulletin.domain.models import (
     Occurrence,
     OccurrenceState,
     ScheduleKind,
+    Tallied,
+    Tally,
 )
 from bulletin.scheduling.planner import Plan, Schedule, plan
 from bulletin.scheduling.rules import CronRule, OneOffRule, Rule
@@ -124,6 +126,8 @@ def plan_announcement(announcement: Announcement, now: datetime) -> int:
                 "planner cursor already moved by another tick",
                 extra={"announcement_id": announcement.pk},
             )
+            if result.occurrences and _moved_by_another_tick(announcement, cursor):
+                Tally.add(Tallied.REPEATED_PLANNING, len(result.occurrences))
             return 0
         _record(announcement, result)
     return len(result.occurrences)
@@ -155,6 +159,12 @@ def _log_planned(announcement: Announcement, zone: str, fire_at: datetime, misse
         event,
         extra={"announcement_id": announcement.pk, "zone": zone, "fire_at": fire_at.isoformat()},
     )
+
+
+def _moved_by_another_tick(announcement: Announcement, cursor: datetime) -> bool:
+    # Not paused or cancelled meanwhile: the occurrences refused here were a second copy.
+    still = Announcement.objects.filter(pk=announcement.pk, status=AnnouncementStatus.SCHEDULED)
+    return still.exclude(planned_until=cursor).exists()
 
 
 def _advance(announcement: Announcement, cursor: datetime, result: Plan) -> bool:

@@ -29,7 +29,7 @@ from bulletin.dispatch import leases, pacing
 from bulletin.dispatch.compose import BatchContent
 from bulletin.dispatch.leases import Claimed, Outcome
 from bulletin.dispatch.retry import RetryPolicy
-from bulletin.domain.models import AttemptOutcome, DeliveryState, Occurrence
+from bulletin.domain.models import AttemptOutcome, DeliveryState, Occurrence, Tallied, Tally
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ class Dispatcher:
         self._transports: dict[str, Transport] = {}
         self._starting = channels_started_on_claim()
         self._occurrences: dict[int, Occurrence] = {}
+        # What this dispatcher did, for the summary a stopped `bulletin dispatch` prints.
+        self.claimed = self.sent = self.released = 0
 
     def reap(self) -> int:
         reaped = leases.reap(timezone.now(), deduplicating_channels())
@@ -81,6 +83,7 @@ class Dispatcher:
             lap.token, self.options.batch_size, lap.claimed_at, lap.lease, self._starting
         )
         ids = lap.ids = [row.id for row in claimed]
+        self.claimed += len(ids)
         try:
             lap.content = BatchContent(claimed, self._occurrences)
             for channel, rows in groupby(sorted(claimed, key=_channel), key=_channel):
@@ -95,7 +98,7 @@ class Dispatcher:
         finally:
             self.close()
         if self.stop.is_set():  # a graceful stop: what was not attempted goes back
-            leases.release(ids, lap.token, timezone.now())
+            self.released += leases.release(ids, lap.token, timezone.now())
         return len(ids)
 
     def run_until_idle(self) -> int:
@@ -166,7 +169,10 @@ class Dispatcher:
         except leases.LeaseLost:
             recorded = set()  # the inbox writes were rolled back with their outcomes
             log.warning("lease lost; inbox writes rolled back", extra={"delivery_ids": [*numbers]})
-        leases.withdraw([pk for pk in numbers if pk not in recorded], lap.token, timezone.now())
+            # The count finish_many made went with the rollback: every outcome was refused.
+            Tally.add(Tallied.OUTCOME_AFTER_LOST_LEASE, len(numbers))
+        unsent = [pk for pk in numbers if pk not in recorded]
+        self.released += leases.withdraw(unsent, lap.token, timezone.now())
 
     def _send_together(
         self, transport: Transport, messages: list[Message], numbers: dict[int, int], lap: _Lap
@@ -232,6 +238,7 @@ class Dispatcher:
             # A bug or a poisoned row must not take the worker down with it: record and back off.
             log.exception("unexpected error sending", extra={"delivery_id": message.delivery_id})
             return self._retry(attempt, f"unexpected error: {exc!r}")
+        self.sent += 1
         return Outcome(DeliveryState.SENT, AttemptOutcome.SENT)
 
     def _throttled(self, error: TransientError) -> timedelta | None:
@@ -251,17 +258,23 @@ class Dispatcher:
 
 
 def drain(lanes: int, stop: threading.Event | None = None) -> int:
-    """Send until nothing is due with ``lanes`` dispatchers at once; returns how many claimed.
+    """Send until nothing is due with ``lanes`` dispatchers at once; returns how many claimed."""
+    return sum(dispatcher.claimed for dispatcher in drain_lanes(lanes, stop))
+
+
+def drain_lanes(lanes: int, stop: threading.Event | None = None) -> list[Dispatcher]:
+    """Send until nothing is due (or ``stop``) with ``lanes`` dispatchers, each in its thread;
+    returns them, with their counts.
 
     Each lane has its own database and channel connections, so one lane's wait on a mail
     server or an HTTP reply is another lane's turn to compose and record.
     """
     stop = stop or threading.Event()
-    claimed = [0] * lanes
+    dispatchers = [Dispatcher(stop) for _ in range(lanes)]
 
     def lane(number: int) -> None:
         try:
-            claimed[number] = Dispatcher(stop).run_until_idle()
+            dispatchers[number].run_until_idle()
         except Exception:
             # Whatever it held goes back when its lease expires; the other lanes carry on.
             log.exception("dispatch lane failed", extra={"lane": number})
@@ -273,7 +286,7 @@ def drain(lanes: int, stop: threading.Event | None = None) -> int:
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(claimed)
+    return dispatchers
 
 
 def run_forever(stop: threading.Event, sleep: Callable[[float], bool] | None = None) -> None:

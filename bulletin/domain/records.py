@@ -14,6 +14,10 @@ from django.db.models import Q
 
 from bulletin.domain.models import Announcement
 
+# The longest announcement body accepted, in characters (every way in checks it: the HR form,
+# the API, the command line). Far above any real announcement; it bounds what one send renders.
+MAX_BODY_CHARS = 100_000
+
 
 class AnnouncementVersion(models.Model):
     """A snapshot of what an announcement says. Editing makes a new one; occurrences point at
@@ -71,6 +75,7 @@ class AuditAction(models.TextChoices):
     RETRIED = "retried", "Deliveries retried"
     TEST_SENT = "test_sent", "Test sent"
     DELETED = "deleted", "Draft deleted"
+    SETTLED = "settled", "Unknown deliveries settled by hand"
 
 
 class AuditEvent(models.Model):

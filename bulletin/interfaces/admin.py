@@ -13,12 +13,14 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from bulletin.channels import TRANSPORTS
+from bulletin.channels.email import message_id
 from bulletin.dispatch import announcements, lifecycle
 from bulletin.domain.models import (
     PERSON_CHANNELS,
     Announcement,
     ApiToken,
     Attempt,
+    Channel,
     ChannelOptOut,
     Delivery,
     Employee,
@@ -302,6 +304,14 @@ class DeliveryAdmin(ReadOnlyAdmin):
     search_fields = ("employee__email", "employee__name")
     list_select_related = ("employee", "place", "occurrence__announcement")
     inlines = (AttemptInline,)
+    readonly_fields = ("provider_key",)
+
+    @admin.display(description="Message-ID / idempotency key")
+    def provider_key(self, delivery: Delivery) -> str:
+        """What the receiver saw: the runbook for an ``unknown`` delivery searches for it."""
+        if delivery.channel == Channel.EMAIL:
+            return message_id(delivery.idempotency_key)
+        return delivery.idempotency_key
 
 
 @admin.register(InboxItem)
@@ -326,7 +336,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Revoke selected tokens (takes effect at once)")
+    # Revoking changes a token, so it needs the change permission: without ``permissions``
+    # Django offers an action to anyone who may merely view the list.
+    @admin.action(
+        description="Revoke selected tokens (takes effect at once)", permissions=["change"]
+    )
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         revoked = queryset.filter(revoked_at=None).update(revoked_at=timezone.now())
         self.message_user(request, f"{revoked} token(s) revoked", messages.SUCCESS)

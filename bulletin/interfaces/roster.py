@@ -7,9 +7,11 @@ would do (create, update which fields from what to what, or nothing), and never 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import logging
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -27,6 +29,7 @@ REQUIRED = ("email", "name", "department", "location", "timezone")
 FIELDS = ("name", "department", "location", "timezone", "active")
 MAX_BYTES = 50 * 1024 * 1024
 _TRUE, _FALSE = {"1", "true", "yes", "y", ""}, {"0", "false", "no", "n"}
+SAVE_AS = "save the file as “CSV UTF-8” and import it again"
 
 
 @dataclass(frozen=True)
@@ -66,47 +69,88 @@ class ImportReport:
 
 
 class ImportRejected(Exception):
-    def __init__(self, errors: list[RowError]) -> None:
-        super().__init__(f"{len(errors)} bad row(s); nothing was imported")
+    def __init__(self, errors: list[RowError], summary: str = "") -> None:
+        super().__init__(summary or f"{len(errors)} bad row(s); nothing was imported")
         self.errors = errors
 
 
+def _whole_file(line: int, message: str) -> ImportRejected:
+    """A problem with the file itself (size, encoding, header): no row count to report."""
+    return ImportRejected([RowError(line, message)], "the file was not imported")
+
+
 def _decode(data: bytes) -> str:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise _whole_file(1, f"the file is UTF-16, not UTF-8; {SAVE_AS}")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        message = f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8 CSV"
-        raise ImportRejected([RowError(line, message)]) from None
+        message = f"not valid UTF-8 (byte {exc.start}); {SAVE_AS}"
+        raise _whole_file(line, message) from None
+    if "\0" in text:
+        # UTF-16 without a byte-order mark decodes as UTF-8 full of NULs.
+        line = text[: text.index("\0")].count("\n") + 1
+        raise _whole_file(line, f"contains a NUL character (a UTF-16 file?); {SAVE_AS}")
+    return text
 
 
 def _header(reader: Iterator[list[str]]) -> list[str]:
-    header = [name.strip().lower() for name in next(reader, [])]
+    first = next(reader, None)
+    if first is None:
+        raise _whole_file(1, f"the file is empty; its first line must be {','.join(REQUIRED)}")
+    header = [name.strip().lower() for name in first]
     if repeated := sorted({name for name in header if name and header.count(name) > 1}):
-        raise ImportRejected([RowError(1, f"repeated column(s): {', '.join(repeated)}")])
+        raise _whole_file(1, f"repeated column(s): {', '.join(repeated)}")
     if missing := [name for name in REQUIRED if name not in header]:
-        raise ImportRejected([RowError(1, f"missing column(s): {', '.join(missing)}")])
+        hint = " (separate columns with commas, not semicolons)" if ";" in ",".join(first) else ""
+        raise _whole_file(1, f"missing column(s): {', '.join(missing)}{hint}")
     return header
 
 
+def _shape_problem(header: list[str], values: list[str]) -> str | None:
+    """A row with cells the header does not name, or without a required one, is misquoted
+    (an unquoted comma in a name), not a row to guess at."""
+    extra = values[len(header) :]
+    short = [name for name in REQUIRED if header.index(name) >= len(values)]
+    if any(value.strip() for value in extra) or short:
+        return (
+            f"{len(values)} values, but the header has {len(header)} columns "
+            "(put a value that contains a comma in double quotes)"
+        )
+    return None
+
+
 def read_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
-    """Rows keyed by column, each with the line it starts on (a quoted value may span lines)."""
+    """Rows keyed by column, each with the line it starts on (a quoted value may span lines).
+
+    Misshapen rows are reported together with their lines; the file's own problems (size,
+    encoding, header, unreadable CSV) stop at the first.
+    """
     if len(data) > MAX_BYTES:
-        raise ImportRejected([RowError(1, f"file is larger than {MAX_BYTES // 2**20} MiB")])
+        raise _whole_file(1, f"the file is larger than {MAX_BYTES // 2**20} MiB")
     reader = csv.reader(io.StringIO(_decode(data), newline=""))
     header = _header(reader)
     rows: list[tuple[int, dict[str, str]]] = []
+    misshapen: list[RowError] = []
     while True:
         start = reader.line_num + 1
         try:
             values = next(reader)
         except StopIteration:
-            return rows
+            break
         except csv.Error as exc:
-            raise ImportRejected([RowError(start, f"unreadable CSV: {exc}")]) from None
-        if any(value.strip() for value in values):
-            cells = dict(zip(header, (value.strip() for value in values), strict=False))
-            rows.append((start, {name: cells.get(name, "") for name in header if name}))
+            raise _whole_file(start, f"unreadable CSV: {exc}") from None
+        if not any(value.strip() for value in values):
+            continue
+        if problem := _shape_problem(header, values):
+            misshapen.append(RowError(start, problem))
+            continue
+        cells = dict(zip(header, (value.strip() for value in values), strict=False))
+        rows.append((start, {name: cells.get(name, "") for name in header if name}))
+    if misshapen:
+        raise ImportRejected(misshapen)
+    return rows
 
 
 def _too_long(row: dict[str, str]) -> str | None:
@@ -117,8 +161,19 @@ def _too_long(row: dict[str, str]) -> str | None:
     return None
 
 
+def _control_problem(row: dict[str, str]) -> str | None:
+    # First, so that no later message echoes a line break onto the person's screen or log.
+    for name in (*REQUIRED, "active"):
+        value = row.get(name, "")
+        if "\n" in value or "\r" in value:
+            return f"{name} must be a single line"
+        if any(unicodedata.category(character) == "Cc" for character in value):
+            return f"{name} contains a control character"
+    return None
+
+
 def _check(row: dict[str, str]) -> str | None:
-    if problem := _too_long(row):
+    if problem := _control_problem(row) or _too_long(row):
         return problem
     try:
         validate_email(row["email"])
@@ -126,8 +181,6 @@ def _check(row: dict[str, str]) -> str | None:
         return f"email '{row['email']}' is not a valid email address"
     if not row["name"]:
         return "name is empty"
-    if "\n" in row["name"] or "\r" in row["name"]:
-        return "name must be a single line"
     try:
         parse_zone(row["timezone"])
     except ScheduleError as exc:

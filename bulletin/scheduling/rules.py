@@ -28,13 +28,16 @@ wildcard schedules (checked against it in the tests) it
   - after Lord Howe's 30-minute fall-back, steps by whole hours from a misaligned minute and
     skips 02:00 and 02:15 (+10:30), which exist only once (``*/15 2 * * *``, ``0 */2 * * *``);
   - can label a fire with a non-existent local time (``00:00 -04`` in Santiago's midnight gap).
-Mapping the wall times here corrects all three with one code path.
+Mapping the wall times here corrects all three with one code path. Separately, cronsim 2.8
+reads a stepped range of one value (``0-0/5``) as "from 0, every 5"; ``_matcher`` hands it the
+single value that cron means.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import re
 import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -104,14 +107,56 @@ def _cron_problem(expr: str) -> str | None:
     # cronsim also accepts a 6-field form with seconds, which is not standard cron.
     if len(expr.split()) != 5:
         return f"expected 5 fields ({_FIELDS}), got {len(expr.split())}"
+    # cronsim upper-cases before matching names, so a long s (U+017F) + "un" would pass for
+    # SUN; cron is ASCII.
+    if odd := next((char for char in expr if not char.isascii()), None):
+        return f"'{odd}' is not allowed; cron uses ASCII characters only"
+    for name, field in zip(_FIELDS.split(), expr.split(), strict=True):
+        # int() refuses more than 4300 digits with a bare ValueError; no field needs 5.
+        if run := _LONG_NUMBER.search(field):
+            return f"bad {name} ({len(run.group())}-digit number)"
     try:
-        next(CronSim(expr, datetime(2000, 1, 1)))
+        next(_matcher(expr, datetime(2000, 1, 1)))
     except CronSimError as exc:
         reason = str(exc)  # e.g. "Bad minute"
         return reason[:1].lower() + reason[1:]
     except StopIteration:  # cronsim gives up after 50 years without a match
         return "it never matches"
     return None
+
+
+_LONG_NUMBER = re.compile(r"[0-9]{5,}")
+_NAMES = {
+    3: ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
+    4: ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"),
+}
+
+
+def _matcher(expr: str, start: datetime) -> CronSim:
+    """cronsim over naive wall times from `start`, for a valid 5-field `expr`."""
+    # cronsim 2.8 reads a stepped range of one value ("5-5/10") like "5/10" (5, 15, ... 55);
+    # cron means just 5. Spell such ranges as that value before cronsim parses them.
+    fields = (
+        ",".join(_one_value_range(term, position) for term in field.split(","))
+        for position, field in enumerate(expr.split())
+    )
+    return CronSim(" ".join(fields), start)
+
+
+def _one_value_range(term: str, position: int) -> str:
+    span, slash, step = term.partition("/")
+    first, dash, last = span.partition("-")
+    if not (slash and dash and step.isdigit() and int(step) > 0):
+        return term
+    value = _field_value(first, position)
+    return first if value is not None and value == _field_value(last, position) else term
+
+
+def _field_value(text: str, position: int) -> int | None:
+    names = _NAMES.get(position, ())
+    if text.upper() in names:
+        return names.index(text.upper()) + (1 if position == 3 else 0)
+    return int(text) if text.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -284,7 +329,7 @@ def _cron_fires(rule: CronRule, zone: zoneinfo.ZoneInfo, after: datetime) -> Ite
     fixed = rule.fixed_time
     pending: list[tuple[datetime, bool, int, FireTime]] = []
     order = itertools.count()
-    for wall in CronSim(rule.expr, _first_wall(after, zone)):
+    for wall in _matcher(rule.expr, _first_wall(after, zone)):
         fires = _fires_for_wall(wall, zone, fixed)
         while pending and pending[0][0] < fires[0].utc:
             yield heapq.heappop(pending)[-1]

@@ -8,6 +8,8 @@
   the problem is the request as a whole.
 * 409 — the request is fine but the announcement's state forbids it (the service raises a
   ValidationError without field names for those): ``{"detail": "…"}``.
+* 400 — a body that is not JSON at all: ``{"detail": "the request body is not valid JSON: …"}``
+  naming where it breaks.
 * 401, 403, 404 — ``{"detail": "…"}``.
 """
 
@@ -21,7 +23,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError
+from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from bulletin.interfaces.api.schemas import MODEL_NAMES
@@ -60,9 +62,11 @@ def _field_of(path: Sequence[Any]) -> tuple[str | None, int | None, str]:
     return MODEL_NAMES.get(rest) or ".".join(rest), index, ""
 
 
-def _pydantic_message(error: dict[str, Any]) -> str:
+def _pydantic_message(error: dict[str, Any], path: Sequence[Any]) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown field"
+    if error["type"] == "missing" and not path:
+        return "a JSON body is required"
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
 
@@ -75,7 +79,7 @@ def pydantic_problems(errors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         if source == "body" and path:
             path = path[1:]  # the view's parameter name says nothing to the client
         field, index, where = _field_of(path)
-        found.append(problem(field, where + _pydantic_message(error), index))
+        found.append(problem(field, where + _pydantic_message(error, path), index))
     return found
 
 
@@ -94,6 +98,13 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(NinjaValidationError)
     def invalid_input(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
         return reply(request, 422, pydantic_problems(exc.errors))
+
+    @api.exception_handler(HttpError)
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        # ninja answers a body it cannot parse with a bare "Cannot parse request body".
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+            return reply(request, 400, f"the request body is not valid JSON: {exc.__cause__}")
+        return reply(request, exc.status_code, str(exc))
 
     @api.exception_handler(Problems)
     def bad_input(request: HttpRequest, exc: Problems) -> HttpResponse:

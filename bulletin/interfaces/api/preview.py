@@ -33,7 +33,11 @@ def _start(value: str | None, zone: ZoneInfo) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
-@router.get("/preview", response=replies({200: PreviewOut}), **needs(ANNOUNCEMENTS_READ))
+@router.get(
+    "/preview",
+    response=replies({200: PreviewOut}),
+    **needs(ANNOUNCEMENTS_READ, "view_announcement"),
+)
 def preview_schedule(
     request: HttpRequest,
     cron: str,

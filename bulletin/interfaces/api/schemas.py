@@ -6,15 +6,30 @@ from datetime import timedelta
 from typing import Any
 
 from ninja import Field, Schema
-from pydantic import ConfigDict, StrictBool, field_validator
+from pydantic import ConfigDict, StrictBool, StrictInt, field_validator
 
 from bulletin.domain.models import AudienceKind, ScheduleKind
+from bulletin.domain.records import MAX_BODY_CHARS
 
 A_YEAR = 365 * 24 * 60
 
 
 class Strict(Schema):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def no_nul(cls, value: object) -> object:
+        # PostgreSQL cannot store NUL in text; refuse it here, by name, not with a 500 there.
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and "\0" in text for text in texts):
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+def trimmed(value: object) -> object:
+    """A title's surrounding spaces are dropped (as the HR form does), so "  " is blank."""
+    return value.strip() if isinstance(value, str) else value
 
 
 class Patch(Strict):
@@ -59,7 +74,7 @@ class AudienceIn(Strict):
         "it is sent (later joiners too)",
         examples=[["Sales", "Support"]],
     )
-    employee_ids: list[int] = Field(default_factory=list, description="for kind 'list'")
+    employee_ids: list[StrictInt] = Field(default_factory=list, description="for kind 'list'")
 
 
 class ScheduleIn(Strict):
@@ -67,26 +82,31 @@ class ScheduleIn(Strict):
     cron: str = Field(default="", description="5-field cron expression, for kind 'cron'")
     at_local: str = Field(default="", description="local YYYY-MM-DDTHH:MM, for kind 'once'")
     timezone: str = Field(default="", description="IANA zone, unless per_recipient_zone")
-    per_recipient_zone: bool = False
+    per_recipient_zone: StrictBool = False
 
 
 class AnnouncementIn(Strict):
     title: str
-    body: str = Field(description="Markdown; {{ name }} and {{ first_name }} are personalised")
+    body: str = Field(
+        description="Markdown; {{ name }} and {{ first_name }} are personalised",
+        max_length=MAX_BODY_CHARS,
+    )
     audience: AudienceIn = AudienceIn()
     channels: list[str] = Field(default_factory=list, examples=[["email", "inapp"]])
     places: list[str] = Field(default_factory=list, examples=[["slack:#general"]])
     schedule: ScheduleIn
-    misfire_grace_minutes: int | None = Field(default=None, ge=0, le=A_YEAR)
-    send_late: bool = False
-    mandatory: bool = False
-    requires_ack: bool = False
+    misfire_grace_minutes: StrictInt | None = Field(default=None, ge=0, le=A_YEAR)
+    send_late: StrictBool = False
+    mandatory: StrictBool = False
+    requires_ack: StrictBool = False
+
+    _trim_title = field_validator("title", mode="before")(trimmed)
 
 
 class AudiencePatch(Patch):
     kind: AudienceKind | None = None
     values: list[str] | None = None
-    employee_ids: list[int] | None = None
+    employee_ids: list[StrictInt] | None = None
 
 
 class SchedulePatch(Patch):
@@ -94,20 +114,22 @@ class SchedulePatch(Patch):
     cron: str | None = None
     at_local: str | None = None
     timezone: str | None = None
-    per_recipient_zone: bool | None = None
+    per_recipient_zone: StrictBool | None = None
 
 
 class AnnouncementPatch(Patch):
     title: str | None = None
-    body: str | None = None
+    body: str | None = Field(default=None, max_length=MAX_BODY_CHARS)
     audience: AudiencePatch | None = None
     channels: list[str] | None = None
     places: list[str] | None = None
     schedule: SchedulePatch | None = None
-    misfire_grace_minutes: int | None = Field(default=None, ge=0, le=A_YEAR)
-    send_late: bool | None = None
-    mandatory: bool | None = None
-    requires_ack: bool | None = None
+    misfire_grace_minutes: StrictInt | None = Field(default=None, ge=0, le=A_YEAR)
+    send_late: StrictBool | None = None
+    mandatory: StrictBool | None = None
+    requires_ack: StrictBool | None = None
+
+    _trim_title = field_validator("title", mode="before")(trimmed)
 
 
 # Body members under "schedule" and "audience" and the model fields they set (errors.py names

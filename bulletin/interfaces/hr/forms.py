@@ -28,6 +28,7 @@ from bulletin.domain.models import (
     Place,
     ScheduleKind,
 )
+from bulletin.domain.records import MAX_BODY_CHARS
 from bulletin.interfaces.hr.schedule import (
     COMMON_ZONES,
     REPEATS,
@@ -141,6 +142,7 @@ class AnnouncementForm(forms.Form):
     title = forms.CharField(max_length=200, strip=True)
     body = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "true"}),
+        max_length=MAX_BODY_CHARS,
         strip=False,
         help_text="Markdown: **bold**, _italic_, [a link](https://example.com), "
         "lists with “- ”. {{ first_name }} and {{ name }} become each person's name.",

@@ -173,4 +173,9 @@ def audit_detail(detail: dict[str, Any], zone: zoneinfo.ZoneInfo) -> str:
         parts.append(f"{n} {states} deliver{'y' if n == 1 else 'ies'} sent again")
     if to := detail.get("to"):
         parts.append(f"to {to}")
+    if verdict := detail.get("settled_as"):
+        n = len(detail.get("delivery_ids", []))
+        parts.append(f"{n} unknown deliver{'y' if n == 1 else 'ies'} marked {verdict}")
+    if reason := detail.get("reason"):
+        parts.append(str(reason))
     return "; ".join(parts)

@@ -15,7 +15,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -516,10 +516,12 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _occurrence_of(item: Announcement, raw: str | None) -> Occurrence | None:
+    # An occurrence that is not this announcement's looks like one that does not exist (404),
+    # whether its id is another announcement's, unknown or not a number at all.
     if not raw:
         return None
     if not str(raw).isdigit():
-        raise PermissionDenied("That occurrence is not part of this announcement.")
+        raise Http404("That occurrence is not part of this announcement.")
     return get_object_or_404(Occurrence, pk=int(raw), announcement=item)
 
 

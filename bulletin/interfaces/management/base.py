@@ -58,7 +58,8 @@ class BulletinCommand(BaseCommand):
         except ScheduleError as exc:
             raise CommandError(str(exc)) from exc
         except DatabaseError as exc:
-            raise CommandError(f"database error: {exc}") from exc
+            # Drivers explain over several lines (psycopg adds a hint); stderr gets one.
+            raise CommandError(f"database error: {' '.join(str(exc).split())}") from exc
 
     def run_from_argv(self, argv: list[str]) -> None:
         self._called_from_command_line = True

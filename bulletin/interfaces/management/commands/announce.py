@@ -9,7 +9,7 @@ from django.db import transaction
 from bulletin.dispatch.announcements import PLACE_ONLY, schedule
 from bulletin.dispatch.lifecycle import audit
 from bulletin.domain.models import Announcement, AudienceKind, Place, ScheduleKind
-from bulletin.domain.records import AuditAction
+from bulletin.domain.records import MAX_BODY_CHARS, AuditAction
 from bulletin.interfaces.management.base import BulletinCommand
 
 RECIPIENT_ZONE = "recipient"
@@ -148,8 +148,16 @@ class Command(BulletinCommand):
     def _body(self, path: str) -> str:
         try:
             raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-            return raw.decode("utf-8-sig")
+            body = raw.decode("utf-8-sig")
         except OSError as exc:
             raise CommandError(f"cannot read --body-file {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise CommandError(f"--body-file {path} is not UTF-8 text") from None
+        if "\0" in body:
+            raise CommandError(f"--body-file {path} contains a NUL character (not UTF-8 text?)")
+        if len(body) > MAX_BODY_CHARS:
+            raise CommandError(
+                f"--body-file {path} has {len(body)} characters; at most {MAX_BODY_CHARS} "
+                "are allowed"
+            )
+        return body

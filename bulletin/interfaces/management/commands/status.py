@@ -8,7 +8,10 @@ from bulletin.interfaces.management.base import BulletinCommand
 
 
 class Command(BulletinCommand):
-    help = "Deliveries by state, the oldest due delivery and the planner's lag."
+    help = (
+        "Deliveries by state, the oldest due delivery, the planner's lag and the second copies "
+        "refused."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON object")
@@ -26,3 +29,8 @@ class Command(BulletinCommand):
         )
         self.stdout.write(f"planner lag: {status['planner_lag_seconds']:.0f}s")
         self.stdout.write(f"occurrences missed: {status['occurrences'].get('missed', 0)}")
+        refused = status["duplicates_prevented"]
+        detail = ", ".join(f"{reason} {n}" for reason, n in refused.items() if n)
+        self.stdout.write(
+            f"duplicates prevented: {sum(refused.values())}" + (f" ({detail})" if detail else "")
+        )
