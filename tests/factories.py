@@ -10,9 +10,25 @@ from django.utils import timezone
 
 from bulletin.dispatch.announcements import schedule
 from bulletin.dispatch.planning import tick
-from bulletin.domain.models import Announcement, Employee, ScheduleKind
+from bulletin.domain.models import (
+    Announcement,
+    Delivery,
+    Employee,
+    InboxItem,
+    Occurrence,
+    OccurrenceState,
+    ScheduleKind,
+)
 
-__all__ = ["Announcement", "announcement", "created_earlier", "employees", "fired", "tick_after"]
+__all__ = [
+    "Announcement",
+    "announcement",
+    "created_earlier",
+    "employees",
+    "fired",
+    "inbox_item",
+    "tick_after",
+]
 
 
 def employees(
@@ -93,3 +109,42 @@ def announce_cli(directory: Any, *arguments: str) -> Announcement:
     out = io.StringIO()
     call_command("announce", "--title", "T", "--body-file", str(body), *arguments, stdout=out)
     return Announcement.objects.get(pk=int(out.getvalue()))
+
+
+def inbox_item(
+    employee: Employee,
+    title: str = "Quarterly update",
+    *,
+    at: datetime | None = None,
+    requires_ack: bool = False,
+    html: str = "<p>Hello <strong>there</strong>.</p>",
+) -> InboxItem:
+    """An item as the in-app channel writes it: its own announcement, occurrence and delivery."""
+    at = at or timezone.now()
+    announcement = Announcement.objects.create(
+        title=title,
+        body="Hello",
+        channels=["inapp"],
+        schedule_kind=ScheduleKind.ONCE,
+        at_local="2026-01-01T09:00",
+        timezone="Europe/London",
+        requires_ack=requires_ack,
+    )
+    occurrence = Occurrence.objects.create(
+        announcement=announcement,
+        zone="Europe/London",
+        fire_at=at,
+        state=OccurrenceState.FANNED_OUT,
+    )
+    delivery = Delivery.objects.create(
+        occurrence=occurrence, employee=employee, channel="inapp", due_at=at, state="sent"
+    )
+    return InboxItem.objects.create(
+        delivery=delivery,
+        employee=employee,
+        announcement=announcement,
+        title=title,
+        html=html,
+        requires_ack=requires_ack,
+        created_at=at,
+    )

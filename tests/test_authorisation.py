@@ -45,7 +45,6 @@ from bulletin.domain.models import (
     Employee,
     InboxItem,
     Occurrence,
-    OccurrenceState,
     Place,
     ScheduleKind,
 )
@@ -159,38 +158,6 @@ def failed(w: World) -> Announcement:
     return item
 
 
-def inbox_item(employee: Employee, *, requires_ack: bool = False) -> InboxItem:
-    """An unread item as the in-app channel writes it, with its announcement and delivery."""
-    now = timezone.now()
-    announcement = Announcement.objects.create(
-        title="Fire drill",
-        body="At noon.",
-        channels=["inapp"],
-        schedule_kind=ScheduleKind.ONCE,
-        at_local="2026-01-01T09:00",
-        timezone="Europe/London",
-        requires_ack=requires_ack,
-    )
-    occurrence = Occurrence.objects.create(
-        announcement=announcement,
-        zone="Europe/London",
-        fire_at=now,
-        state=OccurrenceState.FANNED_OUT,
-    )
-    delivery = Delivery.objects.create(
-        occurrence=occurrence, employee=employee, channel="inapp", due_at=now, state="sent"
-    )
-    return InboxItem.objects.create(
-        delivery=delivery,
-        employee=employee,
-        announcement=announcement,
-        title="Fire drill",
-        html="<p>At noon.</p>",
-        requires_ack=requires_ack,
-        created_at=now,
-    )
-
-
 def place(w: World) -> Place:
     return Place.objects.create(name="#general", channel="slack", target="C123")
 
@@ -212,12 +179,12 @@ BUILDERS: dict[str, Callable[[World], Any]] = {
     "paused": paused,
     "pending": pending,
     "failed": failed,
-    "erins item": lambda w: inbox_item(w.erin, requires_ack=True),
+    "erins item": lambda w: factories.inbox_item(w.erin, requires_ack=True),
     "bob": lambda w: w.bob,
     "place": place,
     "occurrence": lambda w: failed(w).occurrences.get(),
     "delivery": lambda w: Delivery.objects.get(occurrence__announcement=failed(w)),
-    "inbox item": lambda w: inbox_item(w.bob),
+    "inbox item": lambda w: factories.inbox_item(w.bob),
     "token": token_of,
     "user": lambda w: w.author,
     "group": lambda w: w.author.groups.get(),
@@ -781,8 +748,8 @@ def test_the_public_pages_answer_anyone_and_show_no_data(world: World) -> None:
 def test_an_employee_cannot_read_acknowledge_or_mark_read_another_employees_items_by_guessing(
     world: World,
 ) -> None:
-    mine = inbox_item(world.erin)
-    theirs = [inbox_item(world.bob, requires_ack=True), inbox_item(world.bob)]
+    mine = factories.inbox_item(world.erin)
+    theirs = [factories.inbox_item(world.bob, requires_ack=True), factories.inbox_item(world.bob)]
     InboxItem.objects.filter(pk__in=[t.pk for t in theirs]).update(title="Bob's pay review")
     client = client_for(world, "employee")
     for pk in range(1, max(item.pk for item in theirs) + 3):
@@ -802,7 +769,7 @@ def test_an_employee_cannot_read_acknowledge_or_mark_read_another_employees_item
 def test_a_login_that_is_no_employee_gets_a_page_saying_so_on_every_inbox_page(
     world: World,
 ) -> None:
-    item = inbox_item(world.bob, requires_ack=True)
+    item = factories.inbox_item(world.bob, requires_ack=True)
     client = Client()
     client.force_login(world.author)  # HR, but not linked to an employee
     for url in ("/inbox/", f"/inbox/{item.pk}/", "/preferences/"):

@@ -16,15 +16,11 @@ from django.utils import timezone
 from bulletin.dispatch.fanout import fan_out
 from bulletin.dispatch.sender import Dispatcher
 from bulletin.domain.models import (
-    Announcement,
     ChannelOptOut,
     Delivery,
     DeliveryState,
     Employee,
     InboxItem,
-    Occurrence,
-    OccurrenceState,
-    ScheduleKind,
 )
 from tests import factories
 
@@ -43,45 +39,6 @@ def employee_for(user: User | None, zone: str = "Europe/London") -> Employee:
     n = next(_serial)
     return Employee.objects.create(
         email=f"employee{n}@example.com", name=f"Employee {n}", timezone=zone, user=user
-    )
-
-
-def inbox_item(
-    employee: Employee,
-    title: str = "Quarterly update",
-    *,
-    at: datetime | None = None,
-    requires_ack: bool = False,
-    html: str = "<p>Hello <strong>there</strong>.</p>",
-) -> InboxItem:
-    """An item as the in-app channel writes it: its own announcement, occurrence and delivery."""
-    at = at or timezone.now()
-    announcement = Announcement.objects.create(
-        title=title,
-        body="Hello",
-        channels=["inapp"],
-        schedule_kind=ScheduleKind.ONCE,
-        at_local="2026-01-01T09:00",
-        timezone="Europe/London",
-        requires_ack=requires_ack,
-    )
-    occurrence = Occurrence.objects.create(
-        announcement=announcement,
-        zone="Europe/London",
-        fire_at=at,
-        state=OccurrenceState.FANNED_OUT,
-    )
-    delivery = Delivery.objects.create(
-        occurrence=occurrence, employee=employee, channel="inapp", due_at=at, state="sent"
-    )
-    return InboxItem.objects.create(
-        delivery=delivery,
-        employee=employee,
-        announcement=announcement,
-        title=title,
-        html=html,
-        requires_ack=requires_ack,
-        created_at=at,
     )
 
 
@@ -152,10 +109,10 @@ def test_an_employee_sees_only_their_own_announcements_newest_first(
     client: Client, employee: Employee
 ) -> None:
     now = timezone.now()
-    inbox_item(employee, "Older news", at=now - timedelta(days=2))
-    inbox_item(employee, "Newest news", at=now - timedelta(hours=1))
-    inbox_item(employee, "Middle news", at=now - timedelta(days=1))
-    inbox_item(employee_for(login("grace")), "Someone else's news", at=now)
+    factories.inbox_item(employee, "Older news", at=now - timedelta(days=2))
+    factories.inbox_item(employee, "Newest news", at=now - timedelta(hours=1))
+    factories.inbox_item(employee, "Middle news", at=now - timedelta(days=1))
+    factories.inbox_item(employee_for(login("grace")), "Someone else's news", at=now)
     html = page(client.get("/inbox/"))
     assert "Someone else&#x27;s news" not in html and "Someone else's news" not in html
     positions = [html.index(title) for title in ("Newest news", "Middle news", "Older news")]
@@ -165,9 +122,9 @@ def test_an_employee_sees_only_their_own_announcements_newest_first(
 def test_the_inbox_counts_unread_items_and_flags_those_needing_acknowledgement(
     client: Client, employee: Employee
 ) -> None:
-    inbox_item(employee, "First")
-    inbox_item(employee, "Second", requires_ack=True)
-    done = inbox_item(employee, "Third", requires_ack=True)
+    factories.inbox_item(employee, "First")
+    factories.inbox_item(employee, "Second", requires_ack=True)
+    done = factories.inbox_item(employee, "Third", requires_ack=True)
     InboxItem.objects.filter(pk=done.pk).update(
         read_at=timezone.now(), acknowledged_at=timezone.now()
     )
@@ -184,7 +141,7 @@ def test_the_inbox_pages_by_twenty_with_a_fixed_number_of_queries(
 ) -> None:
     now = timezone.now()
     for n in range(45):
-        inbox_item(employee, f"Item {n:02d}", at=now - timedelta(minutes=n))
+        factories.inbox_item(employee, f"Item {n:02d}", at=now - timedelta(minutes=n))
     with django_assert_max_num_queries(6):  # session, user, employee, counts, page count, page
         first = client.get("/inbox/")
     assert len(first.context["page"].object_list) == 20
@@ -197,8 +154,8 @@ def test_the_inbox_pages_by_twenty_with_a_fixed_number_of_queries(
 def test_mark_all_as_read_reads_only_the_employees_own_items(
     client: Client, employee: Employee
 ) -> None:
-    mine = [inbox_item(employee, "A"), inbox_item(employee, "B")]
-    theirs = inbox_item(employee_for(login("grace")), "C")
+    mine = [factories.inbox_item(employee, "A"), factories.inbox_item(employee, "B")]
+    theirs = factories.inbox_item(employee_for(login("grace")), "C")
     assert client.get("/inbox/read/").status_code == 405
     response = client.post("/inbox/read/")
     assert response.status_code == 302 and response["Location"] == "/inbox/"
@@ -210,7 +167,7 @@ def test_mark_all_as_read_reads_only_the_employees_own_items(
 
 
 def test_opening_an_item_marks_it_read_once(client: Client, employee: Employee) -> None:
-    item = inbox_item(employee, html="<p>Hello <strong>there</strong>.</p>")
+    item = factories.inbox_item(employee, html="<p>Hello <strong>there</strong>.</p>")
     assert client.head(f"/inbox/{item.pk}/").status_code == 200
     assert InboxItem.objects.get(pk=item.pk).read_at is None  # a probe is not a read
     response = client.get(f"/inbox/{item.pk}/")
@@ -225,7 +182,7 @@ def test_opening_an_item_marks_it_read_once(client: Client, employee: Employee) 
 def test_an_item_shows_its_date_in_the_employees_own_time_zone(client: Client) -> None:
     user = login("newyorker")
     client.force_login(user)
-    item = inbox_item(
+    item = factories.inbox_item(
         employee_for(user, zone="America/New_York"), at=datetime(2026, 1, 15, 14, 0, tzinfo=UTC)
     )
     html = page(client.get(f"/inbox/{item.pk}/"))
@@ -237,7 +194,7 @@ def test_an_item_shows_its_date_in_the_employees_own_time_zone(client: Client) -
 def test_a_title_is_escaped_even_though_the_body_is_trusted(
     client: Client, employee: Employee
 ) -> None:
-    item = inbox_item(employee, title="<script>alert(1)</script>")
+    item = factories.inbox_item(employee, title="<script>alert(1)</script>")
     for url in ("/inbox/", f"/inbox/{item.pk}/"):
         html = page(client.get(url))
         assert "<script>alert(1)</script>" not in html
@@ -245,7 +202,7 @@ def test_a_title_is_escaped_even_though_the_body_is_trusted(
 
 
 def test_another_employees_item_is_not_found(client: Client) -> None:
-    theirs = inbox_item(employee_for(login("grace")), requires_ack=True)
+    theirs = factories.inbox_item(employee_for(login("grace")), requires_ack=True)
     assert client.get(f"/inbox/{theirs.pk}/").status_code == 404
     assert client.post(f"/inbox/{theirs.pk}/acknowledge/").status_code == 404
     assert client.get("/inbox/999999/").status_code == 404
@@ -256,7 +213,7 @@ def test_another_employees_item_is_not_found(client: Client) -> None:
 def test_acknowledging_sets_the_time_once_and_is_idempotent(
     client: Client, employee: Employee
 ) -> None:
-    item = inbox_item(employee, requires_ack=True)
+    item = factories.inbox_item(employee, requires_ack=True)
     assert "Acknowledge</button>" in page(client.get(f"/inbox/{item.pk}/"))
     response = client.post(f"/inbox/{item.pk}/acknowledge/")
     assert response.status_code == 302 and response["Location"] == f"/inbox/{item.pk}/"
@@ -271,7 +228,7 @@ def test_acknowledging_sets_the_time_once_and_is_idempotent(
 def test_acknowledging_an_unread_item_also_marks_it_read(
     client: Client, employee: Employee
 ) -> None:
-    item = inbox_item(employee, requires_ack=True)
+    item = factories.inbox_item(employee, requires_ack=True)
     client.post(f"/inbox/{item.pk}/acknowledge/")
     item.refresh_from_db()
     assert item.read_at == item.acknowledged_at is not None
@@ -280,7 +237,7 @@ def test_acknowledging_an_unread_item_also_marks_it_read(
 def test_acknowledging_an_item_that_does_not_ask_for_it_is_a_bad_request(
     client: Client, employee: Employee
 ) -> None:
-    item = inbox_item(employee, requires_ack=False)
+    item = factories.inbox_item(employee, requires_ack=False)
     response = client.post(f"/inbox/{item.pk}/acknowledge/")
     assert response.status_code == 400
     assert "does not ask for acknowledgement" in page(response)
@@ -288,13 +245,13 @@ def test_acknowledging_an_item_that_does_not_ask_for_it_is_a_bad_request(
 
 
 def test_acknowledging_is_only_accepted_as_a_post(client: Client, employee: Employee) -> None:
-    item = inbox_item(employee, requires_ack=True)
+    item = factories.inbox_item(employee, requires_ack=True)
     assert client.get(f"/inbox/{item.pk}/acknowledge/").status_code == 405
     assert InboxItem.objects.get(pk=item.pk).acknowledged_at is None
 
 
 def test_acknowledging_requires_a_csrf_token(employee: Employee) -> None:
-    item = inbox_item(employee, requires_ack=True)
+    item = factories.inbox_item(employee, requires_ack=True)
     strict = Client(enforce_csrf_checks=True)
     assert employee.user is not None
     strict.force_login(employee.user)
