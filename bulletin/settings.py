@@ -91,6 +91,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "bulletin.urls"
+# A login without ?next= (the admin's, typed by hand) lands on the home page, which sends HR to
+# the HR screens and everyone else to their inbox.
+LOGIN_REDIRECT_URL = "/"
 WSGI_APPLICATION = "bulletin.wsgi.application"
 
 TEMPLATES = [

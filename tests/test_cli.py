@@ -119,6 +119,13 @@ def test_import_employees_of_a_missing_file_fails_with_one_line(
     assert "No such file" in message
 
 
+def test_a_misspelt_command_is_one_line_and_a_usage_error(installation: Installation) -> None:
+    result = installation.run("dispach", check=False)
+
+    assert result.returncode == 2
+    assert result.stderr == "bulletin: unknown command 'dispach' (bulletin help lists them)\n"
+
+
 @pytest.mark.django_db
 def test_import_employees_dry_run_says_would_import_and_writes_nothing(tmp_path: Path) -> None:
     Employee.objects.create(email="ann@example.com", name="Ann", timezone="UTC")

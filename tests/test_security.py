@@ -428,3 +428,8 @@ def test_a_server_error_shows_a_plain_page_without_the_error() -> None:
     page = response.content.decode()
     assert BROKER_PASSWORD not in page and "RuntimeError" not in page
     assert response["X-Frame-Options"] == "DENY"
+
+
+def test_an_admin_login_without_a_next_page_lands_on_the_home_page(people: None) -> None:
+    # Not Django's /accounts/profile/, which does not exist here; "/" sends HR to the HR screens.
+    assert try_login("/admin/login/", "ada", PASSWORD)["Location"] == "/"

@@ -8,12 +8,13 @@ import os
 import re
 import signal
 import threading
+import time
 from collections import Counter
 
 import pytest
 
 from bulletin.interfaces.management.commands.dispatch import stop_on_signals
-from tests.harness import Installation, SmtpSink
+from tests.harness import Installation, SmtpSink, free_port
 from tests.processes import announce_every_minute, delivery_states, use_smtp
 
 EMPLOYEES = 40
@@ -74,3 +75,26 @@ def test_ctrl_c_asks_the_lanes_to_stop_and_a_second_one_is_left_to_end_the_proce
         assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.slow
+def test_a_second_sigterm_while_run_finishes_its_send_ends_it_at_once_without_a_traceback(
+    installation: Installation, smtp_sink: SmtpSink
+) -> None:
+    announce_every_minute(installation, 2)
+    use_smtp(installation, smtp_sink, BULLETIN_TICK_SECONDS="1", BULLETIN_LEASE_SECONDS="60")
+    smtp_sink.hold_after = 0  # the first message's "250" is withheld: a send stays in flight
+    process = installation.start("run", "--port", str(free_port()))
+    try:
+        assert smtp_sink.held.wait(timeout=60), "no send reached the mail server"
+        process.send_signal(signal.SIGTERM)
+        time.sleep(1)
+        assert process.poll() is None, "run should still be waiting for the send in flight"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        smtp_sink.released.set()
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGTERM
+    assert "Traceback" not in stderr

@@ -53,6 +53,14 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _second_signal_ends_at_once() -> None:
+    """While the lanes finish their sends in flight, another SIGTERM or Ctrl+C ends the
+    process at once, as a kill would (the reaper then settles what they held), with no
+    traceback: as `bulletin dispatch` does."""
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, signal.SIG_DFL)
+
+
 def serve(host: str, port: int, ready: Callable[[str], None], threads: int = 8) -> None:
     """Serve until SIGTERM or Ctrl+C; ``ready`` hears the URL once the socket is listening."""
     from waitress import create_server  # type: ignore[import-untyped]
@@ -69,16 +77,17 @@ def serve(host: str, port: int, ready: Callable[[str], None], threads: int = 8) 
         workers = [_thread("planner", plan_forever, stop), *lanes]
     else:
         log.info("embedded planner and dispatcher off: Celery beat and workers do that job")
-    _stop_on_sigterm()
     url = f"http://{host}:{server.effective_port}/"
-    log.info("bulletin running", extra={"url": url})
-    ready(url)
     try:
+        _stop_on_sigterm()
+        log.info("bulletin running", extra={"url": url})
+        ready(url)
         server.run()
     except KeyboardInterrupt:
         log.info("stopping: finishing the current send and releasing the rest")
     finally:
         stop.set()
+        _second_signal_ends_at_once()
         server.close()
         for worker in workers:
             worker.join(timeout=options().lease_seconds)
