@@ -4,9 +4,10 @@ name their fields, pagination, the HR system's bulk upsert, retries and schedule
 from __future__ import annotations
 
 import json
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from bulletin.domain.models import (
 )
 from bulletin.domain.roles import ADMINISTRATOR, ANNOUNCER, APPROVER, EMPLOYEE
 from bulletin.interfaces.api.auth import SCOPES
+from bulletin.scheduling.rules import OneOffRule, resolve_one_off
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -360,6 +362,34 @@ def test_a_one_off_time_in_the_spring_gap_names_at_local_and_both_choices(announ
     assert Announcement.objects.count() == 0
 
 
+def autumn_repeat_in_new_york() -> str:
+    """01:30 on the first Sunday of November, two years on: a local time that happens twice."""
+    year = timezone.now().year + 2
+    first = date(year, 11, 1)
+    return f"{(first + timedelta(days=(6 - first.weekday()) % 7)).isoformat()}T01:30"
+
+
+def test_a_one_off_time_in_the_autumn_repeat_is_created_at_the_copy_at_fold_names(
+    announcer: Api,
+) -> None:
+    schedule = {"kind": "once", "at_local": autumn_repeat_in_new_york()}
+    schedule["timezone"] = "America/New_York"
+    fields = fields_of(announcer.post("/announcements", new_announcement(schedule=schedule)))
+    assert "occurs twice" in fields["at_local"] and Announcement.objects.count() == 0
+    bad = announcer.post("/announcements", new_announcement(schedule={**schedule, "at_fold": 2}))
+    assert list(fields_of(bad)) == ["at_fold"]
+    for fold, utc_hour in ((0, 5), (1, 6)):  # 01:30 EDT (-04:00), then 01:30 EST (-05:00)
+        made = announcer.post(
+            "/announcements", new_announcement(schedule={**schedule, "at_fold": fold})
+        )
+        assert made.status_code == 201, made.content
+        assert made.json()["schedule"]["at_fold"] == fold
+        item = Announcement.objects.get(pk=made.json()["id"])
+        rule = OneOffRule(datetime.fromisoformat(item.at_local), fold=item.at_fold)
+        fires = resolve_one_off(rule, zoneinfo.ZoneInfo("America/New_York"))
+        assert (fires.astimezone(UTC).hour, fires.minute) == (utc_hour, 30)
+
+
 def test_an_unknown_place_is_refused_on_the_places_field(announcer: Api) -> None:
     fields = fields_of(announcer.post("/announcements", new_announcement(places=["slack:#nope"])))
     assert fields["places"].startswith("no place slack:#nope")
@@ -459,6 +489,7 @@ def test_creating_saves_a_draft_with_its_first_version(announcer: Api) -> None:
         "kind": "cron",
         "cron": "0 9 * * 1-5",
         "at_local": "",
+        "at_fold": None,
         "timezone": "Europe/London",
         "per_recipient_zone": False,
     }

@@ -33,6 +33,7 @@ class ScheduleOut(Schema):
     kind: str = Field(alias="schedule_kind")
     cron: str
     at_local: str
+    at_fold: int | None
     timezone: str
     per_recipient_zone: bool
 

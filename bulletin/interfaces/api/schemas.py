@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Field, Schema
 from pydantic import ConfigDict, StrictBool, StrictInt, field_validator
@@ -77,10 +77,17 @@ class AudienceIn(Strict):
     employee_ids: list[StrictInt] = Field(default_factory=list, description="for kind 'list'")
 
 
+FOLD = (
+    "for an at_local that happens twice because clocks go back that day: 0 the first time, "
+    "1 the second"
+)
+
+
 class ScheduleIn(Strict):
     kind: ScheduleKind
     cron: str = Field(default="", description="5-field cron expression, for kind 'cron'")
     at_local: str = Field(default="", description="local YYYY-MM-DDTHH:MM, for kind 'once'")
+    at_fold: Literal[0, 1] | None = Field(default=None, description=FOLD)
     timezone: str = Field(default="", description="IANA zone, unless per_recipient_zone")
     per_recipient_zone: StrictBool = False
 
@@ -113,6 +120,7 @@ class SchedulePatch(Patch):
     kind: ScheduleKind | None = None
     cron: str | None = None
     at_local: str | None = None
+    at_fold: Literal[0, 1] | None = Field(default=None, description=FOLD)
     timezone: str | None = None
     per_recipient_zone: StrictBool | None = None
 
@@ -138,6 +146,7 @@ MODEL_NAMES: dict[tuple[str, ...], str] = {
     ("schedule", "kind"): "schedule_kind",
     ("schedule", "cron"): "cron",
     ("schedule", "at_local"): "at_local",
+    ("schedule", "at_fold"): "at_fold",
     ("schedule", "timezone"): "timezone",
     ("schedule", "per_recipient_zone"): "per_recipient_zone",
     ("audience", "kind"): "audience_kind",
