@@ -21,8 +21,12 @@ if [ -z "${BULLETIN_TEST_POSTGRES_URL:-}" ]; then
   exit 0
 fi
 echo "== PostgreSQL"
-# Once is enough for what does not depend on the database: the DST tables and the properties
-# are pure Python, and who may open what is decided in the views, not in SQL.
+# Once is enough for what does not depend on the database: the DST tables, the properties and
+# the MIME writer are pure Python; who may open what is decided in the views, not in SQL; the
+# settings, security and deploy checks read the environment, not the database.
+once_is_enough=(
+  test_scheduling_rules.py test_properties.py test_mime.py test_authorisation.py
+  test_config.py test_security.py test_deploy_check.py
+)
 DATABASE_URL="${BULLETIN_TEST_POSTGRES_URL%/*}/bulletin" \
-  pytest --ignore tests/test_scheduling_rules.py --ignore tests/test_properties.py \
-    --ignore tests/test_authorisation.py || exit 1
+  pytest "${once_is_enough[@]/#/--ignore=tests/}" || exit 1
