@@ -25,8 +25,8 @@ echo "== PostgreSQL"
 # the MIME writer are pure Python; who may open what is decided in the views, not in SQL; the
 # settings, security and deploy checks read the environment, not the database.
 once_is_enough=(
-  test_scheduling_rules.py test_properties.py test_mime.py test_authorisation.py
-  test_config.py test_security.py test_deploy_check.py
+  test_scheduling_rules.py test_schedule_properties.py test_parser_properties.py test_mime.py
+  test_authorisation.py test_config.py test_security.py test_deploy_check.py
 )
 DATABASE_URL="${BULLETIN_TEST_POSTGRES_URL%/*}/bulletin" \
   pytest "${once_is_enough[@]/#/--ignore=tests/}" || exit 1
