@@ -4,6 +4,7 @@ Bulletin as a subprocess on a database of its own."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -128,22 +129,39 @@ def smtp_settings(settings: Any, smtp_sink: SmtpSink) -> SmtpSink:
 
 
 @contextmanager
-def own_database(tmp_path: Path) -> Iterator[str]:
+def own_database(tmp_path: Path, copy_of: str = "") -> Iterator[str]:
     """A database URL for subprocesses: a SQLite file, or a new PostgreSQL database when the
-    suite itself runs on PostgreSQL."""
+    suite itself runs on PostgreSQL; empty, or a copy of the database at ``copy_of``."""
     from django.conf import settings
 
     database = settings.DATABASES["default"]
     if database["ENGINE"] != "django.db.backends.postgresql":
-        yield f"sqlite:///{tmp_path / 'bulletin.sqlite3'}"
+        target = tmp_path / "bulletin.sqlite3"
+        if copy_of:
+            source = Path(copy_of.removeprefix("sqlite:///"))
+            for suffix in ("", "-wal", "-shm"):  # a WAL not yet checkpointed holds rows too
+                if (part := source.with_name(source.name + suffix)).exists():
+                    shutil.copyfile(part, target.with_name(target.name + suffix))
+        yield f"sqlite:///{target}"
         return
     user, host, port = database["USER"], database["HOST"], database["PORT"]
     password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
-    with postgres_database(f"postgres://{user}{password}@{host}:{port}/postgres") as url:
+    server = f"postgres://{user}{password}@{host}:{port}/postgres"
+    with postgres_database(server, template=copy_of.rsplit("/", 1)[-1] if copy_of else "") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One migrated database that every installation starts as a copy of: migrating takes a
+    subprocess a few seconds, copying a file or a PostgreSQL template a fraction of one."""
+    directory = tmp_path_factory.mktemp("migrated")
+    with own_database(directory) as url:
+        installation_at(directory, url)
         yield url
 
 
 @pytest.fixture
-def installation(tmp_path: Path) -> Iterator[Installation]:
-    with own_database(tmp_path) as url:
-        yield installation_at(tmp_path, url)
+def installation(tmp_path: Path, migrated_database: str) -> Iterator[Installation]:
+    with own_database(tmp_path, copy_of=migrated_database) as url:
+        yield installation_at(tmp_path, url, migrate=False)

@@ -202,8 +202,9 @@ class Installation:
             return connection.execute(statement, tuple(map(_sqlite_param, params))).fetchall()
 
 
-def installation_at(directory: Path, database: str) -> Installation:
-    """A migrated Bulletin whose subprocesses see only the settings given here."""
+def installation_at(directory: Path, database: str, *, migrate: bool = True) -> Installation:
+    """A Bulletin whose subprocesses see only the settings given here, migrated unless its
+    database is a copy of one that already is."""
     own = ("BULLETIN_", "EMAIL_", "DATABASE_URL", "DJANGO_", "CELERY_")
     env = {key: value for key, value in os.environ.items() if not key.startswith(own)}
     env.update(
@@ -213,7 +214,8 @@ def installation_at(directory: Path, database: str) -> Installation:
         LOG_LEVEL="WARNING",
     )
     site = Installation(directory, env)
-    site.run("migrate", "--verbosity", "0")
+    if migrate:
+        site.run("migrate", "--verbosity", "0")
     return site
 
 
@@ -223,12 +225,14 @@ def database_url(server: str, name: str) -> str:
 
 
 @contextmanager
-def postgres_database(server: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for one test or one chaos run; dropped afterwards."""
+def postgres_database(server: str, template: str = "") -> Iterator[str]:
+    """A new PostgreSQL database for one test or one chaos run, empty or a copy of the database
+    ``template``; dropped afterwards."""
     name = f"bulletin_site_{uuid.uuid4().hex[:12]}"
     admin = database_url(server, "postgres")
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"{copy}')
     try:
         yield database_url(server, name)
     finally:
