@@ -76,12 +76,14 @@ def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
     are scrubbed item by item, so a JSON log keeps their shape)."""
     if isinstance(value, str):
         return redact(value, secrets)
+    if isinstance(value, int | float | None):  # ids and counts: nothing to hide
+        return value
+    if isinstance(value, list | tuple) and all(type(item) is int for item in value):
+        return value  # a batch's delivery ids, on every dispatch event: the hot case
     if isinstance(value, dict):
         return {key: _scrub(item, secrets) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_scrub(item, secrets) for item in value)
-    if value is None or isinstance(value, bool | int | float):
-        return value
     shown = str(value)
     cleaned = redact(shown, secrets)
     return value if cleaned == shown else cleaned

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -433,3 +434,13 @@ def test_a_server_error_shows_a_plain_page_without_the_error() -> None:
 def test_an_admin_login_without_a_next_page_lands_on_the_home_page(people: None) -> None:
     # Not Django's /accounts/profile/, which does not exist here; "/" sends HR to the HR screens.
     assert try_login("/admin/login/", "ada", PASSWORD)["Location"] == "/"
+
+
+def test_a_secret_inside_a_list_is_masked_and_a_list_of_ids_passes_untouched() -> None:
+    ids = [1, 2, 3]
+    record = logging.LogRecord("bulletin", logging.INFO, "x", 1, "sent", None, None)
+    record.delivery_ids = ids
+    record.urls = ["https://hooks.example/x?sig=s3cret&a=1", 7]
+    logs.RedactSecrets().filter(record)
+    assert record.delivery_ids is ids
+    assert record.urls == ["https://hooks.example/x?sig=***&a=1", 7]
