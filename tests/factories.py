@@ -23,6 +23,8 @@ from bulletin.domain.models import (
 __all__ = [
     "Announcement",
     "announcement",
+    "api_announcement",
+    "compose_form",
     "created_earlier",
     "employees",
     "fired",
@@ -148,3 +150,30 @@ def inbox_item(
         requires_ack=requires_ack,
         created_at=at,
     )
+
+
+def compose_form(**overrides: Any) -> dict[str, Any]:
+    """The HR compose form filled in for a weekday 09:00 email announcement to everyone."""
+    data: dict[str, Any] = {
+        "title": "Canteen reopens",
+        "body": "Hello {{ first_name }}, the canteen reopens on **Monday**.",
+        "audience_kind": "all",
+        "channels": ["email"],
+        "schedule_kind": "cron",
+        "repeat": "weekdays",
+        "time_of_day": "09:00",
+        "timezone": "Europe/London",
+        "action": "schedule",
+    }
+    return data | overrides
+
+
+def api_announcement(**overrides: Any) -> dict[str, Any]:
+    """An API body for a weekday 09:00 email announcement."""
+    body: dict[str, Any] = {
+        "title": "Canteen reopens",
+        "body": "The canteen reopens on **Monday**, {{ first_name }}.",
+        "channels": ["email"],
+        "schedule": {"kind": "cron", "cron": "0 9 * * 1-5", "timezone": "Europe/London"},
+    }
+    return body | overrides

@@ -103,15 +103,7 @@ def approval_required(settings: Any) -> None:
     settings.BULLETIN = replace(conf.load({}), require_approval=True)
 
 
-def new_announcement(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "title": "Canteen reopens",
-        "body": "The canteen reopens on **Monday**, {{ first_name }}.",
-        "channels": ["email"],
-        "schedule": {"kind": "cron", "cron": "0 9 * * 1-5", "timezone": "Europe/London"},
-    }
-    body.update(overrides)
-    return body
+new_announcement = factories.api_announcement
 
 
 def draft_by(user: Any, **fields: Any) -> Announcement:

@@ -116,20 +116,7 @@ class Attempt:
 # --- the HR form --------------------------------------------------------------------------------
 
 
-def compose_data(**overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "title": "Canteen reopens",
-        "body": "Hello {{ first_name }}, the canteen reopens on **Monday**.",
-        "audience_kind": "all",
-        "channels": ["email"],
-        "schedule_kind": "cron",
-        "repeat": "weekdays",
-        "time_of_day": "09:00",
-        "timezone": "Europe/London",
-        "action": "schedule",
-    }
-    data.update(overrides)
-    return data
+compose_data = factories.compose_form
 
 
 def form(**overrides: Any) -> Attempt:
@@ -164,15 +151,7 @@ def upload(data: bytes) -> Attempt:
 # --- the API ------------------------------------------------------------------------------------
 
 
-def announcement(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "title": "Canteen reopens",
-        "body": "The canteen reopens on **Monday**, {{ first_name }}.",
-        "channels": ["email"],
-        "schedule": {"kind": "cron", "cron": "0 9 * * 1-5", "timezone": "Europe/London"},
-    }
-    body.update(overrides)
-    return body
+announcement = factories.api_announcement
 
 
 def schedule(**members: Any) -> dict[str, Any]:

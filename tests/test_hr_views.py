@@ -52,20 +52,7 @@ def logged_in(user: Any) -> Client:
     return client
 
 
-def compose_data(**overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "title": "Canteen reopens",
-        "body": "Hello {{ first_name }}, the canteen reopens on **Monday**.",
-        "audience_kind": "all",
-        "channels": ["email"],
-        "schedule_kind": "cron",
-        "repeat": "weekdays",
-        "time_of_day": "09:00",
-        "timezone": "Europe/London",
-        "action": "schedule",
-    }
-    data.update(overrides)
-    return data
+compose_data = factories.compose_form
 
 
 def draft(by: Any, **fields: Any) -> Announcement:

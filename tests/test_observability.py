@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -275,14 +274,7 @@ def test_a_web_process_whose_postgresql_refuses_connections_answers_503_without_
     tmp_path: Path,
 ) -> None:
     database = f"postgres://bulletin:pw-s3cret@127.0.0.1:{free_port()}/bulletin"
-    own = ("BULLETIN_", "EMAIL_", "DATABASE_URL", "DJANGO_", "CELERY_")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(own)}
-    env.update(
-        BULLETIN_VAR_DIR=str(tmp_path),
-        DATABASE_URL=database,
-        SECRET_KEY="test-secret-key-not-for-production",
-        LOG_LEVEL="WARNING",
-    )
+    env = installation_at(tmp_path, database, migrate=False).env  # nothing to migrate: refused
     port = free_port()
     command = [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}"]
     process = subprocess.Popen(
