@@ -28,6 +28,9 @@ class Options:
     # in `bulletin run` and `bulletin dispatch` (each its own connections: SMTP latency overlaps).
     # Celery: and how long each task drains.
     dispatch_lanes: int = 4
+    # How many SMTP connections each dispatcher keeps sending on at once, from its one thread:
+    # a message is four round trips, and while one connection waits the others are answered.
+    email_connections: int = 4
     dispatch_budget_seconds: int = 30
     sweep_seconds: int = 15
     # `bulletin run` plans and sends in its own threads unless Celery does it (scale-out).

@@ -60,17 +60,37 @@ class SmtpSink:
     delay: float = 0.0
     hold_after: int | None = None
     hang_up_after_data: bool = False
+    hang_up_at_rcpt: set[str] = field(default_factory=set)
+    multi_line_replies: bool = False
     released: threading.Event = field(default_factory=threading.Event)
     held: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Each client connection that got as far as RCPT, and its transport (to hang up on it).
+    connections: dict[Any, Any] = field(default_factory=dict)
+    loop: Any = None  # the server's event loop, once a client has connected
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:
+        self.connections[session.peer] = server.transport
+        self.loop = asyncio.get_running_loop()
+        if address in self.hang_up_at_rcpt:
+            server.transport.close()  # before the message: nothing can have been delivered
+            return "421 closing"
         if address in self.rcpt_replies:
             return self.rcpt_replies[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    def hang_up(self) -> None:
+        """Close every client connection, as a server does to idle ones; returns once closed."""
+
+        async def close_all() -> None:
+            for transport in self.connections.values():
+                transport.close()
+            await asyncio.sleep(0.1)  # the sockets close on the loop's next turns
+
+        asyncio.run_coroutine_threadsafe(close_all(), self.loop).result(timeout=10)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.data_reply:
@@ -90,6 +110,8 @@ class SmtpSink:
             self.held.set()
             while not self.released.is_set():
                 await asyncio.sleep(0.02)
+        if self.multi_line_replies:
+            return f"250-Message accepted for delivery\r\n250-Queued\r\n250 as {count}"
         return "250 Message accepted for delivery"
 
     def message_ids(self) -> Counter[str]:

@@ -1,6 +1,7 @@
 """A dispatcher killed with SIGKILL in the middle of a batch, while the SMTP server holds its
-reply to a message it already has. After the lease expires another dispatcher finishes the job:
-nothing arrives twice, nothing is lost, and the interrupted send is visible as unknown."""
+replies to messages it already has. After the lease expires another dispatcher finishes the
+job: nothing arrives twice, nothing is lost, and exactly the sends that were under way (one per
+SMTP connection) are visible as unknown."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ pytestmark = pytest.mark.slow
 
 EMPLOYEES = 60
 LEASE_SECONDS = 2
+ANSWERED = 25  # the server answers this many messages, then holds every reply
 
 
+@pytest.mark.parametrize("connections", [1, 4])
 def test_sigkill_mid_batch_neither_duplicates_nor_loses_a_delivery(
-    installation: Installation, smtp_sink: SmtpSink
+    installation: Installation, smtp_sink: SmtpSink, connections: int
 ) -> None:
     announce_every_minute(installation, EMPLOYEES)
     use_smtp(
@@ -28,29 +31,32 @@ def test_sigkill_mid_batch_neither_duplicates_nor_loses_a_delivery(
         smtp_sink,
         BULLETIN_BATCH_SIZE="20",
         BULLETIN_LEASE_SECONDS=str(LEASE_SECONDS),
-        BULLETIN_DISPATCH_LANES="1",  # one message in flight at the kill
+        BULLETIN_DISPATCH_LANES="1",
+        BULLETIN_EMAIL_CONNECTIONS=str(connections),  # a message in flight on each at the kill
     )
     installation.run("tick")
     total = sum(delivery_states(installation).values())
     assert total >= EMPLOYEES
 
-    smtp_sink.hold_after = 25  # the 26th message arrives, then the server stalls its reply
+    smtp_sink.hold_after = ANSWERED
     victim = installation.start("dispatch")
-    assert smtp_sink.held.wait(timeout=60), "the dispatcher never reached the 26th message"
+    assert smtp_sink.held.wait(timeout=60), "the dispatcher never got past the answered ones"
+    smtp_sink.wait_for(ANSWERED + connections)  # every connection's message waits for its "250"
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     smtp_sink.released.set()
     mid_crash = delivery_states(installation)
-    assert mid_crash.get("sending") == 1 and mid_crash.get("claimed", 0) > 0
+    assert mid_crash["sent"] == ANSWERED and mid_crash["sending"] == connections
+    assert mid_crash.get("claimed", 0) > 0
 
     time.sleep(LEASE_SECONDS + 1)
     installation.run("dispatch")
 
     states = delivery_states(installation)
-    assert states == {"sent": total - 1, "unknown": 1}
+    assert states == {"sent": total - connections, "unknown": connections}
     received = smtp_sink.message_ids()
     assert set(received.values()) == {1}, "a Message-ID arrived twice"
-    assert len(received) == total  # the unknown one did reach the server, exactly once
+    assert len(received) == total  # the unknown ones did reach the server, exactly once each
     status = json.loads(installation.run("status", "--json").stdout)
-    assert status["deliveries"]["unknown"] == 1
+    assert status["deliveries"]["unknown"] == connections
     assert status["deliveries"]["pending"] == status["deliveries"]["claimed"] == 0

@@ -98,6 +98,64 @@ class Message:
         return self.place
 
 
+@dataclass(frozen=True)
+class Ended:
+    """A send that has ended: its message, and what went wrong (None: it was delivered)."""
+
+    message: Message
+    error: Exception | None = None
+
+
+class Sends:
+    """The sends a transport has under way, driven by one dispatcher from one thread.
+
+    ``ready`` says how many more may begin now, ``begin`` starts one, ``ended`` waits until at
+    least one has ended and reports each exactly once. The dispatcher writes a delivery's
+    intent before ``begin`` and its outcome after ``ended``: a send in doubt is always one
+    that had begun.
+    """
+
+    def ready(self) -> int:
+        """How many sends may begin now; at least one when none is under way (a send that
+        cannot even connect is still tried, so its failure is recorded)."""
+        raise NotImplementedError
+
+    def begin(self, message: Message) -> None:
+        """Start sending; raises a TransportError if it cannot even start."""
+        raise NotImplementedError
+
+    def ended(self) -> list[Ended]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Drop any connection of its own; never raises."""
+
+
+class OneAtATime(Sends):
+    """Every transport's default: one message at a time through ``Transport.send``."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self._held: Message | None = None
+
+    def ready(self) -> int:
+        return 0 if self._held else 1
+
+    def begin(self, message: Message) -> None:
+        self._held = message
+
+    def ended(self) -> list[Ended]:
+        message, self._held = self._held, None
+        if message is None:
+            return []
+        try:
+            self._transport.open()  # idempotent: connects on the batch's first send only
+            self._transport.send(message)
+        except Exception as exc:  # the dispatcher decides what each error means
+            return [Ended(message, exc)]
+        return [Ended(message)]
+
+
 class Transport:
     """One channel. Opened once per dispatch batch so connections are reused, then closed."""
 
@@ -122,6 +180,11 @@ class Transport:
 
     def send(self, message: Message) -> None:
         raise NotImplementedError
+
+    def sends(self) -> Sends:
+        """How the dispatcher sends a batch's messages: one at a time unless the transport
+        can keep several under way (email over SMTP: a connection each)."""
+        return OneAtATime(self)
 
     def __enter__(self) -> Transport:
         return self

@@ -1,7 +1,8 @@
 """Email through Django's mail connections (console by default, SMTP when EMAIL_HOST is set).
 
-Over SMTP the message's bytes are written by :mod:`bulletin.channels.mime` and handed to the
-open connection; the console, file and in-memory backends get Django's own message object.
+Over SMTP the message's bytes are written by :mod:`bulletin.channels.mime` and sent by
+:mod:`bulletin.channels.smtp`, several at once (``BULLETIN_EMAIL_CONNECTIONS`` connections per
+dispatcher); the console, file and in-memory backends get Django's own message object.
 
 SMTP has no idempotency key the server honours, so email does not de-duplicate: a send that
 breaks after the message went out is ambiguous, and dispatch marks it ``unknown``. The
@@ -11,20 +12,23 @@ delivery's key becomes the Message-ID so receivers and humans can still spot a d
 from __future__ import annotations
 
 import contextlib
-import smtplib
 from email.utils import formataddr
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.core.mail.message import BadHeaderError
 from django.core.validators import validate_email
+from django.utils.module_loading import import_string
 
 from bulletin.channels.base import (
     AmbiguousError,
     Message,
     PermanentError,
+    Recipient,
+    Sends,
     TransientError,
     Transport,
 )
@@ -35,6 +39,7 @@ from bulletin.channels.mime import (
     sender_address,
     sender_envelope,
 )
+from bulletin.channels.smtp import Envelope, SmtpSends
 from bulletin.conf import options
 
 
@@ -42,39 +47,17 @@ def message_id(idempotency_key: str) -> str:
     return f"<{idempotency_key}@{options().message_id_domain}>"
 
 
-def _by_code(code: int, detail: str) -> Exception:
-    # RFC 5321: 4yz is a transient negative reply, 5yz permanent.
-    return PermanentError(detail) if 500 <= code < 600 else TransientError(detail)
+def _over_smtp() -> bool:
+    return issubclass(import_string(settings.EMAIL_BACKEND), SmtpBackend)
 
 
-def _transmit(smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
-    """One SMTP mail transaction: smtplib's ``sendmail`` for one recipient, raising the same
-    exceptions, without its re-parsing of addresses already plain (a tenth of an email's CPU).
-    """
-    smtp.ehlo_or_helo_if_needed()
-    size = f" SIZE={len(data)}" if smtp.does_esmtp and smtp.has_extn("size") else ""
-    code, reply = smtp.docmd("mail", f"FROM:<{sender}>{size}")
-    if code != 250:
-        _abandon(smtp, code)
-        raise smtplib.SMTPSenderRefused(code, reply, sender)
-    code, reply = smtp.docmd("rcpt", f"TO:<{recipient}>")
-    if code not in (250, 251):
-        _abandon(smtp, code)
-        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
-    code, reply = smtp.data(data)
-    if code != 250:
-        _abandon(smtp, code)
-        raise smtplib.SMTPDataError(code, reply)
-
-
-def _abandon(smtp: smtplib.SMTP, code: int) -> None:
-    """Leave the connection ready for the next message, as ``sendmail`` does: 421 means the
-    server is closing it; otherwise RSET ends the failed transaction."""
-    with contextlib.suppress(smtplib.SMTPServerDisconnected):
-        if code == 421:
-            smtp.close()
-        else:
-            smtp.rset()
+def _person(message: Message) -> Recipient:
+    person = message.person
+    try:
+        validate_email(person.email)
+    except ValidationError:
+        raise PermanentError(f"invalid email address {person.email!r}") from None
+    return person
 
 
 class EmailTransport(Transport):
@@ -82,53 +65,53 @@ class EmailTransport(Transport):
     deduplicates = False
 
     def __init__(self) -> None:
-        self._connection: Any = None
+        self._connection: Any = None  # the console, file or in-memory backend
+        self._smtp: SmtpSends | None = None  # send()'s own connection over SMTP
+
+    def sends(self) -> Sends:
+        if not _over_smtp():
+            return super().sends()
+        return SmtpSends(options().email_connections, self._envelope, settings.EMAIL_TIMEOUT)
 
     def open(self) -> None:
-        if self._connection is not None:
-            return
+        if self._connection is not None or _over_smtp():
+            return  # over SMTP, connections open when a message needs one
         connection = get_connection(fail_silently=False)
         try:
             connection.open()
-        except (OSError, smtplib.SMTPException) as exc:
-            raise TransientError(f"cannot connect to the mail server: {exc}") from exc
+        except OSError as exc:
+            raise TransientError(f"cannot open the mail backend: {exc}") from exc
         self._connection = connection
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.close()
         if connection is not None:
-            # The connection is being thrown away; nothing more to learn from it.
-            with contextlib.suppress(OSError, smtplib.SMTPException):
+            with contextlib.suppress(OSError):
                 connection.close()
 
     def send(self, message: Message) -> None:
-        recipient = message.person
-        try:
-            validate_email(recipient.email)
-        except ValidationError:
-            raise PermanentError(f"invalid email address {recipient.email!r}") from None
+        """One message (a test send; dispatch uses ``sends``): over SMTP on a connection of
+        its own, kept until ``close``; otherwise through Django's backend."""
+        if _over_smtp():
+            self._smtp = self._smtp or SmtpSends(1, self._envelope, settings.EMAIL_TIMEOUT)
+            self._smtp.begin(message)
+            for ended in self._smtp.ended():
+                if ended.error is not None:
+                    raise ended.error
+            return
+        email = self._email(message)
         self.open()
-        smtp = getattr(self._connection, "connection", None)
         try:
-            if isinstance(smtp, smtplib.SMTP):
-                # Django's SMTP backend, connected: it is handed the bytes, written once.
-                _transmit(smtp, *self._envelope(message))
-            else:  # the console, file and in-memory backends take Django's own message
-                self._connection.send_messages([self._email(message)])
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, reply = next(iter(exc.recipients.values()))
-            raise _by_code(code, f"recipient refused: {code} {reply!r}") from exc
-        except smtplib.SMTPResponseException as exc:
-            self.close()
-            raise _by_code(exc.smtp_code, f"{exc.smtp_code} {exc.smtp_error!r}") from exc
-        except (OSError, smtplib.SMTPException) as exc:
-            # The connection broke while the message was in flight: it may have been accepted.
-            self.close()
-            raise AmbiguousError(f"connection lost while sending: {exc!r}") from exc
+            self._connection.send_messages([email])
+        except OSError as exc:  # half written, perhaps: it may be there
+            raise AmbiguousError(f"the mail backend failed while writing: {exc!r}") from exc
 
-    def _envelope(self, message: Message) -> tuple[str, str, bytes]:
+    def _envelope(self, message: Message) -> Envelope:
         """Sender, recipient and the bytes on the wire; PermanentError if it cannot be built."""
-        person = message.person
+        person = _person(message)
         try:
             data = email_bytes(
                 sender=sender_address(settings.DEFAULT_FROM_EMAIL),
@@ -138,18 +121,20 @@ class EmailTransport(Transport):
                 text=message.text,
                 html=message.html,
             )
-            envelope = sender_envelope(settings.DEFAULT_FROM_EMAIL), envelope_address(person.email)
+            sender = sender_envelope(settings.DEFAULT_FROM_EMAIL)
+            recipient = envelope_address(person.email)
         except ValueError as exc:
             raise PermanentError(f"cannot build the email: {exc}") from exc
-        return *envelope, data
+        return Envelope(sender, recipient, data)
 
     def _email(self, message: Message) -> EmailMultiAlternatives:
+        person = _person(message)
         try:
             email = EmailMultiAlternatives(
                 subject=message.title,
                 body=message.text,
                 from_email=settings.DEFAULT_FROM_EMAIL,
-                to=[formataddr((message.person.name, message.person.email))],
+                to=[formataddr((person.name, person.email))],
                 headers={"Message-ID": message_id(message.idempotency_key)},
             )
             email.attach_alternative(message.html, "text/html")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from datetime import datetime, timedelta
@@ -19,8 +21,10 @@ from django.utils import timezone
 from bulletin.channels import channels_started_on_claim, deduplicating_channels, transport_for
 from bulletin.channels.base import (
     AmbiguousError,
+    Ended,
     Message,
     PermanentError,
+    Sends,
     TransientError,
     Transport,
 )
@@ -60,13 +64,15 @@ class _Lap:
 
 
 class Dispatcher:
-    """One worker's loop state: its transports (connections reused across a batch) and stop flag."""
+    """One worker's loop state: its transports (connections reused from batch to batch while
+    it drains) and stop flag."""
 
     def __init__(self, stop: threading.Event | None = None) -> None:
         self.options = options()
         self.policy = RetryPolicy.from_options(self.options)
         self.stop = stop or threading.Event()
         self._transports: dict[str, Transport] = {}
+        self._sends: dict[str, Sends] = {}
         self._starting = channels_started_on_claim()
         self._occurrences: dict[int, Occurrence] = {}
         # What this dispatcher did, for the summary a stopped `bulletin dispatch` prints.
@@ -77,7 +83,37 @@ class Dispatcher:
         return len(reaped.requeued) + len(reaped.resent) + len(reaped.unknown)
 
     def dispatch_batch(self) -> int:
-        """Claim and send one batch; returns how many were claimed (0: nothing due)."""
+        """Claim and send one batch; returns how many were claimed (0: nothing due). Its
+        connections are closed afterwards (a drain keeps them for its next batch)."""
+        try:
+            return self._batch()
+        finally:
+            self.close()
+
+    def run_until_idle(self, until: float | None = None) -> int:
+        """Reap expired leases and send until nothing is due, asked to stop, or past ``until``
+        (a ``time.monotonic()`` reading: a Celery task's budget)."""
+        total = 0
+        self._occurrences.clear()  # a new drain sees announcements as they are now
+        self.reap()
+        try:
+            while not self.stop.is_set() and (until is None or time.monotonic() < until):
+                if not (claimed := self._batch()):
+                    break
+                total += claimed
+        finally:
+            self.close()
+        return total
+
+    def close(self) -> None:
+        for sends in self._sends.values():
+            sends.close()
+        self._sends.clear()
+        for transport in self._transports.values():
+            transport.close()
+        self._transports.clear()
+
+    def _batch(self) -> int:
         lap = _Lap(timedelta(seconds=self.options.lease_seconds))
         claimed = leases.claim_rows(
             lap.token, self.options.batch_size, lap.claimed_at, lap.lease, self._starting
@@ -91,62 +127,86 @@ class Dispatcher:
                 if transport.deduplicates or transport.transactional:
                     self._deliver_together(transport, list(rows), lap)
                 else:
-                    self._deliver_each(transport, rows, lap)
+                    self._deliver_each(channel, transport, rows, lap)
         except BaseException:
             leases.release(ids, lap.token, timezone.now())
+            self.close()  # a connection in an unknown state is not reused
             raise
-        finally:
-            self.close()
         if self.stop.is_set():  # a graceful stop: what was not attempted goes back
             self.released += leases.release(ids, lap.token, timezone.now())
         return len(ids)
-
-    def run_until_idle(self) -> int:
-        """Reap expired leases and send until nothing is due (or asked to stop)."""
-        total = 0
-        self._occurrences.clear()  # a new drain sees announcements as they are now
-        self.reap()
-        while not self.stop.is_set() and (claimed := self.dispatch_batch()):
-            total += claimed
-        return total
-
-    def close(self) -> None:
-        for transport in self._transports.values():
-            transport.close()
-        self._transports.clear()
 
     def _transport(self, channel: str) -> Transport:
         if channel not in self._transports:
             self._transports[channel] = transport_for(channel)()
         return self._transports[channel]
 
-    def _deliver_each(self, transport: Transport, rows: Iterable[Claimed], lap: _Lap) -> None:
-        """Intent, send, outcome, one delivery at a time: should this worker die mid-send,
-        exactly one delivery is in doubt (``unknown``), never the rest of the batch.
+    def _deliver_each(
+        self, channel: str, transport: Transport, rows: Iterable[Claimed], lap: _Lap
+    ) -> None:
+        """Intent, send, outcome for every delivery: should this worker die, the deliveries
+        in doubt (``unknown``) are those whose send was under way, never the rest.
 
-        A delivery's outcome and the next one's intent commit together: one transaction per
-        delivery, and still never more than one row in ``sending``.
+        The transport may have several sends under way (email: one per SMTP connection).
+        Each time some end, their outcomes and the intents of the next ones commit together:
+        one transaction per round, however many connections it serves.
         """
-        done: tuple[int, Outcome, datetime] | None = None
-        for row in rows:
-            if self.stop.is_set():
-                break
+        sends = self._sends.get(channel) or self._sends.setdefault(channel, transport.sends())
+        ledger = leases.SerialLedger(lap.token, lap.lease)
+        waiting: deque[Claimed] = deque(rows)
+        under_way: dict[int, tuple[int, datetime]] = {}  # delivery id → attempt, when begun
+        ended: list[leases.Attempted] = []
+        while True:
             lap.keep_alive()
-            message = self._prepare(transport, row, lap)
-            if message is None:
-                continue
-            started = timezone.now()
-            with transaction.atomic():
-                self._finish(done, lap)
-                done, attempt = None, leases.begin_attempt(row.id, lap.token, started, lap.lease)
-            if attempt is not None:
-                done = (row.id, self._attempt(transport, message, attempt), started)
-        self._finish(done, lap)
+            starting = self._next_messages(transport, sends, waiting, lap)
+            now = timezone.now()
+            begun = ledger.step(ended, [m.delivery_id for m in starting], now)
+            tries = [self._begin(transport, sends, m, begun, now, under_way) for m in starting]
+            ended = [attempt for attempt in tries if attempt is not None]
+            if under_way:
+                ended += [self._ended(transport, end, under_way) for end in sends.ended()]
+            elif not ended and (not waiting or self.stop.is_set()):
+                return
 
-    def _finish(self, done: tuple[int, Outcome, datetime] | None, lap: _Lap) -> None:
-        if done is not None:
-            delivery_id, outcome, started = done
-            leases.finish(delivery_id, lap.token, outcome, timezone.now(), started)
+    def _next_messages(
+        self, transport: Transport, sends: Sends, waiting: deque[Claimed], lap: _Lap
+    ) -> list[Message]:
+        """The next messages in order, as many as there are sends ready to begin."""
+        if self.stop.is_set() or not waiting:
+            return []
+        room, messages = sends.ready(), list[Message]()
+        while waiting and len(messages) < room:
+            if (message := self._prepare(transport, waiting.popleft(), lap)) is not None:
+                messages.append(message)
+        return messages
+
+    def _begin(
+        self,
+        transport: Transport,
+        sends: Sends,
+        message: Message,
+        begun: dict[int, int],
+        now: datetime,
+        under_way: dict[int, tuple[int, datetime]],
+    ) -> leases.Attempted | None:
+        """Begin the send its intent allows; an attempt that could not even begin has ended."""
+        if (attempt := begun.get(message.delivery_id)) is None:
+            return None  # the lease was lost: someone else has it now
+        try:
+            sends.begin(message)
+        except Exception as exc:
+            return leases.Attempted(
+                message.delivery_id, self._outcome(transport, Ended(message, exc), attempt), now
+            )
+        under_way[message.delivery_id] = attempt, now
+        return None
+
+    def _ended(
+        self, transport: Transport, end: Ended, under_way: dict[int, tuple[int, datetime]]
+    ) -> leases.Attempted:
+        delivery_id = end.message.delivery_id
+        attempt, began = under_way.pop(delivery_id)
+        return leases.Attempted(delivery_id, self._outcome(transport, end, attempt), began)
 
     def _deliver_together(self, transport: Transport, rows: list[Claimed], lap: _Lap) -> None:
         """One intent for all the rows, each sent, outcomes recorded together.
@@ -226,20 +286,28 @@ class Dispatcher:
     def _attempt(self, transport: Transport, message: Message, attempt: int) -> Outcome:
         try:
             self._send(transport, message)
-        except PermanentError as exc:
-            return Outcome(DeliveryState.FAILED, AttemptOutcome.FAILED, str(exc))
-        except AmbiguousError as exc:
-            if transport.deduplicates:
-                return self._retry(attempt, f"ambiguous, resending with the same key: {exc}")
-            return Outcome(DeliveryState.UNKNOWN, AttemptOutcome.UNKNOWN, str(exc))
-        except TransientError as exc:
-            return self._retry(attempt, str(exc), self._throttled(exc))
         except Exception as exc:
-            # A bug or a poisoned row must not take the worker down with it: record and back off.
-            log.exception("unexpected error sending", extra={"delivery_id": message.delivery_id})
-            return self._retry(attempt, f"unexpected error: {exc!r}")
-        self.sent += 1
-        return Outcome(DeliveryState.SENT, AttemptOutcome.SENT)
+            return self._outcome(transport, Ended(message, exc), attempt)
+        return self._outcome(transport, Ended(message), attempt)
+
+    def _outcome(self, transport: Transport, end: Ended, attempt: int) -> Outcome:
+        """What an ended send means for its delivery."""
+        error = end.error
+        if error is None:
+            self.sent += 1
+            return Outcome(DeliveryState.SENT, AttemptOutcome.SENT)
+        if isinstance(error, PermanentError):
+            return Outcome(DeliveryState.FAILED, AttemptOutcome.FAILED, str(error))
+        if isinstance(error, AmbiguousError):
+            if transport.deduplicates:
+                return self._retry(attempt, f"ambiguous, resending with the same key: {error}")
+            return Outcome(DeliveryState.UNKNOWN, AttemptOutcome.UNKNOWN, str(error))
+        if isinstance(error, TransientError):
+            return self._retry(attempt, str(error), self._throttled(error))
+        # A bug or a poisoned row must not take the worker down with it: record and back off.
+        extra = {"delivery_id": end.message.delivery_id}
+        log.error("unexpected error sending", exc_info=error, extra=extra)
+        return self._retry(attempt, f"unexpected error: {error!r}")
 
     def _throttled(self, error: TransientError) -> timedelta | None:
         """The provider's Retry-After, applied to its whole key so every worker waits."""
