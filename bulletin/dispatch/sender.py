@@ -38,6 +38,9 @@ from bulletin.domain.models import AttemptOutcome, DeliveryState, Occurrence, Ta
 log = logging.getLogger(__name__)
 
 
+_SENT = Outcome(DeliveryState.SENT, AttemptOutcome.SENT)
+
+
 def _channel(row: Claimed) -> str:
     return row.channel
 
@@ -51,12 +54,13 @@ class _Lap:
         self.ids: list[int] = []
         # When the claim was made, and when the current group's attempts began.
         self.renewed = self.claimed_at = self.started = timezone.now()
+        self._renew_every = lease / 3
         self.content: BatchContent
 
     def keep_alive(self) -> bool:
         """Renew the lease once a third of it has gone; True when it did."""
         now = timezone.now()
-        if now - self.renewed <= self.lease / 3:
+        if now - self.renewed <= self._renew_every:
             return False
         self.renewed = now
         leases.renew(self.ids, self.token, now, self.lease)
@@ -261,7 +265,8 @@ class Dispatcher:
         even be composed (recorded as a failed try: a poisoned row never crashes the worker)."""
         try:
             message = lap.content.message(row)
-            ready = pacing.reserve(transport.paces(message), timezone.now())
+            paces = transport.paces(message)
+            ready = pacing.reserve(paces, timezone.now()) if paces else None
         except Exception as exc:
             log.exception("cannot prepare delivery", extra={"delivery_id": row.id})
             started = lap.claimed_at if row.attempt else timezone.now()
@@ -270,7 +275,7 @@ class Dispatcher:
                 outcome = self._retry(attempt, f"cannot prepare: {exc!r}")
                 leases.finish(row.id, lap.token, outcome, timezone.now(), started)
             return None
-        if ready > timezone.now():
+        if ready is not None and ready > timezone.now():
             leases.defer(row.id, lap.token, ready, timezone.now())
             return None
         return message
@@ -295,7 +300,7 @@ class Dispatcher:
         error = end.error
         if error is None:
             self.sent += 1
-            return Outcome(DeliveryState.SENT, AttemptOutcome.SENT)
+            return _SENT
         if isinstance(error, PermanentError):
             return Outcome(DeliveryState.FAILED, AttemptOutcome.FAILED, str(error))
         if isinstance(error, AmbiguousError):
