@@ -1,4 +1,6 @@
-"""Claims, leases and fencing: the only module that moves a delivery between states.
+"""Claims, leases and fencing: with :mod:`bulletin.dispatch.ledger` (the same writes for
+channels that send one delivery per connection at a time), the only module that moves a
+delivery between states.
 
 A claim is one conditional UPDATE that exactly one worker can win: on SQLite the IMMEDIATE
 transaction serialises writers; on PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets workers take
@@ -11,14 +13,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any, NamedTuple
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import connection, transaction
 
 from bulletin.channels.base import Recipient
 from bulletin.domain.models import (
@@ -197,11 +198,11 @@ def begin_attempts(
     lost = [pk for pk in delivery_ids if pk not in numbers]
     if lost:
         Tally.add(Tallied.INTENT_AFTER_LOST_LEASE, len(lost))
-    _log_intent(lost, sorted(numbers))
+    log_intent(lost, sorted(numbers))
     return numbers
 
 
-def _log_intent(lost: list[int], sending: list[int]) -> None:
+def log_intent(lost: list[int], sending: list[int]) -> None:
     if lost:
         log.warning("lease lost before sending", extra={"delivery_ids": lost})
     if sending:
@@ -244,7 +245,7 @@ def finish_many(
             recorded |= _record(sorted(ids), token, outcome, now, started)
         Tally.add(Tallied.OUTCOME_AFTER_LOST_LEASE, len(outcomes) - len(recorded))
     for outcome, ids in by_outcome.items():
-        _log_outcome(ids, outcome, recorded)
+        log_outcome(ids, outcome, recorded)
     return recorded
 
 
@@ -292,7 +293,7 @@ def _record(
     return set(moved)
 
 
-def _log_outcome(ids: list[int], outcome: Outcome, recorded: set[int]) -> None:
+def log_outcome(ids: list[int], outcome: Outcome, recorded: set[int]) -> None:
     lost = [pk for pk in ids if pk not in recorded]
     if lost:
         extra = {"delivery_ids": lost, "state": outcome.state.value, "error": outcome.error}
@@ -305,165 +306,6 @@ def _log_outcome(ids: list[int], outcome: Outcome, recorded: set[int]) -> None:
         log.info("deliveries sent", extra=extra)
     else:
         log.warning(f"deliveries {outcome.state.value}", extra=extra)
-
-
-class Attempted(NamedTuple):
-    """A send that has been tried, its outcome not yet recorded."""
-
-    delivery_id: int
-    outcome: Outcome
-    started: datetime
-
-
-@dataclass(frozen=True)
-class _SerialStatements:
-    """The serial ledger's SQL for one database, with the placeholders its driver takes."""
-
-    own: tuple[str, str, str]  # begin, commit, rollback: a transaction of the ledger's own
-    nested: tuple[str, str, str]  # the same inside a caller's transaction: a savepoint
-    outcome: str
-    history: str
-    intent: str
-    time: Any  # a timestamp as the driver takes it
-
-
-def _sqlite_time(value: datetime) -> str:
-    return str(value.astimezone(UTC).replace(tzinfo=None))  # Django's own stored text form
-
-
-def _aware_time(value: datetime) -> datetime:
-    return value
-
-
-@lru_cache(maxsize=4)
-def _serial_statements(vendor: str) -> _SerialStatements:
-    table, attempts = Delivery._meta.db_table, Attempt._meta.db_table
-    sending, claimed = DeliveryState.SENDING.value, DeliveryState.CLAIMED.value
-    mark = "?" if vendor == "sqlite" else "%s"
-    savepoint = "bulletin_serial_step"
-    statements = _SerialStatements(
-        # IMMEDIATE: take SQLite's write lock at BEGIN, as the ORM's transactions do here.
-        own=("BEGIN IMMEDIATE" if vendor == "sqlite" else "BEGIN", "COMMIT", "ROLLBACK"),
-        nested=(
-            f"SAVEPOINT {savepoint}",
-            f"RELEASE SAVEPOINT {savepoint}",
-            f"ROLLBACK TO SAVEPOINT {savepoint}",
-        ),
-        outcome=(
-            f"UPDATE {table} SET state = %s, lease_token = NULL, lease_expires_at = NULL, "
-            f"last_error = %s, updated_at = %s, sent_at = COALESCE(%s, sent_at), "
-            f"due_at = COALESCE(%s, due_at) "
-            f"WHERE id = %s AND lease_token = %s AND state = '{sending}' RETURNING attempts"
-        ),
-        history=(
-            f"INSERT INTO {attempts} (delivery_id, number, started_at, finished_at, outcome, "
-            f"error) VALUES (%s, %s, %s, %s, %s, %s)"
-        ),
-        intent=(
-            f"UPDATE {table} SET state = '{sending}', attempts = attempts + 1, "
-            f"lease_expires_at = %s, updated_at = %s "
-            f"WHERE id = %s AND lease_token = %s AND state = '{claimed}' RETURNING attempts"
-        ),
-        time=_sqlite_time if vendor == "sqlite" else _aware_time,
-    )
-    if mark == "%s":
-        return statements
-    return _SerialStatements(
-        own=statements.own,
-        nested=statements.nested,
-        outcome=statements.outcome.replace("%s", mark),
-        history=statements.history.replace("%s", mark),
-        intent=statements.intent.replace("%s", mark),
-        time=statements.time,
-    )
-
-
-class SerialLedger:
-    """The writes of a dispatcher whose sends cannot be repeated safely: the channels whose
-    receiver does not drop a repeat (email, Slack, Teams).
-
-    Each step is one transaction holding the outcomes of the sends that have just ended,
-    each with its history row, and the intents of the ones about to begin: a delivery is
-    ``sending`` only while its send is under way, and a step costs one commit however many
-    connections it serves. The statements, written once per database, go to the driver's own
-    connection through one cursor: around three small statements per email, the ORM's cursor
-    and atomic-block wrappers cost more than SQLite's own work (measured: 210 µs against 97 µs
-    per email). Fencing is as everywhere here: every statement names the lease token.
-    """
-
-    def __init__(self, token: str, lease: timedelta) -> None:
-        self.token, self.lease = token, lease
-        self._db = connections[DEFAULT_DB_ALIAS]  # this thread's: a ledger never changes hands
-        self._sql = _serial_statements(self._db.vendor)
-
-    def step(
-        self, ended: Sequence[Attempted], starting: Sequence[int], now: datetime
-    ) -> dict[int, int]:
-        """Record the outcomes of ``ended`` and write the intents for ``starting``, together;
-        returns the attempt number of each intent written (a delivery missing from it is no
-        longer this lease's: it must not be sent)."""
-        if not ended and not starting:
-            return {}
-        with self._transaction() as cursor:
-            recorded = {done.delivery_id for done in ended if self._record(cursor, done, now)}
-            begun = {pk: number for pk in starting if (number := self._begin(cursor, pk, now))}
-            Tally.add(Tallied.OUTCOME_AFTER_LOST_LEASE, len(ended) - len(recorded))
-            Tally.add(Tallied.INTENT_AFTER_LOST_LEASE, len(starting) - len(begun))
-        by_outcome: dict[Outcome, list[int]] = {}
-        for done in ended:
-            by_outcome.setdefault(done.outcome, []).append(done.delivery_id)
-        for outcome, ids in by_outcome.items():
-            _log_outcome(ids, outcome, recorded)
-        _log_intent([pk for pk in starting if pk not in begun], sorted(begun))
-        return begun
-
-    def _record(self, cursor: Any, done: Attempted, now: datetime) -> bool:
-        outcome, time = done.outcome, self._sql.time
-        at = time(now)
-        retry_at = time(outcome.retry_at) if outcome.retry_at else None
-        sent_at = at if outcome.state == DeliveryState.SENT else None
-        changes = (outcome.state.value, outcome.error, at, sent_at, retry_at)
-        cursor.execute(self._sql.outcome, (*changes, done.delivery_id, self.token))
-        row = cursor.fetchone()
-        if row is None:
-            return False
-        history = (done.delivery_id, row[0], time(done.started), at, outcome.attempt.value)
-        cursor.execute(self._sql.history, (*history, outcome.error))
-        return True
-
-    def _begin(self, cursor: Any, delivery_id: int, now: datetime) -> int | None:
-        time = self._sql.time
-        cursor.execute(
-            self._sql.intent, (time(now + self.lease), time(now), delivery_id, self.token)
-        )
-        row = cursor.fetchone()
-        return None if row is None else int(row[0])
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        db = self._db
-        with db.wrap_database_errors:  # the driver's errors as Django's, as the ORM raises them
-            db.ensure_connection()
-            nested = db.in_atomic_block
-            begin, commit, rollback = self._sql.nested if nested else self._sql.own
-            cursor = db.connection.cursor()
-            cursor.execute(begin)
-            try:
-                yield cursor
-            except BaseException:
-                self._roll_back(cursor, rollback, commit if nested else None)
-                raise
-            cursor.execute(commit)
-
-    def _roll_back(self, cursor: Any, rollback: str, release: str | None) -> None:
-        try:
-            cursor.execute(rollback)
-            if release:  # a savepoint rolled back is still to be released
-                cursor.execute(release)
-        except Exception:
-            # As Django's atomic blocks do: a connection that cannot roll back is not reused.
-            log.exception("cannot roll back a dispatch step; closing the connection")
-            self._db.close()
 
 
 def renew(delivery_ids: list[int], token: str, now: datetime, lease: timedelta) -> int:

@@ -29,7 +29,7 @@ from bulletin.channels.base import (
     Transport,
 )
 from bulletin.conf import options
-from bulletin.dispatch import leases, pacing
+from bulletin.dispatch import leases, ledger, pacing
 from bulletin.dispatch.compose import BatchContent
 from bulletin.dispatch.leases import Claimed, Outcome
 from bulletin.dispatch.retry import RetryPolicy
@@ -156,15 +156,15 @@ class Dispatcher:
         one transaction per round, however many connections it serves.
         """
         sends = self._sends.get(channel) or self._sends.setdefault(channel, transport.sends())
-        ledger = leases.SerialLedger(lap.token, lap.lease)
+        writes = ledger.SerialLedger(lap.token, lap.lease)
         waiting: deque[Claimed] = deque(rows)
         under_way: dict[int, tuple[int, datetime]] = {}  # delivery id → attempt, when begun
-        ended: list[leases.Attempted] = []
+        ended: list[ledger.Attempted] = []
         while True:
             lap.keep_alive()
             starting = self._next_messages(transport, sends, waiting, lap)
             now = timezone.now()
-            begun = ledger.step(ended, [m.delivery_id for m in starting], now)
+            begun = writes.step(ended, [m.delivery_id for m in starting], now)
             tries = [self._begin(transport, sends, m, begun, now, under_way) for m in starting]
             ended = [attempt for attempt in tries if attempt is not None]
             if under_way:
@@ -192,14 +192,14 @@ class Dispatcher:
         begun: dict[int, int],
         now: datetime,
         under_way: dict[int, tuple[int, datetime]],
-    ) -> leases.Attempted | None:
+    ) -> ledger.Attempted | None:
         """Begin the send its intent allows; an attempt that could not even begin has ended."""
         if (attempt := begun.get(message.delivery_id)) is None:
             return None  # the lease was lost: someone else has it now
         try:
             sends.begin(message)
         except Exception as exc:
-            return leases.Attempted(
+            return ledger.Attempted(
                 message.delivery_id, self._outcome(transport, Ended(message, exc), attempt), now
             )
         under_way[message.delivery_id] = attempt, now
@@ -207,10 +207,10 @@ class Dispatcher:
 
     def _ended(
         self, transport: Transport, end: Ended, under_way: dict[int, tuple[int, datetime]]
-    ) -> leases.Attempted:
+    ) -> ledger.Attempted:
         delivery_id = end.message.delivery_id
         attempt, began = under_way.pop(delivery_id)
-        return leases.Attempted(delivery_id, self._outcome(transport, end, attempt), began)
+        return ledger.Attempted(delivery_id, self._outcome(transport, end, attempt), began)
 
     def _deliver_together(self, transport: Transport, rows: list[Claimed], lap: _Lap) -> None:
         """One intent for all the rows, each sent, outcomes recorded together.
