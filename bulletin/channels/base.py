@@ -157,7 +157,8 @@ class OneAtATime(Sends):
 
 
 class Transport:
-    """One channel. Opened once per dispatch batch so connections are reused, then closed."""
+    """One channel. Opened once per drain (a dispatcher's run of batches) so connections are
+    reused, then closed."""
 
     name: ClassVar[str]
     # True when the receiver drops a second message carrying the same idempotency key, which

@@ -44,13 +44,10 @@ def tick_task() -> dict[str, int]:
 
 @shared_task(name="bulletin.dispatch", ignore_result=True)
 def dispatch_task() -> int:
-    """Send batches until nothing is due or the time budget is spent."""
+    """Send batches until nothing is due or the time budget is spent (connections are kept
+    from batch to batch meanwhile)."""
     deadline = time.monotonic() + options().dispatch_budget_seconds
-    dispatcher = Dispatcher()
-    sent = 0
-    while time.monotonic() < deadline and (claimed := dispatcher.dispatch_batch()):
-        sent += claimed
-    return sent
+    return Dispatcher().run_until_idle(until=deadline)
 
 
 @shared_task(name="bulletin.sweep", ignore_result=True)

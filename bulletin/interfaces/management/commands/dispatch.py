@@ -1,10 +1,10 @@
 """``bulletin dispatch``: send due deliveries until nothing is due, then exit.
 
-SIGTERM or Ctrl+C asks every lane to stop: each one records the outcome of the send in flight,
+SIGTERM or Ctrl+C asks every lane to stop: each one records the outcomes of its sends in flight,
 gives the rest of its batch back to the queue (unattempted, no attempt counted) and returns, and
 the command exits 0 saying how many were sent and how many given back. A second signal is not
-caught: it ends the process at once, like a kill, and the reaper settles what it held (the send
-in flight becomes ``unknown`` where the channel cannot de-duplicate).
+caught: it ends the process at once, like a kill, and the reaper settles what it held (the sends
+in flight become ``unknown`` where the channel cannot de-duplicate).
 """
 
 import logging
