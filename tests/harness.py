@@ -68,6 +68,14 @@ class SmtpSink:
     # Each client connection that got as far as RCPT, and its transport (to hang up on it).
     connections: dict[Any, Any] = field(default_factory=dict)
     loop: Any = None  # the server's event loop, once a client has connected
+    greeted: int = 0
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.greeted += 1  # one EHLO per connection a client opens
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any

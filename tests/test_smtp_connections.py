@@ -59,10 +59,10 @@ def until_all_ended(sends: Sends, count: int) -> list[Ended]:
 def test_every_connection_has_a_message_under_way_at_once(connections: SmtpSink) -> None:
     connections.hold_after = 0  # the server keeps every message and holds its "250"
     sends = EmailTransport().sends()
-    assert isinstance(sends, SmtpSends) and sends.ready() == 3
+    assert isinstance(sends, SmtpSends) and sends.ready(3) == 3
     for number in range(3):
         sends.begin(message(number))
-    assert sends.ready() == 0
+    assert sends.ready(3) == 0
     with ThreadPoolExecutor(1) as driver:  # the replies are read while the sends are awaited
         waiting = driver.submit(until_all_ended, sends, 3)
         connections.wait_for(3)  # all three arrived while none had been answered
@@ -82,7 +82,7 @@ def test_a_refused_recipient_keeps_the_connection_for_the_next_message(
     sends = SmtpSends(1, EmailTransport()._envelope, settings.EMAIL_TIMEOUT)
     outcomes = []
     for number in (0, 1):
-        assert sends.ready() == 1
+        assert sends.ready(3) == 1
         sends.begin(message(number))
         outcomes += sends.ended()
     sends.close()
@@ -98,7 +98,7 @@ def test_a_reply_of_several_lines_is_read_whole(smtp_settings: SmtpSink) -> None
     sends = SmtpSends(1, EmailTransport()._envelope, settings.EMAIL_TIMEOUT)
     ended = []
     for number in range(3):  # each next message would trip over a line left unread
-        sends.ready()
+        sends.ready(3)
         sends.begin(message(number))
         ended += sends.ended()
     sends.close()
@@ -108,7 +108,7 @@ def test_a_reply_of_several_lines_is_read_whole(smtp_settings: SmtpSink) -> None
 
 def test_a_line_starting_with_a_dot_arrives_as_written(smtp_settings: SmtpSink) -> None:
     sends = SmtpSends(1, EmailTransport()._envelope, settings.EMAIL_TIMEOUT)
-    sends.ready()
+    sends.ready(3)
     sends.begin(message(0, text="Line one\n.\n..two dots\n.hidden"))
     (ended,) = sends.ended()
     sends.close()
@@ -138,7 +138,7 @@ def test_a_server_that_stops_answering_leaves_its_message_in_doubt(
     settings.EMAIL_TIMEOUT = 1
     smtp_settings.hold_after = 0  # it has the message, and never says "250"
     sends = SmtpSends(1, EmailTransport()._envelope, settings.EMAIL_TIMEOUT)
-    sends.ready()
+    sends.ready(3)
     sends.begin(message(0))
     (ended,) = sends.ended()
     sends.close()
@@ -151,11 +151,11 @@ def test_an_idle_connection_the_server_closed_is_replaced_before_it_is_used(
     smtp_settings: SmtpSink,
 ) -> None:
     sends = SmtpSends(1, EmailTransport()._envelope, settings.EMAIL_TIMEOUT)
-    sends.ready()
+    sends.ready(3)
     sends.begin(message(0))
     assert sends.ended()[0].error is None
     smtp_settings.hang_up()  # as servers drop connections left idle
-    assert sends.ready() == 1
+    assert sends.ready(3) == 1
     sends.begin(message(1))
     (ended,) = sends.ended()
     sends.close()
@@ -167,10 +167,18 @@ def test_an_unreachable_server_fails_each_attempt_once_without_sending(settings:
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()
     sends = SmtpSends(3, EmailTransport()._envelope, 5)
-    assert sends.ready() == 1  # none could open: one is still tried, to say why
+    assert sends.ready(3) == 1  # none could open: one is still tried, to say why
     with pytest.raises(TransientError, match="cannot connect"):
         sends.begin(message(0))
     sends.close()
+
+
+def test_a_lone_message_opens_one_connection_not_all(connections: SmtpSink) -> None:
+    factories.employees(1)
+    factories.fired()
+    Dispatcher().run_until_idle()
+    assert Delivery.objects.get().state == DeliveryState.SENT
+    assert connections.greeted == 1
 
 
 def test_a_drain_reuses_its_connections_from_batch_to_batch(
@@ -185,4 +193,4 @@ def test_a_drain_reuses_its_connections_from_batch_to_batch(
     arrived = connections.message_ids()
     assert sorted(arrived) == sorted(message_id(d.idempotency_key) for d in deliveries)
     assert set(arrived.values()) == {1}
-    assert len(connections.connections) <= 3  # three batches, the same three connections
+    assert connections.greeted == 3  # three batches, the same three connections

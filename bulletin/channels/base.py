@@ -115,9 +115,10 @@ class Sends:
     that had begun.
     """
 
-    def ready(self) -> int:
-        """How many sends may begin now; at least one when none is under way (a send that
-        cannot even connect is still tried, so its failure is recorded)."""
+    def ready(self, wanted: int) -> int:
+        """How many sends may begin now (``wanted``: how many messages are waiting); at least
+        one when none is under way (a send that cannot even connect is still tried, so its
+        failure is recorded)."""
         raise NotImplementedError
 
     def begin(self, message: Message) -> None:
@@ -138,7 +139,7 @@ class OneAtATime(Sends):
         self._transport = transport
         self._held: Message | None = None
 
-    def ready(self) -> int:
+    def ready(self, wanted: int) -> int:
         return 0 if self._held else 1
 
     def begin(self, message: Message) -> None:
@@ -149,7 +150,7 @@ class OneAtATime(Sends):
         if message is None:
             return []
         try:
-            self._transport.open()  # idempotent: connects on the batch's first send only
+            self._transport.open()  # idempotent: connects on the drain's first send only
             self._transport.send(message)
         except Exception as exc:  # the dispatcher decides what each error means
             return [Ended(message, exc)]
@@ -173,11 +174,11 @@ class Transport:
         return []
 
     def open(self) -> None:
-        """Set up a connection for the batch, once: dispatch calls it before every send, so
+        """Set up a connection for the drain, once: dispatch calls it before every send, so
         it must do nothing when already open. Failures surface as TransientError."""
 
     def close(self) -> None:
-        """Release the batch's connection; never raises."""
+        """Release the drain's connection; never raises."""
 
     def send(self, message: Message) -> None:
         raise NotImplementedError

@@ -1,11 +1,12 @@
-"""What the two HTTP transports share: one httpx client per batch, and one reading of failures.
+"""What the two HTTP transports share: one httpx client per drain, and one reading of failures.
 
 Teams workflows and signed webhooks both POST a JSON body to a URL an admin pasted in. They
 differ in the body and in how they read a 2xx; everything else lives here:
 
-- **One client per batch.** ``open()`` makes an ``httpx.Client`` (keep-alive, so a batch to one
-  endpoint reuses its connection), ``close()`` drops it. ``send()`` opens lazily, because the
-  dispatcher calls ``send`` and ``close`` but not necessarily ``open``.
+- **One client per drain** (a dispatcher's run of batches). ``open()`` makes an
+  ``httpx.Client`` (keep-alive, so sends to one endpoint reuse its connection), ``close()``
+  drops it. ``send()`` opens lazily, because the dispatcher calls ``send`` and ``close`` but
+  not necessarily ``open``.
 - **No hidden retries.** httpx never resends a request by itself (its transport's ``retries``
   is 0 and only ever covers connecting) and redirects are not followed; a retry is dispatch's
   decision, recorded as an attempt.

@@ -250,16 +250,20 @@ class SmtpSends(Sends):
         self._connections = [_Connection(self._selector, timeout) for _ in range(width)]
         self._cannot_connect: TransientError | None = None
 
-    def ready(self) -> int:
-        """Idle connections, opened first (before any intent is written, so that a send in
-        doubt is never one still connecting); one if none is busy and none could open."""
+    def ready(self, wanted: int) -> int:
+        """Idle connections, up to ``wanted`` of them opened first (before any intent is
+        written, so that a send in doubt is never one still connecting); one if none is busy
+        and none could open."""
         self._drop_spoken_to()
         self._cannot_connect = None
         idle = [c for c in self._connections if not c.busy]
-        for connection in idle:
-            if not connection.is_open and not self._open(connection):
-                break  # the server is unreachable: no use trying the others now
         count = sum(1 for c in idle if c.is_open)
+        for connection in (c for c in idle if not c.is_open):
+            if count >= wanted:
+                break
+            if not self._open(connection):
+                break  # the server is unreachable: no use trying the others now
+            count += 1
         return count or (1 if len(idle) == len(self._connections) else 0)
 
     def begin(self, message: Message) -> None:

@@ -178,7 +178,7 @@ class Dispatcher:
         """The next messages in order, as many as there are sends ready to begin."""
         if self.stop.is_set() or not waiting:
             return []
-        room, messages = sends.ready(), list[Message]()
+        room, messages = sends.ready(len(waiting)), list[Message]()
         while waiting and len(messages) < room:
             if (message := self._prepare(transport, waiting.popleft(), lap)) is not None:
                 messages.append(message)
