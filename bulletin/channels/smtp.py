@@ -144,9 +144,8 @@ class _Connection:
         self.message, self.envelope, self.refused = message, envelope, None
         size = f" SIZE={len(envelope.data)}" if self._announce_size else ""
         ended = self._write(_Step.MAIL, f"MAIL FROM:<{envelope.sender}>{size}\r\n".encode())
-        if ended is not None:
-            assert isinstance(ended.error, TransientError)
-            raise ended.error
+        if ended is not None and ended.error is not None:
+            raise ended.error  # broken before anything was sent: a TransientError
 
     def read(self) -> Ended | None:
         """Take what the server sent; returns the send it ended, if it ended one."""

@@ -9,7 +9,7 @@ ended, each with its history row, and the intents of the ones about to begin.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,7 +41,7 @@ class _SerialStatements:
     outcome: str
     history: str
     intent: str
-    time: Any  # a timestamp as the driver takes it
+    time: Callable[[datetime], Any]  # a timestamp as the driver takes it
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -56,42 +56,36 @@ def _aware_time(value: datetime) -> datetime:
 def _serial_statements(vendor: str) -> _SerialStatements:
     table, attempts = Delivery._meta.db_table, Attempt._meta.db_table
     sending, claimed = DeliveryState.SENDING.value, DeliveryState.CLAIMED.value
-    mark = "?" if vendor == "sqlite" else "%s"
+    sqlite = vendor == "sqlite"
+
+    def bind(sql: str) -> str:  # sqlite3 takes "?" where psycopg takes "%s"
+        return sql.replace("%s", "?") if sqlite else sql
+
     savepoint = "bulletin_serial_step"
-    statements = _SerialStatements(
+    return _SerialStatements(
         # IMMEDIATE: take SQLite's write lock at BEGIN, as the ORM's transactions do here.
-        own=("BEGIN IMMEDIATE" if vendor == "sqlite" else "BEGIN", "COMMIT", "ROLLBACK"),
+        own=("BEGIN IMMEDIATE" if sqlite else "BEGIN", "COMMIT", "ROLLBACK"),
         nested=(
             f"SAVEPOINT {savepoint}",
             f"RELEASE SAVEPOINT {savepoint}",
             f"ROLLBACK TO SAVEPOINT {savepoint}",
         ),
-        outcome=(
+        outcome=bind(
             f"UPDATE {table} SET state = %s, lease_token = NULL, lease_expires_at = NULL, "
             f"last_error = %s, updated_at = %s, sent_at = COALESCE(%s, sent_at), "
             f"due_at = COALESCE(%s, due_at) "
             f"WHERE id = %s AND lease_token = %s AND state = '{sending}' RETURNING attempts"
         ),
-        history=(
+        history=bind(
             f"INSERT INTO {attempts} (delivery_id, number, started_at, finished_at, outcome, "
             f"error) VALUES (%s, %s, %s, %s, %s, %s)"
         ),
-        intent=(
+        intent=bind(
             f"UPDATE {table} SET state = '{sending}', attempts = attempts + 1, "
             f"lease_expires_at = %s, updated_at = %s "
             f"WHERE id = %s AND lease_token = %s AND state = '{claimed}' RETURNING attempts"
         ),
-        time=_sqlite_time if vendor == "sqlite" else _aware_time,
-    )
-    if mark == "%s":
-        return statements
-    return _SerialStatements(
-        own=statements.own,
-        nested=statements.nested,
-        outcome=statements.outcome.replace("%s", mark),
-        history=statements.history.replace("%s", mark),
-        intent=statements.intent.replace("%s", mark),
-        time=statements.time,
+        time=_sqlite_time if sqlite else _aware_time,
     )
 
 
