@@ -65,11 +65,9 @@ def fan_out(occurrence: Occurrence, now: datetime) -> int:
             if done.exists():  # a second copy refused, not a cancellation
                 Tally.add(Tallied.REPEATED_FAN_OUT)
             return Delivery.objects.filter(occurrence=occurrence).count()
-        for channel in announcement.channels:
-            _insert_people(people, occurrence, channel, None, now)
-        for place in places:
-            _insert_place(place, people, occurrence, now)
-        count = Delivery.objects.filter(occurrence=occurrence).count()
+        # The rows each insert reports are all the occurrence has: it had none while planned.
+        count = sum(_insert_people(people, occurrence, c, None, now) for c in announcement.channels)
+        count += sum(_insert_place(place, people, occurrence, now) for place in places)
         Occurrence.objects.filter(pk=occurrence.pk, state=OccurrenceState.PLANNED).update(
             state=OccurrenceState.FANNED_OUT, delivery_count=count
         )
@@ -98,11 +96,11 @@ def _still_planned(occurrence: Occurrence) -> bool:
 
 def _insert_place(
     place: Place, people: QuerySet[Employee], occurrence: Occurrence, now: datetime
-) -> None:
+) -> int:
     if place.per_person:
-        _insert_people(people, occurrence, place.channel, place.pk, now)
-        return
+        return _insert_people(people, occurrence, place.channel, place.pk, now)
     Delivery.objects.create(occurrence=occurrence, place=place, channel=place.channel, due_at=now)
+    return 1
 
 
 def _insert_people(
@@ -111,18 +109,19 @@ def _insert_people(
     channel: str,
     place_id: int | None,
     now: datetime,
-) -> None:
-    """Pending rows for the audience; ``skipped`` rows, with the reason, for those opted out."""
+) -> int:
+    """Pending rows for the audience; ``skipped`` rows, with the reason, for those opted out.
+    Returns how many rows it inserted."""
     if occurrence.announcement.mandatory or channel == Channel.INAPP:
-        _insert_rows(people, occurrence, channel, place_id, now, DeliveryState.PENDING, "")
-        return
+        return _insert_rows(people, occurrence, channel, place_id, now, DeliveryState.PENDING, "")
     # Two set-based statements (an anti-join and a semi-join) rather than a per-row CASE:
     # the database hashes the channel's opt-outs once instead of probing them for every person.
     opted_out = Exists(ChannelOptOut.objects.filter(employee=OuterRef("pk"), channel=channel))
     staying = people.filter(~opted_out)
-    _insert_rows(staying, occurrence, channel, place_id, now, DeliveryState.PENDING, "")
+    count = _insert_rows(staying, occurrence, channel, place_id, now, DeliveryState.PENDING, "")
     leaving, reason = people.filter(opted_out), f"opted out of {channel}"
-    _insert_rows(leaving, occurrence, channel, place_id, now, DeliveryState.SKIPPED, reason)
+    skipped = DeliveryState.SKIPPED
+    return count + _insert_rows(leaving, occurrence, channel, place_id, now, skipped, reason)
 
 
 def _insert_rows(
@@ -133,7 +132,7 @@ def _insert_rows(
     now: datetime,
     state: DeliveryState,
     reason: str,
-) -> None:
+) -> int:
     text: CharField[str, str] = CharField()
     number: IntegerField[int, int] = IntegerField()
     stamp: DateTimeField[datetime, datetime] = DateTimeField()
@@ -167,6 +166,7 @@ def _insert_rows(
     table = Delivery._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {table} ({_COLUMNS}) {select_sql}", params)
+        return int(cursor.rowcount)
 
 
 def fan_out_planned(now: datetime, limit: int = 50) -> int:
