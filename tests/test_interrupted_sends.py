@@ -41,6 +41,9 @@ def announce_to_place(site: Installation, place: str) -> None:
         "--places",
         place,
     )
+    # One fire time must be due, not two: keep clear of the next minute until the tick is done.
+    while datetime.now(UTC).second >= 50:
+        time.sleep(0.5)
     earlier = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(seconds=1)
     site.sql(
         "UPDATE bulletin_announcement SET planned_until = ?, next_fire_at = ?", (earlier, earlier)
