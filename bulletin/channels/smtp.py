@@ -70,7 +70,7 @@ class _Step(Enum):
     RSET = "RSET"
 
 
-def refusal(code: int, what: str, reply: bytes) -> TransientError | PermanentError:
+def _refusal(code: int, what: str, reply: bytes) -> TransientError | PermanentError:
     detail = f"{what}: {code} {reply!r}"
     return PermanentError(detail) if 500 <= code < 600 else TransientError(detail)
 
@@ -190,22 +190,22 @@ class _Connection:
         if self.step is _Step.MAIL:
             if code == 250:
                 return self._write(_Step.RCPT, f"RCPT TO:<{envelope.recipient}>\r\n".encode())
-            return self._refused(refusal(code, "sender refused", text))
+            return self._refused(_refusal(code, "sender refused", text))
         if self.step is _Step.RCPT:
             if code in (250, 251):
                 return self._write(_Step.DATA, b"DATA\r\n")
             if code == 421:  # the server is closing the connection
-                return self._refused(refusal(code, "recipient refused", text))
-            self.refused = refusal(code, "recipient refused", text)
+                return self._refused(_refusal(code, "recipient refused", text))
+            self.refused = _refusal(code, "recipient refused", text)
             return self._write(_Step.RSET, b"RSET\r\n")
         if self.step is _Step.DATA:
             if code == 354:
                 return self._write(_Step.MESSAGE, _on_the_wire(envelope.data))
-            return self._refused(refusal(code, "DATA refused", text))
+            return self._refused(_refusal(code, "DATA refused", text))
         if self.step is _Step.MESSAGE:
             if code == 250:
                 return self._end(None)
-            return self._refused(refusal(code, "message refused", text))
+            return self._refused(_refusal(code, "message refused", text))
         ended = self._end(self.refused)  # RSET answered: the refusal can be told now
         if code != 250:
             self.close(politely=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -104,14 +104,14 @@ def claim_rows(
     with connection.cursor() as cursor:  # one statement: atomic by itself
         cursor.execute(sql, params)
         found = cursor.fetchall()
-    rows = sorted(_claimed(row) for row in found) if postgresql else _with_people(found)
+    rows = sorted(map(_with_person, found)) if postgresql else _with_people(found)
     if rows:
         ids = [row.id for row in rows]
         log.info("deliveries claimed", extra={"delivery_ids": ids, "lease_token": token})
     return rows
 
 
-def one_of(column: str, ids: Sequence[int]) -> tuple[str, list[Any]]:
+def _one_of(column: str, ids: Sequence[int]) -> tuple[str, list[Any]]:
     """``column`` is one of ``ids``, as SQL and its parameters.
 
     PostgreSQL gets one array parameter: a hundred placeholders cost the driver more to bind
@@ -129,28 +129,33 @@ _WITH_PEOPLE = (
 _PEOPLE_JOIN = f"LEFT JOIN {Employee._meta.db_table} e ON e.id = c.employee_id"
 
 
-def _claimed(row: Sequence[Any], person: Recipient | None = None) -> Claimed:
-    """A claimed row from its six columns, with its person: given, or the row's last four
-    columns (NULL for a place)."""
-    if person is None and len(row) > 6 and row[6] is not None:
-        person = Recipient(*row[6:10])
+def _claimed(row: Sequence[Any], person: Recipient | None) -> Claimed:
+    """A claimed row from the claim's six columns, with its person."""
     return Claimed(row[0], row[1], row[2], row[3], row[4], row[5], person)
+
+
+def _with_person(row: Sequence[Any]) -> Claimed:
+    """A row of the PostgreSQL claim: six columns, then its person's four (NULL for a place)."""
+    return _claimed(row, Recipient(*row[6:10]) if row[6] is not None else None)
 
 
 def _with_people(found: list[Any]) -> list[Claimed]:
     """SQLite cannot join a RETURNING clause: the batch's people are a second query."""
-    ids = sorted({row[3] for row in found if row[3]})
+    people = _people(sorted({row[3] for row in found if row[3]}))
+    return sorted(_claimed(row, people.get(row[3])) for row in found)
+
+
+def _people(ids: list[int]) -> dict[int, Recipient]:
     if not ids:
-        return sorted(_claimed(row) for row in found)
-    among, params = one_of("id", ids)
+        return {}
+    among, params = _one_of("id", ids)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id, email, name, timezone, slack_user_id "
             f"FROM {Employee._meta.db_table} WHERE {among}",
             params,
         )
-        people = {pk: Recipient(*person) for pk, *person in cursor.fetchall()}
-    return sorted(_claimed(row, people.get(row[3])) for row in found)
+        return {pk: Recipient(*person) for pk, *person in cursor.fetchall()}
 
 
 def _update_returning(
@@ -161,7 +166,7 @@ def _update_returning(
     One statement for a whole batch: the lease token in the WHERE clause is the fence.
     """
     table = Delivery._meta.db_table
-    among, values = one_of("id", ids)
+    among, values = _one_of("id", ids)
     sql = (
         f"UPDATE {table} SET {changes} WHERE lease_token = %s AND state = %s "
         f"AND {among} RETURNING id, attempts"
@@ -234,9 +239,7 @@ def finish_many(
     Rows sharing an outcome (a batch that all went out) are recorded by one statement, and
     their history rows (begun at ``started``) by one insert.
     """
-    by_outcome: dict[Outcome, list[int]] = {}
-    for delivery_id, outcome in outcomes.items():
-        by_outcome.setdefault(outcome, []).append(delivery_id)
+    by_outcome = group_outcomes(outcomes.items())
     recorded: set[int] = set()
     alone = len(by_outcome) == 1 and connection.vendor == "postgresql"
     # Alone: one statement, atomic by itself. Inside a caller's transaction: part of it.
@@ -244,9 +247,16 @@ def finish_many(
         for outcome, ids in by_outcome.items():
             recorded |= _record(sorted(ids), token, outcome, now, started)
         Tally.add(Tallied.OUTCOME_AFTER_LOST_LEASE, len(outcomes) - len(recorded))
-    for outcome, ids in by_outcome.items():
-        log_outcome(ids, outcome, recorded)
+    log_outcomes(by_outcome, recorded)
     return recorded
+
+
+def group_outcomes(pairs: Iterable[tuple[int, Outcome]]) -> dict[Outcome, list[int]]:
+    """Delivery ids by the outcome they share: one statement, and one log event, each."""
+    grouped: dict[Outcome, list[int]] = {}
+    for delivery_id, outcome in pairs:
+        grouped.setdefault(outcome, []).append(delivery_id)
+    return grouped
 
 
 def finish(
@@ -287,13 +297,18 @@ def _record(
         cursor.execute(*update)
         moved = [row[0] for row in cursor.fetchall()]
         if moved:
-            among, ids_given = one_of("id", moved)
+            among, ids_given = _one_of("id", moved)
             table = Delivery._meta.db_table
             cursor.execute(f"{history} {table} WHERE {among}", [*values, *ids_given])
     return set(moved)
 
 
-def log_outcome(ids: list[int], outcome: Outcome, recorded: set[int]) -> None:
+def log_outcomes(grouped: dict[Outcome, list[int]], recorded: set[int]) -> None:
+    for outcome, ids in grouped.items():
+        _log_outcome(ids, outcome, recorded)
+
+
+def _log_outcome(ids: list[int], outcome: Outcome, recorded: set[int]) -> None:
     lost = [pk for pk in ids if pk not in recorded]
     if lost:
         extra = {"delivery_ids": lost, "state": outcome.state.value, "error": outcome.error}

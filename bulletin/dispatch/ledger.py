@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from bulletin.dispatch.leases import Outcome, log_intent, log_outcome
+from bulletin.dispatch.leases import Outcome, group_outcomes, log_intent, log_outcomes
 from bulletin.domain.models import Attempt, Delivery, DeliveryState, Tallied, Tally
 
 log = logging.getLogger(__name__)
@@ -120,11 +120,7 @@ class SerialLedger:
             begun = {pk: number for pk in starting if (number := self._begin(cursor, pk, now))}
             Tally.add(Tallied.OUTCOME_AFTER_LOST_LEASE, len(ended) - len(recorded))
             Tally.add(Tallied.INTENT_AFTER_LOST_LEASE, len(starting) - len(begun))
-        by_outcome: dict[Outcome, list[int]] = {}
-        for done in ended:
-            by_outcome.setdefault(done.outcome, []).append(done.delivery_id)
-        for outcome, ids in by_outcome.items():
-            log_outcome(ids, outcome, recorded)
+        log_outcomes(group_outcomes((d.delivery_id, d.outcome) for d in ended), recorded)
         log_intent([pk for pk in starting if pk not in begun], sorted(begun))
         return begun
 

@@ -134,8 +134,7 @@ class Dispatcher:
                     self._deliver_each(channel, transport, rows, lap)
         except BaseException:
             leases.release(ids, lap.token, timezone.now())
-            self.close()  # a connection in an unknown state is not reused
-            raise
+            raise  # the caller closes the connections: one in an unknown state is not reused
         if self.stop.is_set():  # a graceful stop: what was not attempted goes back
             self.released += leases.release(ids, lap.token, timezone.now())
         return len(ids)
@@ -144,6 +143,11 @@ class Dispatcher:
         if channel not in self._transports:
             self._transports[channel] = transport_for(channel)()
         return self._transports[channel]
+
+    def _sends_for(self, channel: str, transport: Transport) -> Sends:
+        if channel not in self._sends:
+            self._sends[channel] = transport.sends()
+        return self._sends[channel]
 
     def _deliver_each(
         self, channel: str, transport: Transport, rows: Iterable[Claimed], lap: _Lap
@@ -155,7 +159,7 @@ class Dispatcher:
         Each time some end, their outcomes and the intents of the next ones commit together:
         one transaction per round, however many connections it serves.
         """
-        sends = self._sends.get(channel) or self._sends.setdefault(channel, transport.sends())
+        sends = self._sends_for(channel, transport)
         writes = ledger.SerialLedger(lap.token, lap.lease)
         waiting: deque[Claimed] = deque(rows)
         under_way: dict[int, tuple[int, datetime]] = {}  # delivery id → attempt, when begun
