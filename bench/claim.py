@@ -23,6 +23,7 @@ from bench.common import (
     ROOT,
     Result,
     median,
+    paired_ratio,
     report,
     seed_employees,
     settle,
@@ -219,6 +220,7 @@ def _report(args: argparse.Namespace, times: dict[str, list[float]], wrong: str)
             check=wrong or f"each of {args.rows} deliveries handled once, in every run",
             correct=not wrong,
             details=details,
+            round_ratio=paired_ratio(times["noop"], times["bare"]),
         )
     )
 

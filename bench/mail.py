@@ -26,6 +26,7 @@ from bench.common import (
     ROOT,
     Result,
     median,
+    paired_ratio,
     report,
     seed_employees,
     setup_django,
@@ -201,6 +202,7 @@ def _report(args: argparse.Namespace, times: dict[str, list[float]], wrong: str)
         Result(
             name=f"{args.emails} emails via SMTP vs smtplib",
             baseline=rate["smtplib"],
+            round_ratio=paired_ratio(times["bulletin"], times["smtplib"]),
             target=0.8,
             baseline_is="plain smtplib, one reused connection, bodies pre-rendered",
             **common,
@@ -210,6 +212,7 @@ def _report(args: argparse.Namespace, times: dict[str, list[float]], wrong: str)
         Result(
             name=f"{args.emails} emails via SMTP vs post_office",
             baseline=rate["post_office"],
+            round_ratio=paired_ratio(times["bulletin"], times["post_office"]),
             target=2.0,
             baseline_is="django-post-office 3.12: send_many, then send_queued until done",
             **common,

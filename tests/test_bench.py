@@ -73,3 +73,29 @@ def test_a_fast_wrong_answer_never_meets_its_target() -> None:
         correct=False,
     )
     assert wrong.ratio == 10.0 and wrong.met is False  # fast but wrong never meets a target
+
+
+def test_a_slow_spell_during_some_runs_is_not_taken_for_a_difference_in_speed() -> None:
+    from bench.common import RATIO_AT_LEAST, Result, paired_ratio
+
+    # The machine slowed to half speed for rounds 2 and 3, and again during the baseline's
+    # run of round 5: medians alone would call ours twice as fast; round by round it is 1.05×.
+    ours = [1.0, 2.0, 2.0, 1.0, 1.0]
+    theirs = [1.05, 2.1, 2.1, 1.05, 2.1]
+    assert paired_ratio(ours, theirs) == pytest.approx(1.05)
+    result = Result(
+        name="x",
+        value=5 / 1.0,
+        baseline=5 / 2.1,
+        unit="rows/s",
+        target=2.0,
+        compare=RATIO_AT_LEAST,
+        measures="",
+        baseline_is="",
+        check="",
+        correct=True,
+        round_ratio=paired_ratio(ours, theirs),
+    )
+    assert result.value / result.baseline == pytest.approx(2.1)
+    assert result.ratio == pytest.approx(1.05) and result.met is False
+    assert result.as_json()["ratio_of_medians"] == pytest.approx(2.1)

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bulletin.dispatch import leases
+from bulletin.domain.models import Delivery, Place
 from bulletin.dispatch.planning import tick
 from bulletin.dispatch.sender import Dispatcher
 from tests import factories
@@ -56,3 +57,28 @@ def test_idle_planning_and_dispatching_use_only_indexes() -> None:
     assert queries
     for sql in queries:
         assert full_scans(sql) == [], sql
+
+
+def index_definitions(column: str) -> list[str]:
+    """The SQL of every index on the delivery table that names ``column``."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'bulletin_delivery'")
+        else:
+            cursor.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'bulletin_delivery' AND sql IS NOT NULL"
+            )
+        return [sql for (sql,) in cursor.fetchall() if column in sql]
+
+
+def test_a_place_is_looked_up_through_an_index_that_fan_out_to_people_never_writes() -> None:
+    place = Place.objects.create(channel="webhook", name="ops", target="https://hooks.test/o")
+    # What deleting a place asks (PROTECT) and what its history asks: no scan of the ledger.
+    assert full_scans(str(Delivery.objects.filter(place=place).query)) == []
+    assert full_scans(str(Delivery.objects.filter(place__in=[place]).query)) == []
+    # Every index on place_id leaves people's rows (place_id NULL) out.
+    definitions = index_definitions("place_id")
+    single = [sql for sql in definitions if "employee_id" not in sql and "occurrence_id" not in sql]
+    assert single, definitions
+    assert all("IS NOT NULL" in sql for sql in single), single

@@ -302,8 +302,15 @@ class Delivery(models.Model):
     employee = models.ForeignKey(
         Employee, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
     )
+    # Indexed only where set (delivery_place_idx): a fan-out to people would otherwise add a
+    # NULL entry per row to an index that no lookup by place can ever use.
     place = models.ForeignKey(
-        Place, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
+        Place,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deliveries",
+        db_index=False,
     )
     channel = models.CharField(max_length=16, choices=Channel.choices)
     state = models.CharField(
@@ -356,6 +363,10 @@ class Delivery(models.Model):
             ),
             # HR views and status: counts by state per occurrence
             models.Index(fields=["occurrence", "state"], name="delivery_occurrence_state_idx"),
+            # deleting a place (PROTECT asks: place_id IN …) and a place's delivery history
+            models.Index(
+                fields=["place"], name="delivery_place_idx", condition=Q(place__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
