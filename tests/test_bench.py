@@ -79,7 +79,7 @@ def test_a_slow_spell_during_some_runs_is_not_taken_for_a_difference_in_speed() 
     from bench.common import RATIO_AT_LEAST, Result, paired_ratio
 
     # The machine slowed to half speed for rounds 2 and 3, and again during the baseline's
-    # run of round 5: medians alone would call ours twice as fast; round by round it is 1.05×.
+    # run of round 5: medians alone would call ours twice as fast; round by round it is 1.05 times.
     ours = [1.0, 2.0, 2.0, 1.0, 1.0]
     theirs = [1.05, 2.1, 2.1, 1.05, 2.1]
     assert paired_ratio(ours, theirs) == pytest.approx(1.05)

@@ -9,9 +9,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bulletin.dispatch import leases
-from bulletin.domain.models import Delivery, Place
 from bulletin.dispatch.planning import tick
 from bulletin.dispatch.sender import Dispatcher
+from bulletin.domain.models import Delivery, Place
 from tests import factories
 
 pytestmark = pytest.mark.django_db
