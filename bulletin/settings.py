@@ -169,6 +169,13 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
 BULLETIN = conf.load()
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Whether psycopg may prepare the statements dispatch asks it to (bulletin.dispatch.
+    # statements); it never prepares on its own count (the threshold is out of reach), and
+    # Django's own cursors bind on the client, which never prepares, whatever this says.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        2**31 - 1 if BULLETIN.prepared_statements else None
+    )
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", BULLETIN.from_email)
 
 # Celery (scale-out only; `bulletin run` does not use it). Why each setting: README, "Running on

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from django.db import connection, transaction
 
 from bulletin.channels.base import Recipient
+from bulletin.dispatch import statements
 from bulletin.domain.models import (
     Attempt,
     AttemptOutcome,
@@ -101,7 +102,7 @@ def claim_rows(
         *(*starting, sending, DeliveryState.CLAIMED.value, *starting),
         *(token, _db_time(now + lease), _db_time(now), pending, sending),
     ]
-    with connection.cursor() as cursor:  # one statement: atomic by itself
+    with statements.cursor() as cursor:  # one statement: atomic by itself
         cursor.execute(sql, params)
         found = cursor.fetchall()
     rows = sorted(map(_with_person, found)) if postgresql else _with_people(found)
@@ -179,7 +180,7 @@ def _move_returning(
 ) -> list[tuple[int, int]]:
     if not ids:
         return []
-    with connection.cursor() as cursor:
+    with statements.cursor() as cursor:
         cursor.execute(*_update_returning(ids, token, state, changes, params))
         return [(row[0], row[1]) for row in cursor.fetchall()]
 
@@ -286,7 +287,7 @@ def _record(
         f"SELECT id, attempts, %s, %s, %s, %s FROM "
     )
     values = [_db_time(started), at, outcome.attempt.value, outcome.error]
-    with connection.cursor() as cursor:
+    with statements.cursor() as cursor:
         if connection.vendor == "postgresql":
             # The outcome and its history row in one statement: they cannot part.
             cursor.execute(

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from bulletin.dispatch import statements
 from bulletin.dispatch.leases import Outcome, group_outcomes, log_intent, log_outcomes
 from bulletin.domain.models import Attempt, Delivery, DeliveryState, Tallied, Tally
 
@@ -153,7 +154,7 @@ class SerialLedger:
             db.ensure_connection()
             nested = db.in_atomic_block
             begin, commit, rollback = self._sql.nested if nested else self._sql.own
-            cursor = db.connection.cursor()
+            cursor = statements.driver_cursor(db)
             cursor.execute(begin)
             try:
                 yield cursor
