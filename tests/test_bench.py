@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -57,45 +58,37 @@ def test_the_table_names_every_benchmark_with_its_ratio_and_target(
     assert "≥ 0.5\N{MULTIPLICATION SIGN}" in printed and "≤ 1.5\N{MULTIPLICATION SIGN}" in printed
 
 
-def test_a_fast_wrong_answer_never_meets_its_target() -> None:
+def result(**fields: Any) -> Any:
+    """A result row a test makes: a rows/s comparison with a target of at least ``target``."""
     from bench.common import RATIO_AT_LEAST, Result
 
-    wrong = Result(
-        name="x",
-        value=10.0,
-        baseline=1.0,
-        unit="rows/s",
-        target=1.0,
-        compare=RATIO_AT_LEAST,
-        measures="",
-        baseline_is="",
-        check="expected 5 rows, found 6",
-        correct=False,
+    shape = {"name": "x", "unit": "rows/s", "compare": RATIO_AT_LEAST, "measures": ""}
+    return Result(**{**shape, "baseline_is": "", "check": "", **fields})
+
+
+def test_a_fast_wrong_answer_never_meets_its_target() -> None:
+    wrong = result(
+        value=10.0, baseline=1.0, target=1.0, check="expected 5 rows, found 6", correct=False
     )
     assert wrong.ratio == 10.0 and wrong.met is False  # fast but wrong never meets a target
 
 
 def test_a_slow_spell_during_some_runs_is_not_taken_for_a_difference_in_speed() -> None:
-    from bench.common import RATIO_AT_LEAST, Result, paired_ratio
+    from bench.common import paired_ratio
 
     # The machine slowed to half speed for rounds 2 and 3, and again during the baseline's
-    # run of round 5: medians alone would call ours twice as fast; round by round it is 1.05 times.
+    # run of round 5: medians alone would call ours twice as fast; round by round it is 1.05
+    # times as fast.
     ours = [1.0, 2.0, 2.0, 1.0, 1.0]
     theirs = [1.05, 2.1, 2.1, 1.05, 2.1]
     assert paired_ratio(ours, theirs) == pytest.approx(1.05)
-    result = Result(
-        name="x",
+    row = result(
         value=5 / 1.0,
         baseline=5 / 2.1,
-        unit="rows/s",
         target=2.0,
-        compare=RATIO_AT_LEAST,
-        measures="",
-        baseline_is="",
-        check="",
         correct=True,
         round_ratio=paired_ratio(ours, theirs),
     )
-    assert result.value / result.baseline == pytest.approx(2.1)
-    assert result.ratio == pytest.approx(1.05) and result.met is False
-    assert result.as_json()["ratio_of_medians"] == pytest.approx(2.1)
+    assert row.value / row.baseline == pytest.approx(2.1)
+    assert row.ratio == pytest.approx(1.05) and row.met is False
+    assert row.as_json()["ratio_of_medians"] == pytest.approx(2.1)
