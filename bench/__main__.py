@@ -42,10 +42,12 @@ BENCHMARKS = {
     "fanout-postgres": Benchmark(
         "bench.fanout", "postgresql", {"rows": 100_000, "rounds": 25}, {"rows": 300, "rounds": 1}
     ),
+    # Nine rounds: one round's ratio moves by ±0.08 with the machine, and the median of five
+    # came within 0.02 of the target.
     "claim-postgres": Benchmark(
         "bench.claim",
         "postgresql",
-        {"rows": 100_000, "workers": 4, "batch": 100, "rounds": 5},
+        {"rows": 100_000, "workers": 4, "batch": 100, "rounds": 9},
         {"rows": 500, "workers": 2, "batch": 20, "rounds": 1},
     ),
     "email-smtp": Benchmark(
