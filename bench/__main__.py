@@ -38,7 +38,8 @@ BENCHMARKS = {
     ),
     # 25 rounds (about two minutes): the two contenders sit near parity here (both pay the
     # same foreign-key checks at commit, over half of each run) and one round's ratio varies
-    # by ±7 % with the machine, so the median needs many rounds to say which side it is on.
+    # by ±7 % or more with the machine, so the median needs many rounds to say which side it
+    # is on.
     "fanout-postgres": Benchmark(
         "bench.fanout", "postgresql", {"rows": 100_000, "rounds": 25}, {"rows": 300, "rounds": 1}
     ),
