@@ -50,7 +50,11 @@ class _Preparing:
 
 
 def preparing(db: BaseDatabaseWrapper) -> bool:
-    return db.vendor == "postgresql" and options().prepared_statements
+    """PostgreSQL, the option on, and the connection allowed to prepare: settings give it a
+    ``prepare_threshold`` only when the option was on at start, and without one psycopg
+    ignores ``prepare=True`` — a server-bound cursor then would only lose Django's wrappers."""
+    allowed = db.settings_dict.get("OPTIONS", {}).get("prepare_threshold") is not None
+    return db.vendor == "postgresql" and allowed and options().prepared_statements
 
 
 def driver_cursor(db: BaseDatabaseWrapper) -> Any:
