@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -23,7 +24,13 @@ class Options:
     idle_seconds: float = 1.0
     default_grace_seconds: int = 3600
     from_email: str = "Bulletin <bulletin@localhost>"
-    message_id_domain: str = "bulletin.localhost"
+    # The domain after the "@" of every Message-ID. Empty: BULLETIN_SITE_URL's host, else
+    # DEFAULT_FROM_EMAIL's domain (see message_id_domain()).
+    message_id_domain: str = ""
+    # The public base URL every link in a message starts with (web view, one-click
+    # unsubscribe…): absolute http(s), no query or fragment, kept without a trailing slash.
+    # Empty: links point at SITE_URL_FALLBACK, which only works on the machine itself.
+    site_url: str = ""
     # How many dispatchers send at once: Celery tasks a tick starts when work is due, or threads
     # in `bulletin run` and `bulletin dispatch` (each its own connections: SMTP latency overlaps).
     # Celery: and how long each task drains.
@@ -43,6 +50,30 @@ class Options:
     # bulletin.dispatch.statements). Off behind a pooler that does not keep them (PgBouncer
     # before 1.21 in transaction mode).
     prepared_statements: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "site_url", _site_url(self.site_url))
+
+
+# Where links point when BULLETIN_SITE_URL is unset: `bulletin run`'s default address, which
+# works only on the machine itself (`bulletin run` warns about it).
+SITE_URL_FALLBACK = "http://127.0.0.1:8000"
+
+
+def _site_url(raw: str) -> str:
+    """BULLETIN_SITE_URL checked: an absolute http(s) URL, no query or fragment, no trailing
+    slash (every link is ``site_url + "/path"``)."""
+    raw = raw.strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problem = "an absolute http:// or https:// URL"
+    elif parts.query or parts.fragment or "?" in raw or "#" in raw:
+        problem = "a base URL without a query (?) or fragment (#)"
+    else:
+        return raw.rstrip("/")
+    raise ImproperlyConfigured(f"BULLETIN_SITE_URL must be {problem}, got {raw!r}")
 
 
 _BOOLEANS = {
@@ -90,6 +121,25 @@ def options() -> Options:
     from django.conf import settings
 
     return settings.BULLETIN  # type: ignore[no-any-return]
+
+
+def site_link(path: str) -> str:
+    """The absolute URL of ``path`` (e.g. "/unsubscribe/…") under BULLETIN_SITE_URL, or under
+    SITE_URL_FALLBACK when it is unset."""
+    base = options().site_url or SITE_URL_FALLBACK
+    return f"{base}/{path.lstrip('/')}"
+
+
+def message_id_domain(from_email: str) -> str:
+    """The Message-ID domain: BULLETIN_MESSAGE_ID_DOMAIN, else BULLETIN_SITE_URL's host, else
+    the domain of ``from_email`` (DEFAULT_FROM_EMAIL, "Name <addr>" or "addr")."""
+    chosen = options()
+    if chosen.message_id_domain:
+        return chosen.message_id_domain
+    if chosen.site_url:
+        return urlsplit(chosen.site_url).hostname or "localhost"
+    address = from_email.rsplit("<", 1)[-1].rstrip("> ")
+    return address.rpartition("@")[2] or "localhost"
 
 
 def secret(name: str, environ: os._Environ[str] | dict[str, str] = os.environ) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from email.utils import formataddr
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -40,11 +41,17 @@ from bulletin.channels.mime import (
     sender_envelope,
 )
 from bulletin.channels.smtp import Envelope, SmtpSends
-from bulletin.conf import options
+from bulletin.conf import Options, message_id_domain, options
 
 
 def message_id(idempotency_key: str) -> str:
-    return f"<{idempotency_key}@{options().message_id_domain}>"
+    return f"<{idempotency_key}@{_domain(options(), settings.DEFAULT_FROM_EMAIL)}>"
+
+
+@lru_cache(maxsize=4)
+def _domain(chosen: Options, from_email: str) -> str:
+    """Per settings, not per message (``chosen`` is hashable and swapped whole by tests)."""
+    return message_id_domain(from_email)
 
 
 def _over_smtp() -> bool:

@@ -8,6 +8,7 @@ from django.core.management.base import CommandParser
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from bulletin.conf import SITE_URL_FALLBACK
 from bulletin.interfaces.management.base import BulletinCommand
 from bulletin.runners.embedded import serve
 
@@ -20,6 +21,7 @@ class Command(BulletinCommand):
         parser.add_argument("--port", type=int, default=8000)
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        self._warn_without_site_url()
         self._migrate_if_needed()
         self._ensure_admin()
         serve(host, port, ready=self._announce)
@@ -27,6 +29,16 @@ class Command(BulletinCommand):
     def _announce(self, url: str) -> None:
         self.stdout.write(f"Bulletin is running on {url}admin/ (Ctrl+C stops)")
         self.stdout.flush()
+
+    def _warn_without_site_url(self) -> None:
+        """Links in messages (unsubscribe, the web view) must reach people's own machines."""
+        if settings.BULLETIN.site_url:
+            return
+        warning = (
+            "warning: BULLETIN_SITE_URL is not set: links in messages point at "
+            f"{SITE_URL_FALLBACK}, which works only on this machine"
+        )
+        self.stderr.write(warning)
 
     def _migrate_if_needed(self) -> None:
         executor = MigrationExecutor(connection)
