@@ -6,11 +6,12 @@ that, not a lock or a "sent" flag checked beforehand, is what makes delivery exa
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, models
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 
 
@@ -37,7 +38,26 @@ class Employee(models.Model):
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_zone])
     active = models.BooleanField(default=True)
     slack_user_id = models.CharField(
-        max_length=32, blank=True, help_text="Slack member id; looked up by email when empty."
+        max_length=32,
+        blank=True,
+        help_text="Slack member id, typed in by hand: used as given, never replaced by a "
+        "look-up. Empty: looked up by email (and remembered).",
+    )
+    # What Slack told us, remembered so a second announcement costs one call per DM, not three
+    # (users.lookupByEmail and conversations.open are Tier 3: about 50 a minute). Each cached id
+    # names what it was found for, so it goes stale by itself when the email or the member id
+    # changes, whichever way the row was written (form, import, API, SCIM).
+    slack_found_id = models.CharField(
+        max_length=32, blank=True, default="", db_default="", editable=False
+    )
+    slack_found_for = models.CharField(
+        max_length=254, blank=True, default="", db_default="", editable=False
+    )
+    slack_dm_channel = models.CharField(
+        max_length=32, blank=True, default="", db_default="", editable=False
+    )
+    slack_dm_user = models.CharField(
+        max_length=32, blank=True, default="", db_default="", editable=False
     )
     # The login an employee uses to read their in-app inbox and set their preferences.
     user = models.OneToOneField(
@@ -234,6 +254,41 @@ class OccurrenceState(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled before fan-out"
 
 
+class Installation(models.Model):
+    """This installation's identity: one row, made by the first migrate.
+
+    ``key`` is 128 random bits (hex). Every idempotency key a receiver sees contains it, so a
+    second installation, or this one's database rebuilt from scratch, never repeats a key that
+    receivers were told to drop as a duplicate.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    key = models.CharField(max_length=32, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="one_installation")]
+
+    def __str__(self) -> str:
+        return f"installation {self.key}"
+
+
+def new_installation_key() -> str:
+    return secrets.token_hex(16)
+
+
+def installation_id() -> str:
+    """The installation's key, made now if the row is missing (a flushed test database)."""
+    found = Installation.objects.filter(pk=1).values_list("key", flat=True).first()
+    if found:
+        return found
+    try:
+        with transaction.atomic():
+            return Installation.objects.create(pk=1, key=new_installation_key()).key
+    except IntegrityError:  # another process made it first
+        return Installation.objects.values_list("key", flat=True).get(pk=1)
+
+
 class Occurrence(models.Model):
     announcement = models.ForeignKey(
         Announcement, on_delete=models.CASCADE, related_name="occurrences"
@@ -252,6 +307,12 @@ class Occurrence(models.Model):
     state = models.CharField(max_length=16, choices=OccurrenceState.choices)
     delivery_count = models.PositiveIntegerField(null=True, blank=True)
     note = models.CharField(max_length=200, blank=True)
+    # The installation id its deliveries' keys contain. "" for occurrences that existed before
+    # keys had one (migration 0006): a delivery keeps its key for life, so a resend after the
+    # upgrade still carries the key the receiver saw first. Raw inserts get "" (db_default).
+    key_space = models.CharField(
+        max_length=32, blank=True, default=installation_id, db_default="", editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -374,17 +435,30 @@ class Delivery(models.Model):
 
     @property
     def idempotency_key(self) -> str:
-        return delivery_key(self.occurrence_id, self.employee_id, self.place_id, self.channel)
+        """Loads the occurrence unless it came with the delivery (``select_related``)."""
+        return delivery_key(
+            self.occurrence.key_space,
+            self.occurrence_id,
+            self.employee_id,
+            self.place_id,
+            self.channel,
+        )
 
 
 def delivery_key(
-    occurrence_id: int, employee_id: int | None, place_id: int | None, channel: str
+    key_space: str, occurrence_id: int, employee_id: int | None, place_id: int | None, channel: str
 ) -> str:
-    """Stable for the life of a delivery: derived from its identity, not from a try."""
+    """Stable for the life of a delivery: derived from its identity, not from a try.
+
+    ``occurrence.recipient.channel.installation`` (``12.42.email.9f86…``), or without the
+    installation part for occurrences planned before keys had one (``key_space`` ""). Only
+    digits, letters and dots: it is the local part of an email Message-ID as it stands.
+    """
     recipient = [str(employee_id)] if employee_id else []
     if place_id:
         recipient.append(f"p{place_id}")
-    return f"{occurrence_id}.{'.'.join(recipient)}.{channel}"
+    key = f"{occurrence_id}.{'.'.join(recipient)}.{channel}"
+    return f"{key}.{key_space}" if key_space else key
 
 
 class AttemptOutcome(models.TextChoices):
@@ -527,6 +601,7 @@ __all__ = [
     "DeliveryState",
     "Employee",
     "InboxItem",
+    "Installation",
     "Occurrence",
     "OccurrenceState",
     "Place",

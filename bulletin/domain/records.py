@@ -76,6 +76,7 @@ class AuditAction(models.TextChoices):
     TEST_SENT = "test_sent", "Test sent"
     DELETED = "deleted", "Draft deleted"
     SETTLED = "settled", "Unknown deliveries settled by hand"
+    UNSUBSCRIBED = "unsubscribed", "Opted out of email (one-click unsubscribe)"
 
 
 class AuditEvent(models.Model):
