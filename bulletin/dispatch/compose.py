@@ -53,7 +53,7 @@ class BatchContent:
         place = destination(self.places[row.place_id]) if row.place_id else None
         return Message(
             idempotency_key=delivery_key(
-                row.occurrence_id, row.employee_id, row.place_id, row.channel
+                occurrence.key_space, row.occurrence_id, row.employee_id, row.place_id, row.channel
             ),
             title=content.title,
             text=render_text(content.body, recipient),

@@ -29,6 +29,7 @@ from bulletin.domain.models import (
     DeliveryState,
     Occurrence,
     Place,
+    installation_id,
 )
 from bulletin.domain.records import AuditAction
 
@@ -245,7 +246,11 @@ def send_test(announcement: Announcement, by: Any) -> str:
         raise ValidationError("your account has no email address to send the test to")
     me = Recipient(email=by.email, name=by.get_full_name() or by.get_username(), timezone="UTC")
     message = Message(
-        idempotency_key=f"test.{announcement.pk}.{by.pk}.{timezone.now():%Y%m%d%H%M%S%f}",
+        # A test is its own message each time; the installation id keeps it from ever
+        # matching another installation's test of its announcement number, by its user number.
+        idempotency_key=(
+            f"test.{announcement.pk}.{by.pk}.{timezone.now():%Y%m%d%H%M%S%f}.{installation_id()}"
+        ),
         title=f"[TEST] {announcement.title}",
         text=render_text(announcement.body, me),
         html=render_html(announcement.body, me),

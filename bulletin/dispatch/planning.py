@@ -26,6 +26,7 @@ from bulletin.domain.models import (
     ScheduleKind,
     Tallied,
     Tally,
+    installation_id,
 )
 from bulletin.scheduling.planner import Plan, Schedule, plan
 from bulletin.scheduling.rules import CronRule, OneOffRule, Rule
@@ -134,11 +135,15 @@ def plan_announcement(announcement: Announcement, now: datetime) -> int:
 
 
 def _record(announcement: Announcement, result: Plan) -> None:
+    if not result.occurrences:
+        return
     version = announcement.versions.order_by("-number").first()
+    key_space = installation_id()  # once for the batch, not once per row by the default
     rows = [
         Occurrence(
             announcement=announcement,
             version=version,
+            key_space=key_space,
             zone=planned.zone,
             fire_at=planned.fire_at,
             state=OccurrenceState.MISSED if planned.missed else OccurrenceState.PLANNED,
