@@ -84,6 +84,10 @@ class Message:
     fire_at: datetime | None = None
     requires_ack: bool = False
     delivery_id: int = 0
+    # Email: a mandatory announcement carries no unsubscribe; an optional one to a person
+    # carries its signed one-click link (absolute, under BULLETIN_SITE_URL).
+    mandatory: bool = False
+    unsubscribe_url: str = ""
 
     @property
     def person(self) -> Recipient:

@@ -8,7 +8,8 @@ from bulletin.channels.base import Destination, Message
 from bulletin.channels.render import render_html, render_text
 from bulletin.conf import secret
 from bulletin.dispatch.leases import Claimed
-from bulletin.domain.models import Occurrence, Place, delivery_key
+from bulletin.dispatch.unsubscribe import unsubscribe_url
+from bulletin.domain.models import Announcement, Channel, Occurrence, Place, delivery_key
 
 
 def place_secret(value: str) -> str:
@@ -20,6 +21,13 @@ def destination(place: Place) -> Destination:
     stored = (place.secret, place.previous_secret)
     secrets = tuple(filter(None, (place_secret(value) for value in stored if value)))
     return Destination(name=place.name, target=place.target, secrets=secrets)
+
+
+def _unsubscribe(row: Claimed, announcement: Announcement) -> str:
+    """An optional email's one-click link; none for mandatory ones or other channels."""
+    if row.channel != Channel.EMAIL or announcement.mandatory or not row.employee_id:
+        return ""
+    return unsubscribe_url(row.employee_id, announcement.pk)
 
 
 class BatchContent:
@@ -64,4 +72,6 @@ class BatchContent:
             fire_at=occurrence.fire_at,
             requires_ack=announcement.requires_ack,
             delivery_id=row.id,
+            mandatory=announcement.mandatory,
+            unsubscribe_url=_unsubscribe(row, announcement),
         )
