@@ -34,8 +34,11 @@ from bulletin.channels.base import (
     Transport,
 )
 from bulletin.channels.mime import (
+    date_now,
     email_bytes,
     envelope_address,
+    list_headers,
+    list_id,
     recipient_address,
     sender_address,
     sender_envelope,
@@ -46,6 +49,14 @@ from bulletin.conf import Options, message_id_domain, options
 
 def message_id(idempotency_key: str) -> str:
     return f"<{idempotency_key}@{_domain(options(), settings.DEFAULT_FROM_EMAIL)}>"
+
+
+def _listed(message: Message) -> list[tuple[str, str]]:
+    """Auto-Submitted, List-Id and, unless the announcement is mandatory, the one-click
+    unsubscribe pair (see :func:`bulletin.channels.mime.list_headers`)."""
+    domain = _domain(options(), settings.DEFAULT_FROM_EMAIL)
+    unsubscribe = "" if message.mandatory else message.unsubscribe_url
+    return list_headers(list_id(domain), unsubscribe)
 
 
 @lru_cache(maxsize=4)
@@ -127,6 +138,7 @@ class EmailTransport(Transport):
                 message_id=message_id(message.idempotency_key),
                 text=message.text,
                 html=message.html,
+                listed=_listed(message),
             )
             sender = sender_envelope(settings.DEFAULT_FROM_EMAIL)
             recipient = envelope_address(person.email)
@@ -142,7 +154,11 @@ class EmailTransport(Transport):
                 body=message.text,
                 from_email=settings.DEFAULT_FROM_EMAIL,
                 to=[formataddr((person.name, person.email))],
-                headers={"Message-ID": message_id(message.idempotency_key)},
+                headers={
+                    "Message-ID": message_id(message.idempotency_key),
+                    "Date": date_now(),
+                    **dict(_listed(message)),
+                },
             )
             email.attach_alternative(message.html, "text/html")
             email.message()  # header and address checks, before anything is sent
