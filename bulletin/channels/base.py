@@ -49,7 +49,13 @@ class Recipient:
     email: str
     name: str
     timezone: str
-    slack_user_id: str = ""
+    slack_user_id: str = ""  # typed in by hand: used as given
+    # What Slack's look-ups found, remembered (see SlackTransport): the member id and the email
+    # it was found for, the DM channel and the member id it was opened with.
+    slack_found_id: str = ""
+    slack_found_for: str = ""
+    slack_dm_channel: str = ""
+    slack_dm_user: str = ""
 
     @property
     def first_name(self) -> str:

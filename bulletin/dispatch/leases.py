@@ -123,9 +123,16 @@ def _one_of(column: str, ids: Sequence[int]) -> tuple[str, list[Any]]:
     return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
 
+# A person as the claim brings them back: Recipient's fields, in its order. The Slack
+# identities Slack's look-ups found come too, so a remembered DM costs no query and no look-up.
+_PERSON = (
+    "email, name, timezone, slack_user_id, slack_found_id, slack_found_for, slack_dm_channel, "
+    "slack_dm_user"
+)
 _WITH_PEOPLE = (
     "SELECT c.id, c.channel, c.occurrence_id, c.employee_id, c.place_id, c.began, "
-    "e.email, e.name, e.timezone, e.slack_user_id FROM"
+    + ", ".join(f"e.{column}" for column in _PERSON.split(", "))
+    + " FROM"
 )
 _PEOPLE_JOIN = f"LEFT JOIN {Employee._meta.db_table} e ON e.id = c.employee_id"
 
@@ -136,8 +143,8 @@ def _claimed(row: Sequence[Any], person: Recipient | None) -> Claimed:
 
 
 def _with_person(row: Sequence[Any]) -> Claimed:
-    """A row of the PostgreSQL claim: six columns, then its person's four (NULL for a place)."""
-    return _claimed(row, Recipient(*row[6:10]) if row[6] is not None else None)
+    """A row of the PostgreSQL claim: six columns, then its person's (NULL for a place)."""
+    return _claimed(row, Recipient(*row[6:]) if row[6] is not None else None)
 
 
 def _with_people(found: list[Any]) -> list[Claimed]:
@@ -152,8 +159,7 @@ def _people(ids: list[int]) -> dict[int, Recipient]:
     among, params = _one_of("id", ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, email, name, timezone, slack_user_id "
-            f"FROM {Employee._meta.db_table} WHERE {among}",
+            f"SELECT id, {_PERSON} FROM {Employee._meta.db_table} WHERE {among}",
             params,
         )
         return {pk: Recipient(*person) for pk, *person in cursor.fetchall()}
