@@ -28,15 +28,7 @@ from bulletin.channels.base import (
     Transport,
     TransportError,
 )
-from bulletin.channels.slack import (
-    HEADER_LIMIT,
-    MAX_BLOCKS,
-    SECTION_LIMIT,
-    SlackTransport,
-    blocks_for,
-    split,
-    to_mrkdwn,
-)
+from bulletin.channels.slack import SlackTransport
 from tests.slack_server import SlackServer
 
 TOKEN = "xoxb-1234-secret-token-never-shown"
@@ -53,8 +45,9 @@ def message(
     return Message(
         idempotency_key="key-1",
         title="Office closed Friday",
-        text=text,
+        text="",
         html="",
+        body=text,
         recipient=to,
         place=at,
     )
@@ -96,10 +89,18 @@ def test_a_post_to_a_channel_carries_blocks_a_fallback_and_the_bot_token(
     assert call.method == "chat.postMessage"
     assert call.headers["authorization"] == f"Bearer {TOKEN}"
     assert call.params["channel"] == "C0GENERAL"
-    header, section = call.blocks
+    header, body = call.blocks
     assert header["text"] == {"type": "plain_text", "text": "Office closed Friday", "emoji": True}
-    assert section["text"]["text"] == "Hello *all*, see <https://x.test/p|the plan>."
-    assert call.params["text"] == "Office closed Friday\n\nHello all, see the plan."
+    assert body["elements"][0]["elements"] == [
+        {"type": "text", "text": "Hello "},
+        {"type": "text", "text": "all", "style": {"bold": True}},
+        {"type": "text", "text": ", see "},
+        {"type": "link", "text": "the plan", "url": "https://x.test/p"},
+        {"type": "text", "text": "."},
+    ]
+    assert (
+        call.params["text"] == "Office closed Friday\n\nHello all, see the plan (https://x.test/p)."
+    )
 
 
 def test_a_person_with_a_stored_slack_id_is_messaged_without_a_lookup(
@@ -385,75 +386,8 @@ def test_a_held_post_is_recorded_on_arrival_and_answered_on_release(
     assert outcome == [None]
 
 
-# --- Block Kit and mrkdwn ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("markdown", "mrkdwn"),
-    [
-        ("**bold**", "*bold*"),
-        ("__bold__", "*bold*"),
-        ("*italic* and _italic_", "_italic_ and _italic_"),
-        ("***both***", "_*both*_"),
-        ("~~gone~~", "~gone~"),
-        ("[the plan](https://x.test/a?b=1&c=2)", "<https://x.test/a?b=1&amp;c=2|the plan>"),
-        ("<https://x.test>", "<https://x.test>"),
-        ("[pipe](https://x.test/a|b)", "<https://x.test/a%7Cb|pipe>"),
-        ("Tom & Jerry <3 > 2", "Tom &amp; Jerry &lt;3 &gt; 2"),
-        ("<b onclick=x>hi</b>", "&lt;b onclick=x&gt;hi&lt;/b&gt;"),
-        ("`a < b && c`", "`a &lt; b &amp;&amp; c`"),
-        ("# Heading **one**", "*Heading one*"),
-        ("## Sub\n\nText", "*Sub*\n\nText"),
-        ("- one\n- two", "• one\n• two"),
-        ("* one\n* two", "• one\n• two"),
-        ("1. one\n2. two", "1. one\n2. two"),
-        ("3. three\n4. four", "3. three\n4. four"),
-        ("- one\n  - nested", "• one\n    • nested"),
-        ("> quoted\n> lines", "> quoted\n> lines"),
-        ("```\nx = a<b\n```", "```\nx = a&lt;b\n```"),
-        ("line one\nline two", "line one\nline two"),
-        ("para one\n\npara two", "para one\n\npara two"),
-        ("| a | b |\n|---|---|\n| 1 | 2 |", "a | b\n1 | 2"),
-        ("2 * 3 = 6", "2 * 3 = 6"),
-    ],
-)
-def test_markdown_becomes_slack_mrkdwn(markdown: str, mrkdwn: str) -> None:
-    assert to_mrkdwn(markdown) == mrkdwn
-
-
-def test_the_plain_fallback_drops_marks_but_keeps_escaping() -> None:
-    text = "**Hi** _there_, [docs](https://x.test) & `code`"
-    assert to_mrkdwn(text, plain=True) == "Hi there, docs &amp; code"
-
-
-def test_a_long_body_is_split_into_sections_under_slacks_limit() -> None:
-    paragraph = "Words & more words. " * 40  # ~800 characters, with entities to keep whole
-    blocks, fallback = blocks_for("Title", "\n\n".join([paragraph] * 20))
-    sections = [block["text"]["text"] for block in blocks[1:]]
-    assert len(sections) > 1
-    assert all(0 < len(text) <= SECTION_LIMIT for text in sections)
-    assert all(text.count("&amp;") == text.count("&") for text in sections)
-    assert sum(text.count("&amp;") for text in sections) == 40 * 20
-    assert len(fallback) <= 3000
-
-
-def test_a_line_without_breaks_is_cut_hard_but_never_inside_an_entity() -> None:
-    text = ("x" * 2997) + "&amp;" + ("y" * 10)
-    first, second = split(text)
-    assert first == "x" * 2997 and second.startswith("&amp;")
-
-
-def test_a_huge_body_stops_at_fifty_blocks_and_says_so() -> None:
-    blocks, _ = blocks_for("Title", "\n\n".join(["word " * 500] * 200))
-    assert len(blocks) == MAX_BLOCKS
-    assert blocks[-1]["text"]["text"].endswith("_(message truncated)_")
-    assert all(len(block["text"]["text"]) <= SECTION_LIMIT for block in blocks)
-
-
-def test_a_long_title_is_clipped_to_the_header_limit() -> None:
-    blocks, fallback = blocks_for("T" * 400, "body")
-    assert len(blocks[0]["text"]["text"]) == HEADER_LIMIT
-    assert fallback.startswith("T" * 400)
+# --- the message ---------------------------------------------------------------------------
+# Its rendering and limits are tested in tests/test_markup.py; here, that Slack takes them.
 
 
 def test_a_message_with_neither_title_nor_body_is_refused_before_any_request(
@@ -462,13 +396,6 @@ def test_a_message_with_neither_title_nor_body_is_refused_before_any_request(
     empty = Message(idempotency_key="k", title=" ", text="", html="", place=GENERAL)
     assert isinstance(failure(SlackTransport(), empty), PermanentError)
     assert slack.calls() == []
-
-
-def test_slack_accepts_the_largest_message_the_transport_builds(
-    slack: SlackServer, transport: SlackTransport
-) -> None:
-    transport.send(message(at=GENERAL, text="\n\n".join(["word " * 500] * 200)))
-    assert len(slack.calls("chat.postMessage")[0].blocks) == MAX_BLOCKS
 
 
 # --- pacing --------------------------------------------------------------------------------

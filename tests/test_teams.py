@@ -19,13 +19,8 @@ from bulletin.channels.base import (
     TransientError,
     TransportError,
 )
-from bulletin.channels.teams import (
-    CARD_LIMIT_BYTES,
-    THROTTLE_SECONDS,
-    TeamsTransport,
-    card_blocks,
-    pace_key,
-)
+from bulletin.channels.teams import THROTTLE_SECONDS, TeamsTransport, pace_key
+from bulletin.channels.teams_card import PAYLOAD_LIMIT
 from tests.http_receiver import HttpReceiver, Reply, closed_url
 
 SIG = "Zm9vYmFyc2VjcmV0c2lnbmF0dXJl0123"
@@ -61,8 +56,10 @@ def message(url: str, text: str = BODY, title: str = "Office closed Friday") -> 
     return Message(
         idempotency_key="41.p3.teams",
         title=title,
-        text=text,
+        text="unused by Teams",
         html="<p>unused by Teams</p>",
+        body=text,
+        web_url="https://bulletin.example.com/announcements/41/",
         place=Destination(name="All hands", target=url),
         announcement_id=7,
         fire_at=datetime(2025, 3, 28, 8, tzinfo=UTC),
@@ -94,40 +91,25 @@ def test_a_card_is_posted_as_a_teams_message_with_one_adaptive_card_attachment(
     assert (card["type"], card["version"]) == ("AdaptiveCard", "1.4")
     title, *body = card["body"]
     assert title == {
-        "type": "TextBlock",
-        "text": "Office closed Friday",
-        "weight": "Bolder",
-        "size": "Medium",
-        "wrap": True,
+        "type": "RichTextBlock",
+        "inlines": [
+            {
+                "type": "TextRun",
+                "text": "Office closed Friday",
+                "weight": "Bolder",
+                "size": "Medium",
+            }
+        ],
     }
-    assert [block["text"] for block in body] == [
+    texts = ["".join(run["text"] for run in block["inlines"]) for block in body]
+    assert texts == [
         "Hello team,",
-        "The office is **closed** on _Friday_.",
-        "- bring laptops\r- lock up",
+        "The office is closed on Friday.",
+        "• bring laptops",
+        "• lock up",
     ]
-    assert all(block["type"] == "TextBlock" and block["wrap"] for block in body)
-
-
-def test_markdown_is_rebuilt_from_the_subset_a_card_renders() -> None:
-    blocks = card_blocks(
-        "# Plan\n\nSee [the wiki](https://wiki.example.com/x) and [this](javascript:alert(1)).\n"
-        "Line two  \nhard break\n\n1. first\n2. second\n\n> quoted\n\n---\n\n```\ncode\n```"
-    )
-    assert blocks[0] == {
-        "type": "TextBlock",
-        "text": "Plan",
-        "wrap": True,
-        "weight": "Bolder",
-        "size": "Medium",
-    }
-    assert blocks[1]["text"].startswith("See [the wiki](https://wiki.example.com/x) and ")
-    assert "](javascript" not in blocks[1]["text"]  # not a link the parser refused
-    assert blocks[1]["text"].endswith("Line two")
-    assert blocks[2] == {"type": "TextBlock", "text": "hard break", "wrap": True, "spacing": "None"}
-    assert blocks[3]["text"] == "1. first\r2. second"
-    assert blocks[4] == {"type": "TextBlock", "text": "quoted", "wrap": True, "isSubtle": True}
-    assert blocks[5]["fontType"] == "Monospace" and blocks[5]["separator"] is True
-    assert card_blocks("") == []
+    assert all(block["type"] == "RichTextBlock" for block in body)
+    assert "actions" not in card  # nothing was cut
 
 
 def test_a_202_with_an_empty_body_is_success(receiver: HttpReceiver, teams: TeamsTransport) -> None:
@@ -290,12 +272,18 @@ def test_the_signature_never_appears_in_errors_keys_or_logs(
     assert "posted" in caplog.text and any(WORKFLOW[:14] in e for e in endpoints)
 
 
-def test_a_card_over_the_size_limit_is_refused_before_sending(
+def test_a_card_over_the_size_limit_is_cut_and_sent_with_a_link_to_the_rest(
     receiver: HttpReceiver, teams: TeamsTransport
 ) -> None:
-    error = failure(teams, message(workflow_url(receiver), text="word " * CARD_LIMIT_BYTES))
-    assert type(error) is PermanentError and "bytes" in str(error)
-    assert receiver.requests == []
+    teams.send(message(workflow_url(receiver), text="word " * PAYLOAD_LIMIT))
+    [request] = receiver.requests
+    assert PAYLOAD_LIMIT - 200 < len(request.body) <= PAYLOAD_LIMIT
+    [action] = request.json()["attachments"][0]["content"]["actions"]
+    assert action == {
+        "type": "Action.OpenUrl",
+        "title": "Read the whole announcement",
+        "url": "https://bulletin.example.com/announcements/41/",
+    }
 
 
 def test_a_message_to_a_person_only_is_permanent(teams: TeamsTransport) -> None:

@@ -66,8 +66,9 @@ def message(
     return Message(
         idempotency_key=KEY,
         title="Office closed Friday",
-        text=text,
+        text="unused by webhooks",
         html="<p>The office is <strong>closed</strong> on Friday.</p>",
+        body=text,
         recipient=recipient,
         place=Destination(name="HR system", target=url, secrets=secrets),
         announcement_id=7,
@@ -117,7 +118,7 @@ def test_the_receiver_verifies_the_signature_over_the_exact_bytes_sent(
 ) -> None:
     webhook.send(message(receiver.url("/hook"), text="Café ☕ — {{ name }}"))
     [request] = receiver.requests
-    assert verify(CURRENT, request)["text"] == "Café ☕ — {{ name }}"
+    assert verify(CURRENT, request)["text"] == "Café ☕ — everyone"  # a place: no one person
     with pytest.raises(WebhookVerificationError):
         verify(STRANGER, request)
     tampered = Request(request.method, request.target, request.headers, request.body + b" ")

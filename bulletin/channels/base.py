@@ -75,9 +75,12 @@ class Destination:
 class Message:
     """One delivery's content, rendered for its recipient; the key travels to the provider.
 
-    ``text`` is the personalised Markdown (plain text for email, the source for Slack's mrkdwn
-    and Teams' card); ``html`` is the sanitised HTML. A message goes to a person, a place, or
-    a person through a place.
+    ``body`` is the announcement's Markdown as written (Slack and Teams render it themselves,
+    filling in the personal fields as literal text); ``text`` is it as readable prose and
+    ``html`` as sanitised HTML, both personalised (the email's two parts); ``markdown`` is the
+    personalised Markdown, the fields escaped (webhooks). ``web_url`` is the announcement's
+    page, where a message cut to fit a channel links to the rest. A message goes to a person,
+    a place, or a person through a place.
     """
 
     idempotency_key: str
@@ -90,6 +93,8 @@ class Message:
     fire_at: datetime | None = None
     requires_ack: bool = False
     delivery_id: int = 0
+    body: str = ""
+    web_url: str = ""
     # Email: a mandatory announcement carries no unsubscribe; an optional one to a person
     # carries its signed one-click link (absolute, under BULLETIN_SITE_URL).
     mandatory: bool = False

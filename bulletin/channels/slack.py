@@ -26,14 +26,11 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from http.client import HTTPException
 from typing import Any
 from urllib.error import URLError
 
 from django.core.exceptions import ImproperlyConfigured
-from markdown_it import MarkdownIt
-from markdown_it.tree import SyntaxTreeNode
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web import SlackResponse
@@ -47,6 +44,15 @@ from bulletin.channels.base import (
     Transport,
     TransportError,
 )
+from bulletin.channels.slack_blocks import slack_message
+from bulletin.channels.slack_identity import (
+    NoIdentities,
+    SlackIdentities,
+    SlackIdentity,
+    email_of,
+    known_channel,
+    known_user,
+)
 from bulletin.conf import secret
 
 log = logging.getLogger(__name__)
@@ -55,13 +61,7 @@ DEFAULT_API_URL = "https://slack.com/api/"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_PER_MINUTE = 100.0
 POST = "chat.postMessage"
-# Block Kit limits: a section's text, a header's text, blocks per message.
-SECTION_LIMIT = 3000
-HEADER_LIMIT = 150
-MAX_BLOCKS = 50
-# Notifications show a snippet; Slack truncates ``text`` past 40,000 characters anyway.
-FALLBACK_LIMIT = 3000
-TRUNCATED = "\n_(message truncated)_"
+# The message itself (rich_text blocks within Slack's limits) is bulletin.channels.slack_blocks.
 
 _RATE_LIMITED = frozenset({"ratelimited", "rate_limited"})
 # Nothing happened on Slack's side; the same request can work later.
@@ -78,7 +78,8 @@ _PERMANENT = frozenset(
         "no_permission", "missing_scope", "not_allowed_token_type", "ekm_access_denied",
         "access_denied", "users_not_found", "user_not_found", "user_not_visible",
         "user_disabled", "cannot_dm_bot", "channel_not_found", "not_in_channel", "is_archived",
-        "msg_too_long", "no_text", "invalid_blocks", "invalid_blocks_format",
+        "msg_too_long", "msg_blocks_too_long", "no_text", "invalid_blocks",
+        "invalid_blocks_format",
         "restricted_action", "restricted_action_read_only_channel",
         "restricted_action_thread_only_channel", "invalid_arguments", "invalid_arg_name",
         "invalid_form_data", "invalid_post_type", "missing_post_type", "invalid_charset",
@@ -158,133 +159,31 @@ def classify(method: str, error: SlackApiError) -> TransportError:
     return _by_code(method, code)
 
 
-# --- Markdown to Slack mrkdwn --------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def _markdown() -> MarkdownIt:
-    # The same dialect as the HTML rendering, so every channel reads the body alike.
-    return MarkdownIt("js-default").enable("table").enable("strikethrough")
-
-
-def escape(text: str) -> str:
-    """Slack's three control characters as the entities its formatting docs ask for."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-_MARKS = {"strong": "*", "em": "_", "s": "~"}
-
-
-def _link(node: SyntaxTreeNode, label: str, plain: bool) -> str:
-    url = str(node.attrs.get("href") or node.attrs.get("src") or "")
-    if plain or not url:
-        return label or escape(url)
-    # A "|" would end the URL early inside Slack's <url|label> syntax.
-    target = escape(url).replace("|", "%7C")
-    return f"<{target}|{label}>" if label and label != escape(url) else f"<{target}>"
-
-
-def _inline(node: SyntaxTreeNode, plain: bool) -> str:
-    inner = "".join(_inline(child, plain) for child in node.children)
-    if node.type in _MARKS:
-        mark = "" if plain or not inner.strip() else _MARKS[node.type]
-        return f"{mark}{inner}{mark}"
-    if node.type in ("link", "image"):
-        return _link(node, inner, plain)
-    if node.type == "code_inline":
-        return escape(node.content) if plain else f"`{escape(node.content)}`"
-    if node.type in ("softbreak", "hardbreak"):
-        return "\n"
-    return inner if node.children else escape(node.content)
-
-
-def _list(node: SyntaxTreeNode, plain: bool) -> str:
-    start = int(str(node.attrs.get("start", 1))) if node.type == "ordered_list" else 0
-    items = []
-    for number, item in enumerate(node.children, start):
-        marker = f"{number}." if node.type == "ordered_list" else "•"
-        first, *rest = "\n".join(_block(child, plain) for child in item.children).split("\n")
-        items.append("\n".join([f"{marker} {first}", *(f"    {line}" for line in rest)]))
-    return "\n".join(items)
-
-
-def _block(node: SyntaxTreeNode, plain: bool) -> str:
-    kind = node.type
-    if kind == "inline":
-        return _inline(node, plain)
-    if kind == "heading":  # mrkdwn has no headings: a bold line reads as one
-        text = "".join(_block(child, True) for child in node.children)
-        return text if plain else f"*{text}*"
-    if kind in ("bullet_list", "ordered_list"):
-        return _list(node, plain)
-    if kind in ("fence", "code_block"):
-        code = escape(node.content.rstrip("\n"))
-        return code if plain else f"```\n{code}\n```"
-    if kind == "hr":
-        return "" if plain else "──────────"
-    if kind == "tr":
-        return " | ".join(_block(cell, plain) for cell in node.children)
-    separator = "\n\n" if kind in ("root", "blockquote") else "\n"
-    text = separator.join(_block(child, plain) for child in node.children)
-    if kind == "blockquote" and not plain:
-        return "\n".join(f">{line}" if not line else f"> {line}" for line in text.split("\n"))
-    return text
-
-
-def to_mrkdwn(markdown: str, *, plain: bool = False) -> str:
-    """Markdown as Slack mrkdwn (or, with ``plain``, as text without formatting marks).
-
-    Text is escaped for Slack's control characters either way: ``text`` is parsed too.
-    """
-    return _block(SyntaxTreeNode(_markdown().parse(markdown)), plain).strip()
-
-
-def _cut(text: str, limit: int) -> int:
-    """Where to cut ``text`` so the head fits: a paragraph, line or word break if possible."""
-    for separator in ("\n\n", "\n", " "):
-        at = text.rfind(separator, 0, limit)
-        if at > limit // 2 or (separator == " " and at > 0):
-            return at
-    amp = text.rfind("&", max(limit - 5, 0), limit)  # never halve an entity like &amp;
-    return amp if amp > 0 and ";" not in text[amp:limit] else limit
-
-
-def split(text: str, limit: int = SECTION_LIMIT, most: int = MAX_BLOCKS - 1) -> list[str]:
-    """At most ``most`` pieces of at most ``limit`` characters; the last says if text was lost."""
-    pieces: list[str] = []
-    text = text.strip()
-    while len(text) > limit:
-        if len(pieces) == most - 1:
-            text = text[: _cut(text, limit - len(TRUNCATED))].rstrip() + TRUNCATED
-            break
-        at = _cut(text, limit)
-        pieces.append(text[:at].rstrip())
-        text = text[at:].strip()
-    return [*pieces, text] if text else pieces
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def blocks_for(title: str, markdown: str) -> tuple[list[dict[str, Any]], str]:
-    """Block Kit blocks (a header, then mrkdwn sections) and the plain ``text`` fallback."""
-    title = " ".join(title.split())
-    blocks: list[dict[str, Any]] = []
-    if title:
-        header = {"type": "plain_text", "text": _clip(title, HEADER_LIMIT), "emoji": True}
-        blocks.append({"type": "header", "text": header})
-    for piece in split(to_mrkdwn(markdown), most=MAX_BLOCKS - len(blocks)):
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
-    fallback = "\n\n".join(
-        part for part in (escape(title), to_mrkdwn(markdown, plain=True)) if part
-    )
-    if not blocks:
-        raise PermanentError("slack: the message has neither a title nor a body")
-    return blocks, _clip(fallback, FALLBACK_LIMIT)
-
-
 # --- The transport -------------------------------------------------------------------------
+
+
+LOOKUP = "users.lookupByEmail"
+OPEN = "conversations.open"
+# Slack's rate-limit tiers (https://docs.slack.dev/apis/web-api/rate-limits): both methods are
+# Tier 3, "50+ per minute", counted per method, per app, per workspace. Each has its own pace
+# key at that budget, apart from chat.postMessage's, reserved only by a message that will make
+# the call: a remembered DM reserves neither.
+DEFAULT_LOOKUPS_PER_MINUTE = 50.0
+# Answers that can mean a remembered identity went stale (the person was deactivated, removed
+# and invited again under a new id, the DM is gone). Nothing was posted: the identity is
+# forgotten and the delivery tried again, looking the person up afresh under the Tier 3 pace.
+_STALE = frozenset(
+    {"users_not_found", "user_not_found", "account_inactive", "cannot_dm_bot", "channel_not_found"}
+)
+
+
+class _Refused(Exception):
+    """Slack answered a code in ``_STALE``; ``error`` is what it means when nothing remembered
+    was used."""
+
+    def __init__(self, method: str, code: str, error: TransportError) -> None:
+        super().__init__(f"slack {method}: {code}")
+        self.method, self.code, self.error = method, code, error
 
 
 class SlackTransport(Transport):
@@ -292,12 +191,16 @@ class SlackTransport(Transport):
     # No idempotency key on chat.postMessage: an interrupted post must end `unknown`.
     deduplicates = False
 
-    def __init__(self) -> None:
+    def __init__(self, identities: SlackIdentities | None = None) -> None:
         self._client: WebClient | None = None
-        self._dm_channels: dict[str, str] = {}
+        self._identities: SlackIdentities = identities or NoIdentities()
+        # This drain's DMs by person: a second message in the drain asks Slack nothing, even
+        # before a claim brings back what the first one found.
+        self._dms: dict[str, SlackIdentity] = {}
 
     def paces(self, message: Message) -> list[tuple[str, float]]:
-        """One post per second per conversation, a workspace budget, and the methods' holds.
+        """One post per second per conversation, a workspace budget, the methods' holds, and
+        the Tier 3 look-ups this message will make.
 
         The zero-spaced method keys cost nothing until a 429 holds them (``pace_key``), and
         then make every worker wait out Slack's Retry-After, not just the one that got it.
@@ -307,9 +210,14 @@ class SlackTransport(Transport):
         if message.recipient is None:
             return [(f"slack:channel:{message.destination.target}", 1.0), *paces]
         person = message.recipient
-        who = person.email.lower() or person.slack_user_id
-        paces += [(f"slack:user:{who}", 1.0), ("slack:conversations.open", 0.0)]
-        return paces if person.slack_user_id else [*paces, ("slack:users.lookupByEmail", 0.0)]
+        return [*paces, (f"slack:user:{_who(person)}", 1.0), *self._lookups(person)]
+
+    def _lookups(self, person: Recipient) -> list[tuple[str, float]]:
+        if _who(person) in self._dms or known_channel(person):
+            return []
+        budget = _number("BULLETIN_SLACK_LOOKUPS_PER_MINUTE", DEFAULT_LOOKUPS_PER_MINUTE)
+        calls = [OPEN] if known_user(person) else [LOOKUP, OPEN]
+        return [(f"slack:{method}", 60.0 / budget) for method in calls]
 
     def open(self) -> None:
         if self._client is not None:
@@ -330,20 +238,27 @@ class SlackTransport(Transport):
             timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
             retry_handlers=[],
         )
-        self._dm_channels = {}
+        self._dms = {}
 
     def close(self) -> None:
         # urllib opens a connection per call: there is nothing to shut, only state to drop.
         self._client = None
-        self._dm_channels = {}
+        self._dms = {}
 
     def send(self, message: Message) -> None:
-        blocks, fallback = blocks_for(message.title, message.text)  # fails before any traffic
+        laid = slack_message(message)  # fails before any traffic; cut to fit, never too long
+        blocks, fallback = laid.blocks, laid.text
         self.open()
-        if message.recipient is None:
-            channel = message.destination.target
-        else:
-            channel = self._dm_channel(message.recipient)
+        if message.recipient is not None:
+            return self._send_dm(message, message.recipient, blocks, fallback)
+        try:
+            self._post(message, message.destination.target, blocks, fallback)
+        except _Refused as refused:
+            raise refused.error from None
+
+    def _post(
+        self, message: Message, channel: str, blocks: list[dict[str, Any]], fallback: str
+    ) -> None:
         response = self._call(
             POST,
             lambda client: client.chat_postMessage(channel=channel, text=fallback, blocks=blocks),
@@ -351,20 +266,67 @@ class SlackTransport(Transport):
         posted = {"delivery_id": message.delivery_id, "channel": channel, "ts": response.get("ts")}
         log.debug("posted to Slack", extra=posted)
 
-    def _dm_channel(self, person: Recipient) -> str:
-        """The DM conversation with a person: their stored id, or a look-up by email."""
-        key = person.slack_user_id or person.email.lower()
-        if not key:
-            raise PermanentError("slack: the recipient has neither a Slack user id nor an email")
-        if key not in self._dm_channels:
-            user_id = person.slack_user_id or self._user_id(person.email)
-            opened = self._call("conversations.open", lambda c: c.conversations_open(users=user_id))
-            self._dm_channels[key] = self._field(opened, "conversations.open", "channel", "id")
-        return self._dm_channels[key]
+    def _send_dm(
+        self, message: Message, person: Recipient, blocks: list[dict[str, Any]], fallback: str
+    ) -> None:
+        """Post to the person's DM: remembered, or found (and remembered) now."""
+        remembered = self._remembered(person)
+        # A member id found by email earlier is remembered too, even before its DM is.
+        used_memory = remembered is not None or known_user(person) != person.slack_user_id
+        try:
+            identity = remembered or self._open_dm(message, person)
+            self._post(message, identity.channel, blocks, fallback)
+        except _Refused as refused:
+            raise self._stale(message, person, refused, used_memory) from None
 
-    def _user_id(self, email: str) -> str:
-        found = self._call("users.lookupByEmail", lambda c: c.users_lookupByEmail(email=email))
-        return self._field(found, "users.lookupByEmail", "user", "id")
+    def _remembered(self, person: Recipient) -> SlackIdentity | None:
+        if (identity := self._dms.get(_who(person))) is not None:
+            return identity
+        channel = known_channel(person)
+        if not channel:
+            return None
+        return SlackIdentity(known_user(person), channel, found_by_email=not person.slack_user_id)
+
+    def _open_dm(self, message: Message, person: Recipient) -> SlackIdentity:
+        """Ask Slack for the person's member id (unless known) and their DM; remember both."""
+        user_id = known_user(person)
+        if not user_id:
+            if not email_of(person):
+                raise PermanentError(
+                    "slack: the recipient has neither a Slack user id nor an email"
+                )
+            found = self._call(LOOKUP, lambda c: c.users_lookupByEmail(email=email_of(person)))
+            user_id = self._field(found, LOOKUP, "user", "id")
+        opened = self._call(OPEN, lambda c: c.conversations_open(users=user_id))
+        channel = self._field(opened, OPEN, "channel", "id")
+        identity = SlackIdentity(user_id, channel, found_by_email=not person.slack_user_id)
+        self._identities.remember(person, identity)
+        self._dms[_who(person)] = identity
+        extra = {"delivery_id": message.delivery_id, "slack_user_id": user_id, "channel": channel}
+        log.info("slack DM found and remembered", extra=extra)
+        return identity
+
+    def _stale(
+        self, message: Message, person: Recipient, refused: _Refused, used_memory: bool
+    ) -> TransportError:
+        """What a refusal in ``_STALE`` means: a remembered identity to forget and find again
+        (once: the retry remembers nothing), a typed-in id to correct, or a plain failure."""
+        if used_memory:
+            self._identities.forget(person)
+            self._dms.pop(_who(person), None)
+            extra = {"delivery_id": message.delivery_id, "slack_error": refused.code}
+            log.warning("remembered slack identity refused; forgotten", extra=extra)
+            return TransientError(
+                f"{refused}: the remembered Slack identity was forgotten; the retry looks the "
+                "person up again",
+                retry_after=0.0,
+            )
+        if person.slack_user_id:
+            return PermanentError(
+                f"{refused}: Slack refuses the member id typed in for this person "
+                f"({person.slack_user_id}); correct it, or clear it to look them up by email"
+            )
+        return refused.error
 
     @staticmethod
     def _field(response: SlackResponse, method: str, *path: str) -> str:
@@ -383,7 +345,7 @@ class SlackTransport(Transport):
         try:
             return call(client)
         except SlackApiError as exc:
-            raise classify(method, exc) from None  # its text repeats Slack's whole answer
+            raise _refused_or(method, exc) from None  # its text repeats Slack's whole answer
         except SlackRequestError as exc:
             raise PermanentError(f"slack {method}: cannot make the request: {exc}") from None
         except URLError as exc:
@@ -394,3 +356,16 @@ class SlackTransport(Transport):
             # The request went out and its answer was lost or garbled (timeout, reset, bad
             # bytes, JSON that is not an object): Slack may have acted on it.
             raise _unreadable(method, f"{type(exc).__name__}: {exc}"[:200], None) from exc
+
+
+def _who(person: Recipient) -> str:
+    return email_of(person) or person.slack_user_id
+
+
+def _refused_or(method: str, error: SlackApiError) -> Exception:
+    outcome = classify(method, error)
+    data = error.response.data if isinstance(error.response.data, dict) else {}
+    code = data.get("error")
+    if isinstance(code, str) and code in _STALE and isinstance(outcome, PermanentError):
+        return _Refused(method, code, outcome)
+    return outcome

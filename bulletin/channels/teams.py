@@ -39,9 +39,8 @@ connection dropped after sending) is ``AmbiguousError`` and the delivery ends ``
 
 Pacing: one key per webhook URL, ``BULLETIN_TEAMS_PER_SECOND`` sends a second (default 4, the
 connectors' documented "4 requests per second" per webhook; Power Automate throttles a flow
-too). Cards over ``CARD_LIMIT_BYTES`` are refused before sending: Teams caps a message near
-28 KB ("Request Entity too large", learn.microsoft.com/connectors/teams, Known issues), and a
-workflow would accept the request with 202 and fail afterwards, where nobody would see it.
+too). The card itself, and how it stays within Teams' 28 KB, is
+:mod:`bulletin.channels.teams_card`.
 
 The URL's ``sig=`` parameter is its password: keys use a digest, logs a redacted form, and no
 error message contains the URL.
@@ -51,11 +50,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
-from typing import Any
-
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
 
 from bulletin.channels.base import (
     AmbiguousError,
@@ -74,232 +68,18 @@ from bulletin.channels.http import (
     status_error,
     url_digest,
 )
+from bulletin.channels.teams_card import PAYLOAD_LIMIT, teams_card
 
-CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
-CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
-CARD_VERSION = "1.4"
-CARD_LIMIT_BYTES = 28 * 1024
 DEFAULT_PER_SECOND = 4.0
 THROTTLE_SECONDS = 15.0
 
 _FAILURE_TEXT = re.compile(r"delivery failed|returned HTTP error", re.IGNORECASE)
 _EMBEDDED_STATUS = re.compile(r"returned HTTP error (\d{3})", re.IGNORECASE)
-_LINK_SCHEMES = ("http://", "https://", "mailto:")
 
 
 def pace_key(url: str) -> str:
     """The webhook's throttling key: a digest of host and path, never the signed URL."""
     return f"teams:{url_digest(url, with_query=False)}"
-
-
-def teams_payload(message: Message) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "attachments": [
-            {
-                "contentType": CARD_CONTENT_TYPE,
-                "contentUrl": None,
-                "content": adaptive_card(message.title, message.text),
-            }
-        ],
-    }
-
-
-def adaptive_card(title: str, text: str) -> dict[str, Any]:
-    heading = {
-        "type": "TextBlock",
-        "text": " ".join(title.split()),
-        "weight": "Bolder",
-        "size": "Medium",
-        "wrap": True,
-    }
-    return {
-        "$schema": CARD_SCHEMA,
-        "type": "AdaptiveCard",
-        "version": CARD_VERSION,
-        "body": [heading, *card_blocks(text)],
-    }
-
-
-# -- Markdown → TextBlocks -------------------------------------------------------------------
-#
-# A TextBlock renders a small Markdown subset: **bold**, _italic_, "- " and "1. " lists with
-# items separated by "\r", and [links](url); no headings, tables, images, code or HTML
-# (learn.microsoft.com/adaptive-cards/authoring-cards/text-features). The body is parsed with
-# the same parser that makes the HTML, then rebuilt from that subset only: one TextBlock per
-# paragraph (hard breaks start a new block rather than trusting newlines to render), headings
-# as bold blocks, lists as one block per run of items, quotes subtle, code monospace, tables
-# one row per block. Strikethrough and inline code keep their marks as plain characters, and
-# links other than http(s)/mailto keep only their text.
-
-
-@lru_cache(maxsize=1)
-def _parser() -> MarkdownIt:
-    # The configuration render.py uses: raw HTML stays text.
-    return MarkdownIt("js-default").enable("table").enable("strikethrough")
-
-
-def _href(raw: str | None) -> str | None:
-    if not raw or not raw.lower().startswith(_LINK_SCHEMES):
-        return None
-    return raw.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
-
-
-def _inline(token: Token) -> list[str]:
-    """A paragraph's inline content as card Markdown, one string per hard-broken line."""
-    lines = [""]
-    links: list[str | None] = []
-    for child in token.children or []:
-        kind = child.type
-        if kind == "softbreak":
-            lines[-1] += " "
-        elif kind == "hardbreak":
-            lines.append("")
-        elif kind in ("strong_open", "strong_close"):
-            lines[-1] += "**"
-        elif kind in ("em_open", "em_close"):
-            lines[-1] += "_"
-        elif kind in ("s_open", "s_close"):
-            lines[-1] += "~~"
-        elif kind == "code_inline":
-            lines[-1] += f"`{child.content}`"
-        elif kind == "link_open":
-            href = _href(str(child.attrGet("href") or ""))
-            links.append(href)
-            if href:
-                lines[-1] += "["
-        elif kind == "link_close":
-            href = links.pop() if links else None
-            if href:
-                lines[-1] += f"]({href})"
-        elif kind == "image":
-            alt = child.content or "image"
-            src = _href(str(child.attrGet("src") or ""))
-            lines[-1] += f"[{alt}]({src})" if src else alt
-        elif kind == "text":
-            # What the parser did not take for a link must not become one in the card.
-            lines[-1] += child.content.replace("](", "] (")
-        else:
-            lines[-1] += child.content
-    return [" ".join(line.split()) for line in lines if line.strip()]
-
-
-def _block(text: str, **options: Any) -> dict[str, Any]:
-    return {"type": "TextBlock", "text": text, "wrap": True, **options}
-
-
-class _CardBuilder:
-    def __init__(self) -> None:
-        self.blocks: list[dict[str, Any]] = []
-        self.separator = False
-        self.quote = 0
-        # Lists: the open lists' kinds and counters; items as [kind, marker, words].
-        self.lists: list[list[Any]] = []
-        self.items: list[list[Any]] = []
-        self.open_items: list[int] = []
-        self.rows: list[tuple[bool, list[str]]] = []
-
-    def add(self, text: str, **options: Any) -> None:
-        if not text.strip():
-            return
-        if self.separator:
-            options["separator"] = True
-            self.separator = False
-        if self.quote:
-            options["isSubtle"] = True
-        self.blocks.append(_block(text, **options))
-
-    def paragraph(self, lines: list[str]) -> None:
-        if self.open_items:
-            self.items[self.open_items[-1]][2].extend(lines)
-            return
-        for n, line in enumerate(lines):
-            self.add(line, **({"spacing": "None"} if n else {}))
-
-    def open_list(self, ordered: bool, start: int) -> None:
-        self.lists.append(["ordered" if ordered else "bullet", start])
-
-    def open_item(self) -> None:
-        kind, number = self.lists[-1]
-        marker = f"{number}." if kind == "ordered" else "-"
-        self.lists[-1][1] = number + 1
-        self.items.append([kind, marker, []])
-        self.open_items.append(len(self.items) - 1)
-
-    def close_list(self) -> None:
-        self.lists.pop()
-        if self.lists:
-            return
-        # Runs of one kind share a block ("\r" between items, as the card docs show).
-        run: list[str] = []
-        run_kind = None
-        for kind, marker, words in self.items:
-            if kind != run_kind and run:
-                self.add("\r".join(run))
-                run = []
-            run_kind = kind
-            run.append(f"{marker} {' '.join(words)}".rstrip())
-        if run:
-            self.add("\r".join(run))
-        self.items.clear()
-
-    def table(self) -> None:
-        for n, (header, cells) in enumerate(self.rows):
-            shown = [f"**{c}**" if header and c else c for c in cells]
-            self.add(" | ".join(shown), **({"spacing": "None"} if n else {}))
-        self.rows.clear()
-
-
-def card_blocks(text: str) -> list[dict[str, Any]]:
-    """The body of an announcement as Adaptive Card TextBlocks."""
-    tokens = _parser().parse(text)
-    card = _CardBuilder()
-    header_row = False
-    for index, token in enumerate(tokens):
-        kind = token.type
-        following = tokens[index + 1] if index + 1 < len(tokens) else None
-        inline = following if following is not None and following.type == "inline" else None
-        if kind == "heading_open" and inline is not None:
-            lines = _inline(inline)
-            size = {"size": "Medium"} if token.tag in ("h1", "h2") else {}
-            if card.open_items:
-                card.paragraph(lines)
-            else:
-                card.add(" ".join(lines), weight="Bolder", **size)
-        elif kind == "paragraph_open" and inline is not None:
-            card.paragraph(_inline(inline))
-        elif kind in ("bullet_list_open", "ordered_list_open"):
-            start = int(token.attrGet("start") or 1)
-            card.open_list(kind == "ordered_list_open", start)
-        elif kind == "list_item_open":
-            card.open_item()
-        elif kind == "list_item_close":
-            card.open_items.pop()
-        elif kind in ("bullet_list_close", "ordered_list_close"):
-            card.close_list()
-        elif kind == "blockquote_open":
-            card.quote += 1
-        elif kind == "blockquote_close":
-            card.quote -= 1
-        elif kind in ("fence", "code_block"):
-            code = token.content.rstrip("\n")
-            if card.open_items:
-                card.paragraph([" ".join(code.split())])
-            else:
-                card.add(code, fontType="Monospace")
-        elif kind == "hr":
-            card.separator = True
-        elif kind == "thead_open":
-            header_row = True
-        elif kind == "thead_close":
-            header_row = False
-        elif kind == "tr_open":
-            card.rows.append((header_row, []))
-        elif kind in ("th_open", "td_open") and inline is not None and card.rows:
-            card.rows[-1][1].append(" ".join(_inline(inline)))
-        elif kind == "table_close":
-            card.table()
-    return card.blocks
 
 
 # -- the transport ----------------------------------------------------------------------------
@@ -343,15 +123,11 @@ class TeamsTransport(HttpTransport):
 
     def send(self, message: Message) -> None:
         url = message.destination.target
-        content = json.dumps(
-            teams_payload(message), ensure_ascii=False, separators=(",", ":")
-        ).encode("utf-8")
-        if len(content) > CARD_LIMIT_BYTES:
-            raise PermanentError(
-                f"the Teams card is {len(content)} bytes; Teams accepts about "
-                f"{CARD_LIMIT_BYTES} (shorten the announcement)"
-            )
-        answer = self.post(url, content, {"Content-Type": "application/json"})
+        card = teams_card(message)  # cut to fit, so length alone never fails a post
+        content = json.dumps(card.payload, ensure_ascii=False, separators=(",", ":"))
+        if len(content.encode("utf-8")) > PAYLOAD_LIMIT:  # a bug in the fitting: say so
+            raise PermanentError(f"the Teams card is {card.size} bytes, over {PAYLOAD_LIMIT}")
+        answer = self.post(url, content.encode("utf-8"), {"Content-Type": "application/json"})
         key = pace_key(url)
         error = status_error(
             answer, service="Teams", pace_key=key, url=url, throttle_default=THROTTLE_SECONDS

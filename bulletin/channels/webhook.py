@@ -77,6 +77,7 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from bulletin.channels.base import Message, PermanentError
 from bulletin.channels.http import HttpTransport, interval, status_error, url_digest
+from bulletin.channels.render import render_markdown
 
 EVENT_TYPE = "announcement.delivered"
 DEFAULT_PER_SECOND = 20.0
@@ -106,7 +107,7 @@ def webhook_payload(message: Message) -> dict[str, Any]:
             {"email": recipient.email, "name": recipient.name} if recipient is not None else None
         ),
         "place": message.destination.name,
-        "text": message.text,
+        "text": render_markdown(message.body, message.recipient),
         "html": message.html,
     }
 

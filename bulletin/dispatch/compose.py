@@ -6,10 +6,15 @@ from collections.abc import Sequence
 
 from bulletin.channels.base import Destination, Message
 from bulletin.channels.render import render_html, render_text
-from bulletin.conf import secret
+from bulletin.conf import secret, site_link
 from bulletin.dispatch.leases import Claimed
 from bulletin.dispatch.unsubscribe import unsubscribe_url
 from bulletin.domain.models import Announcement, Channel, Occurrence, Place, delivery_key
+
+
+def announcement_page(occurrence_id: int) -> str:
+    """The occurrence's web page, where a message cut to fit its channel links to the rest."""
+    return site_link(f"/announcements/{occurrence_id}/")
 
 
 def place_secret(value: str) -> str:
@@ -66,6 +71,8 @@ class BatchContent:
             title=content.title,
             text=render_text(content.body, recipient),
             html=render_html(content.body, recipient),
+            body=content.body,
+            web_url=announcement_page(row.occurrence_id),
             recipient=recipient,
             place=place,
             announcement_id=announcement.pk,

@@ -254,6 +254,7 @@ def send_test(announcement: Announcement, by: Any) -> str:
         title=f"[TEST] {announcement.title}",
         text=render_text(announcement.body, me),
         html=render_html(announcement.body, me),
+        body=announcement.body,
         recipient=me,
     )
     try:
