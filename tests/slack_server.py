@@ -13,6 +13,8 @@ limits, ``invalid_post_type`` for JSON sent to ``users.lookupByEmail``)::
         env["SLACK_BOT_TOKEN"] = slack.token      # "xoxb-loopback-token" unless given
         ...
         [call] = slack.calls("chat.postMessage")  # Call: method, params, headers, body, blocks
+        call.at                                   # its arrival, in time.monotonic() seconds
+        slack.users["ada@example.com"] = "U0ADA2" # people change: look-ups answer what is there
 
 Scripting, per method, first in first out: each scripted reply answers one request of that
 method, and requests beyond the script get the normal answer::
@@ -47,6 +49,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,6 +71,7 @@ class Call:
     headers: dict[str, str]
     body: bytes
     content_type: str
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic())
 
     @property
     def blocks(self) -> list[dict[str, Any]]:

@@ -297,8 +297,10 @@ class SlackTransport(Transport):
                 )
             found = self._call(LOOKUP, lambda c: c.users_lookupByEmail(email=email_of(person)))
             user_id = self._field(found, LOOKUP, "user", "id")
-        opened = self._call(OPEN, lambda c: c.conversations_open(users=user_id))
-        channel = self._field(opened, OPEN, "channel", "id")
+        channel = person.slack_dm_channel if person.slack_dm_user == user_id else ""
+        if not channel:  # a new email may still be the same Slack account, and the same DM
+            opened = self._call(OPEN, lambda c: c.conversations_open(users=user_id))
+            channel = self._field(opened, OPEN, "channel", "id")
         identity = SlackIdentity(user_id, channel, found_by_email=not person.slack_user_id)
         self._identities.remember(person, identity)
         self._dms[_who(person)] = identity

@@ -78,7 +78,20 @@ class Employee(models.Model):
 
     def save(self, *args: object, **kwargs: object) -> None:
         self.email = self.email.strip().lower()
+        if not self._state.adding and not args and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = self._edited_fields()
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def _edited_fields(self) -> list[str]:
+        """Every field a form or an import may change: not what Slack's look-ups found,
+        which only dispatch writes (an employee loaded before a look-up and saved after it
+        must not write back what was known when it was loaded)."""
+        skipped = {*SLACK_REMEMBERED, *self.get_deferred_fields()}
+        fields = self._meta.concrete_fields
+        return [f.attname for f in fields if not f.primary_key and f.attname not in skipped]
+
+
+SLACK_REMEMBERED = ("slack_found_id", "slack_found_for", "slack_dm_channel", "slack_dm_user")
 
 
 class Channel(models.TextChoices):
