@@ -70,6 +70,8 @@ PUBLIC = {
     "api/v1/": "django-ninja's root: always a 404, there only so API URLs can be reversed",
     "healthz": "liveness for a load balancer: says up or down, nothing else",
     "metrics": "Prometheus scrapes it: counts only, no names or text",
+    "unsubscribe/<str:token>/": "RFC 8058 one-click unsubscribe: the signed per-person link is "
+    "the credential, POSTed by mailbox providers without login or CSRF token (test_unsubscribe)",
 }
 PROBES = ("healthz", "metrics")
 AXES_MODELS = ("axes/accessattempt", "axes/accesslog", "axes/accessfailurelog")
@@ -185,6 +187,7 @@ BUILDERS: dict[str, Callable[[World], Any]] = {
     "occurrence": lambda w: failed(w).occurrences.get(),
     "delivery": lambda w: Delivery.objects.get(occurrence__announcement=failed(w)),
     "inbox item": lambda w: factories.inbox_item(w.bob),
+    "bobs occurrence": lambda w: factories.inbox_item(w.bob).delivery.occurrence,
     "token": token_of,
     "user": lambda w: w.author,
     "group": lambda w: w.author.groups.get(),
@@ -320,6 +323,10 @@ INBOX_ROWS = [
         to="/inbox/{item}/",
         changes="employee",
     ),
+    # An occurrence's page: for whoever it reached (Erin, by email) and HR; others get a 404.
+    Row("GET /announcements/{item}/", "login ok ok ok ok", "occurrence"),
+    Row("GET /announcements/{item}/", "login 404 ok ok ok", "bobs occurrence"),
+    Row("GET /announcements/999999/", "login 404 404 404 404"),
     Row("GET /preferences/", "login ok ok ok ok"),
     Row("POST /preferences/", "login ok ok ok ok", None, opt_out_of_email, "/preferences/", "ok"),
 ]

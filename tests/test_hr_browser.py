@@ -149,7 +149,8 @@ def test_compose_preview_test_send_approval_and_delivery(
     assert "<script>window.pwned = 1</script>" in preview.inner_text()  # shown as text
     assert page.evaluate("window.pwned") is None
     assert "Hi Ann" in preview.inner_text()
-    assert "*Monday*" in page.locator("#preview-chat").inner_text()
+    assert "From Monday we work at 12 Canal Street" in page.locator("#preview-chat").inner_text()
+    assert "Slack: the whole text fits" in page.locator("#preview-limits").inner_text()
 
     # Audience: departments, counted live with a sample of names; several may be chosen.
     page.get_by_label("Departments", exact=True).check()

@@ -365,7 +365,21 @@ def test_the_preview_endpoint_returns_sanitised_html_and_a_chat_rendering(ann: A
     assert "<script" not in data["html"] and "&lt;script&gt;" in data["html"]  # text, inert
     assert 'href="javascript:' not in data["html"]
     assert "<strong>bold</strong>" in data["html"] and "Hi ann" in data["html"]
-    assert "*bold*" in data["chat"] and "<strong>" not in data["chat"]
+    assert "bold" in data["chat"] and "*bold*" not in data["chat"]
+    assert "<strong>" not in data["chat"]
+    assert "javascript:alert(1))" in data["chat"]  # markdown-it refused it: literal text
+    slack, teams = data["limits"]
+    assert slack.startswith("Slack: the whole text fits (") and "Teams: the whole" in teams
+
+
+def test_the_preview_says_where_slack_and_teams_cut_a_long_text(ann: Any) -> None:
+    body = "\n\n".join(["A paragraph of words. " * 40] * 30)
+    data = logged_in(ann).post("/hr/preview/", {"title": "T", "body": body}).json()
+    slack, teams = data["limits"]
+    assert slack.startswith("Slack: shows the first ") and "of 26,399 characters" in slack
+    assert teams.startswith("Teams: shows the first ") and "28,000 bytes" in teams
+    cut = "✂ Slack stops here; “Read the whole announcement” links to the rest."
+    assert data["chat"].endswith(cut)
 
 
 def test_the_preview_endpoint_needs_post_and_the_csrf_token(ann: Any) -> None:

@@ -77,10 +77,9 @@ class Message:
 
     ``body`` is the announcement's Markdown as written (Slack and Teams render it themselves,
     filling in the personal fields as literal text); ``text`` is it as readable prose and
-    ``html`` as sanitised HTML, both personalised (the email's two parts); ``markdown`` is the
-    personalised Markdown, the fields escaped (webhooks). ``web_url`` is the announcement's
-    page, where a message cut to fit a channel links to the rest. A message goes to a person,
-    a place, or a person through a place.
+    ``html`` as sanitised HTML, both personalised (the email's two parts). ``web_url`` is the
+    announcement's page, where a message cut to fit a channel links to the rest. A message
+    goes to a person, a place, or a person through a place.
     """
 
     idempotency_key: str

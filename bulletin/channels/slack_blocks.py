@@ -363,3 +363,30 @@ def slack_message(message: Message) -> SlackMessage:
     whole = sum(size(part) for part in parts)
     shown = sum(size(block) for block in blocks[len(header) :]) - (size(more) if packer.cut else 0)
     return SlackMessage(blocks, escape(_clip(fallback, FALLBACK_LIMIT)), packer.cut, whole, shown)
+
+
+def _as_text(element: Element) -> str:
+    """An element as the text it shows (HR's preview of where Slack cuts)."""
+    kind = element["type"]
+    if kind == "rich_text_list":
+        marks = [f"{n}." for n in range(element.get("offset", 0) + 1, 1000)]
+        items = [_as_text(item) for item in element["elements"]]
+        marks = marks if element["style"] == "ordered" else ["•"] * len(items)
+        pad = "    " * element.get("indent", 0)
+        return "\n".join(f"{pad}{mark} {item}" for mark, item in zip(marks, items, strict=False))
+    if kind == "divider":
+        return "──────────"
+    if "elements" in element:
+        joiner = "\n" if kind == "rich_text" else ""
+        text = joiner.join(_as_text(child) for child in element["elements"])
+        return "\n".join(f"> {line}" for line in text.split("\n")) if "quote" in kind else text
+    return element.get("text", "")
+
+
+def preview_text(laid: SlackMessage) -> str:
+    """The message as plain text, as far as Slack shows it, and a line where it is cut."""
+    shown = "\n".join(_as_text(block) for block in laid.blocks if block["type"] != "header")
+    if laid.cut:
+        shown = shown.rsplit("\n", 1)[0]  # the link to the rest is said below instead
+        shown += f"\n\n✂ Slack stops here; “{READ_MORE}” links to the rest."
+    return shown.strip()

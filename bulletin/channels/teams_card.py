@@ -222,6 +222,8 @@ class TeamsCard:
     payload: dict[str, Any]
     cut: bool
     size: int
+    body_chars: int = 0
+    shown_chars: int = 0
 
 
 def _payload(card: dict[str, Any]) -> dict[str, Any]:
@@ -249,4 +251,8 @@ def teams_card(message: Message) -> TeamsCard:
     if cut:
         card = {**card, "body": [*kept, *more.get("body", [])], **more}
     payload = _payload(card)
-    return TeamsCard(payload, cut, _bytes(payload))
+    return TeamsCard(payload, cut, _bytes(payload), _chars(body), _chars(kept))
+
+
+def _chars(blocks: list[Block]) -> int:
+    return sum(len(run["text"]) for block in blocks for run in block.get("inlines", []))

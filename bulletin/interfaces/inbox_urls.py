@@ -8,6 +8,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, path, reverse_lazy
 
 from bulletin.interfaces import inbox
+from bulletin.interfaces.announcement_page import announcement_page
 
 app_name = "inbox"
 
@@ -17,6 +18,8 @@ urlpatterns: list[URLPattern] = [
     path("inbox/<int:pk>/", inbox.item_detail, name="item"),
     path("inbox/<int:pk>/acknowledge/", inbox.acknowledge, name="acknowledge"),
     path("preferences/", inbox.preferences, name="preferences"),
+    # Where a Slack or Teams message cut to fit links to (bulletin.dispatch.compose).
+    path("announcements/<int:pk>/", announcement_page, name="announcement"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import asdict
 from typing import Any
 
@@ -21,9 +20,11 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
-from bulletin.channels.base import Recipient
-from bulletin.channels.render import personalise, render_html
-from bulletin.channels.slack import to_mrkdwn
+from bulletin.channels.base import Message, PermanentError, Recipient
+from bulletin.channels.render import render_html
+from bulletin.channels.slack_blocks import preview_text, slack_message
+from bulletin.channels.teams_card import PAYLOAD_LIMIT, teams_card
+from bulletin.conf import site_link
 from bulletin.dispatch.announcements import parse_local
 from bulletin.dispatch.audience import audience_of
 from bulletin.domain.models import PERSON_CHANNELS, Announcement, AudienceKind, Channel, Employee
@@ -64,15 +65,39 @@ def preview(request: HttpRequest) -> JsonResponse:
     if len(body) > MAX_PREVIEW_CHARS:
         return JsonResponse({"error": "The text is too long to preview."}, status=400)
     reader = _sample_reader(request)
-    # Slack's own escaping (&amp; &lt; &gt;) is undone: the page shows it as text, never HTML.
-    chat = html.unescape(to_mrkdwn(body)) if body.strip() else ""
+    chat, limits = _chat_preview(title, body, reader) if body.strip() else ("", [])
     return JsonResponse(
         {
             "title": " ".join(title.split()),
             "html": render_html(body, reader),
-            "chat": personalise(chat, reader, escape=False),
+            "chat": chat,
+            "limits": limits,
             "reader": reader.name,
         }
+    )
+
+
+def _chat_preview(title: str, body: str, reader: Recipient) -> tuple[str, list[str]]:
+    """Slack's rendition as text, cut where Slack will cut, and a sentence per channel on
+    whether the text fits (bulletin.channels.slack_blocks, .teams_card)."""
+    message = Message("preview", title, "", "", body=body, recipient=reader, web_url=site_link("/"))
+    try:
+        slack = slack_message(message)
+    except PermanentError:
+        return "", []
+    teams = teams_card(message)
+    return preview_text(slack), [
+        _fits("Slack", slack.cut, slack.shown_chars, slack.body_chars, "its limits"),
+        _fits("Teams", teams.cut, teams.shown_chars, teams.body_chars, f"{PAYLOAD_LIMIT:,} bytes"),
+    ]
+
+
+def _fits(channel: str, cut: bool, shown: int, whole: int, limit: str) -> str:
+    if not cut:
+        return f"{channel}: the whole text fits ({whole:,} characters)."
+    return (
+        f"{channel}: shows the first {shown:,} of {whole:,} characters ({limit}), then "
+        "a “Read the whole announcement” link."
     )
 
 

@@ -96,6 +96,10 @@
     /* data.html is the server's sanitised HTML (markdown_to_html: raw HTML off, then nh3). */
     previewHtml.innerHTML = data.html || "<p class=\"muted\">Start typing to see the preview.</p>";
     text(byId("preview-chat"), (data.title ? data.title + "\n\n" : "") + (data.chat || ""));
+    /* One sentence per channel: does the text fit, or where is it cut (plain text only). */
+    var limits = byId("preview-limits");
+    clear(limits);
+    (data.limits || []).forEach(function (line) { limits.appendChild(make("li", "", line)); });
     text(previewStatus, "");
     form.setAttribute("data-preview-ready", "1");
   });
