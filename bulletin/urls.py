@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import include, path
 
-from bulletin.interfaces import probes
+from bulletin.interfaces import probes, unsubscribe
 
 admin.site.site_header = "Bulletin"
 admin.site.site_title = "Bulletin"
@@ -26,5 +26,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("bulletin.interfaces.api.urls")),
     path("hr/", include("bulletin.interfaces.hr.urls")),
+    # RFC 8058 one-click unsubscribe; bulletin.dispatch.unsubscribe.PATH makes the links.
+    path("unsubscribe/<str:token>/", unsubscribe.one_click, name="unsubscribe"),
     path("", include("bulletin.interfaces.inbox_urls")),
 ]

@@ -42,6 +42,7 @@ class Received:
     sender: str
     recipients: list[str]
     message: email.message.EmailMessage
+    data: bytes = b""  # the bytes as received (DATA, dot-stuffing undone)
 
     @property
     def message_id(self) -> str:
@@ -105,7 +106,8 @@ class SmtpSink:
             return self.data_reply
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+            sender, recipients = envelope.mail_from, list(envelope.rcpt_tos)
+            self.received.append(Received(sender, recipients, message, envelope.content))
             count = len(self.received)
         if self.hang_up_after_data:
             # The message is in, but the connection drops before the client hears "250".

@@ -164,7 +164,7 @@ def email_bytes(
         f"Message-ID: {_single_line('Message-ID', message_id)}",
         *(f"{name}: {value}" for name, value in listed or ()),
         "MIME-Version: 1.0",
-        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+        f'Content-Type: multipart/alternative;{_CRLF} boundary="{boundary}"',
     ]
     body = (
         f"--{boundary}{_CRLF}{text_part}{_CRLF}--{boundary}{_CRLF}{html_part}{_CRLF}"
