@@ -37,7 +37,8 @@ SENTINELS = {field: chr(0xE000 + number) for number, field in enumerate(FIELDS)}
 _PLACEHOLDER = re.compile(r"\{\{\s*(name|first_name|email)\s*\}\}")
 _PRIVATE = re.compile("[\ue000-\ue002]")
 _FILLED = re.compile("[\ue000-\ue002]|%EE%80%8[0-2]")
-_ENCODED = {sentinel: quote(sentinel.encode("utf-8")) for sentinel in SENTINELS.values()}
+_DECODED = {quote(sentinel.encode("utf-8")): sentinel for sentinel in SENTINELS.values()}
+_FIELD_OF = {sentinel: field for field, sentinel in SENTINELS.items()}
 _LINK_SCHEMES = ("http://", "https://", "mailto:")
 # A post to a place (a Slack or Teams channel) has no one person to name.
 EVERYONE = {"name": "everyone", "first_name": "everyone", "email": ""}
@@ -102,14 +103,17 @@ def values_for(recipient: Recipient | None) -> dict[str, str]:
 
 def fill(text: str, values: dict[str, str], escape: Callable[[str], str] = str) -> str:
     """Put the personal fields back, each through ``escape``; in a link target (where
-    markdown-it wrote the sentinel as percent escapes) percent-encoded instead."""
+    markdown-it wrote the sentinel as percent escapes) percent-encoded instead. One pass, so a
+    value is never searched again (a name holding a sentinel character stays as it is)."""
     if not _FILLED.search(text):
         return text
-    for field, sentinel in SENTINELS.items():
-        value = values[field]
-        text = text.replace(_ENCODED[sentinel], quote(value, safe="@"))
-        text = text.replace(sentinel, escape(value))
-    return text
+
+    def value(match: re.Match[str]) -> str:
+        found = match.group(0)
+        field = _FIELD_OF[found[-1] if len(found) == 1 else _DECODED[found]]
+        return escape(values[field]) if len(found) == 1 else quote(values[field], safe="@")
+
+    return _FILLED.sub(value, text)
 
 
 def fill_structure(value: Any, values: dict[str, str]) -> Any:

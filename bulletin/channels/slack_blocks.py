@@ -349,7 +349,8 @@ def slack_message(message: Message) -> SlackMessage:
     "everyone"), within every limit above."""
     recipient, body = message.recipient, message.body
     parts = fill_structure(elements(body), values_for(recipient))
-    title = _clip(" ".join(message.title.split()), HEADER_LIMIT)
+    whole_title = " ".join(message.title.split())
+    title = _clip(whole_title, HEADER_LIMIT)
     header = [{"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}}]
     header = header if title else []
     more = _read_more(message.web_url)
@@ -359,7 +360,7 @@ def slack_message(message: Message) -> SlackMessage:
         blocks.append(more)
     if not blocks:
         raise PermanentError("slack: the message has neither a title nor a body")
-    fallback = "\n\n".join(part for part in (title, render_text(body, recipient)) if part)
+    fallback = "\n\n".join(part for part in (whole_title, render_text(body, recipient)) if part)
     whole = sum(size(part) for part in parts)
     shown = sum(size(block) for block in blocks[len(header) :]) - (size(more) if packer.cut else 0)
     return SlackMessage(blocks, escape(_clip(fallback, FALLBACK_LIMIT)), packer.cut, whole, shown)

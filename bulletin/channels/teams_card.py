@@ -43,7 +43,7 @@ _STYLES: dict[str, Run] = {
 
 
 def _run(text: str, style: Run) -> Run:
-    return {"type": "TextRun", "text": text.replace("{{", "{\u200b{"), **style}
+    return {"type": "TextRun", "text": text, **style}
 
 
 def _runs(node: SyntaxTreeNode, style: Run) -> list[Run]:
@@ -242,16 +242,28 @@ def teams_card(message: Message) -> TeamsCard:
     values = values_for(message.recipient)
     title = " ".join(message.title.split())
     heading = [_block([_run(title, {"weight": "Bolder", "size": "Medium"})])] if title else []
-    body = fill_structure([*heading, *card_blocks(message.body)], values)
-    card = {"$schema": CARD_SCHEMA, "type": "AdaptiveCard", "version": CARD_VERSION, "body": []}
+    body = _defused(fill_structure([*heading, *card_blocks(message.body)], values))
+    card: dict[str, Any] = {"$schema": CARD_SCHEMA, "type": "AdaptiveCard"}
+    card["version"] = CARD_VERSION
     more = _read_more(message.web_url)
-    room = PAYLOAD_LIMIT - _bytes(_payload({**card, **more})) - _bytes(more.get("body", []))
-    kept, cut = _fit(body, room + 1)  # the first block needs no comma
-    card["body"] = kept
-    if cut:
-        card = {**card, "body": [*kept, *more.get("body", [])], **more}
+    # The room left once the card holds the link to the rest (kept back, cut or not).
+    room = PAYLOAD_LIMIT - _bytes(_payload({**card, "body": [], **more}))
+    kept, cut = _fit(body, room + (0 if "body" in more else 1))  # the first needs no comma
+    card["body"] = [*kept, *more.get("body", [])] if cut else kept
+    if cut and "actions" in more:
+        card["actions"] = more["actions"]
     payload = _payload(card)
     return TeamsCard(payload, cut, _bytes(payload), _chars(body), _chars(kept))
+
+
+def _defused(blocks: list[Block]) -> list[Block]:
+    """Every run's ``{{`` broken by a zero-width space: a card would read ``{{DATE(…)}}`` as a
+    function, from the body or from someone's name alike."""
+    return [{**block, "inlines": [_defuse(run) for run in block["inlines"]]} for block in blocks]
+
+
+def _defuse(run: Run) -> Run:
+    return {**run, "text": run["text"].replace("{{", "{\u200b{")} if "{{" in run["text"] else run
 
 
 def _chars(blocks: list[Block]) -> int:
