@@ -136,8 +136,9 @@ def message_id_domain(from_email: str) -> str:
     chosen = options()
     if chosen.message_id_domain:
         return chosen.message_id_domain
-    if chosen.site_url:
-        return urlsplit(chosen.site_url).hostname or "localhost"
+    host = urlsplit(chosen.site_url).hostname or ""
+    if host and ":" not in host:  # a name or IPv4 (an IPv6 host cannot follow the "@")
+        return host
     address = from_email.rsplit("<", 1)[-1].rstrip("> ")
     return address.rpartition("@")[2] or "localhost"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -49,3 +51,64 @@ def test_switches_read_true_and_false(raw: str, expected: bool) -> None:
 def test_a_switch_that_is_neither_true_nor_false_names_the_variable() -> None:
     with pytest.raises(ImproperlyConfigured, match="BULLETIN_EMBEDDED_WORKERS must be true"):
         conf.load({"BULLETIN_EMBEDDED_WORKERS": "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept"),
+    [
+        ("https://bulletin.example.com", "https://bulletin.example.com"),
+        ("https://bulletin.example.com/", "https://bulletin.example.com"),
+        ("http://10.0.0.5:8000/bulletin/", "http://10.0.0.5:8000/bulletin"),
+        ("", ""),
+    ],
+)
+def test_the_site_url_is_kept_without_its_trailing_slash(raw: str, kept: str) -> None:
+    assert conf.load({"BULLETIN_SITE_URL": raw}).site_url == kept
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ("bulletin.example.com", "absolute http:// or https:// URL"),
+        ("ftp://bulletin.example.com", "absolute http:// or https:// URL"),
+        ("https://", "absolute http:// or https:// URL"),
+        ("https://bulletin.example.com/?next=1", "without a query"),
+        ("https://bulletin.example.com/#top", "without a query (?) or fragment (#)"),
+    ],
+)
+def test_a_site_url_that_cannot_start_every_link_names_the_variable(raw: str, words: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match="BULLETIN_SITE_URL must be") as raised:
+        conf.load({"BULLETIN_SITE_URL": raw})
+    assert words in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("variables", "sender", "domain"),
+    [
+        (
+            {"BULLETIN_SITE_URL": "https://news.example.com:8443/b"},
+            "x@mail.example",
+            "news.example.com",
+        ),
+        ({}, "Bulletin <hr@corp.example>", "corp.example"),
+        ({}, "hr@corp.example", "corp.example"),
+        ({"BULLETIN_SITE_URL": "http://[::1]:8000"}, "hr@corp.example", "corp.example"),
+        (
+            {"BULLETIN_MESSAGE_ID_DOMAIN": "ids.example", "BULLETIN_SITE_URL": "https://a.example"},
+            "hr@corp.example",
+            "ids.example",
+        ),
+    ],
+)
+def test_the_message_id_domain_comes_from_the_site_url_then_the_sender_never_a_made_up_one(
+    settings: Any, variables: dict[str, str], sender: str, domain: str
+) -> None:
+    settings.BULLETIN = conf.load(variables)
+    assert conf.message_id_domain(sender) == domain
+
+
+def test_links_start_with_the_site_url_or_the_local_default(settings: Any) -> None:
+    settings.BULLETIN = conf.load({"BULLETIN_SITE_URL": "https://b.example/x/"})
+    assert conf.site_link("/unsubscribe/t/") == "https://b.example/x/unsubscribe/t/"
+    settings.BULLETIN = conf.load({})
+    assert conf.site_link("unsubscribe/t/") == f"{conf.SITE_URL_FALLBACK}/unsubscribe/t/"
