@@ -25,7 +25,7 @@ Body (UTF-8 JSON; fields are only ever added)::
       "occurrence": {"fire_at": "2025-03-28T08:00:00Z"},      # UTC, or null
       "recipient": {"email": "ada@example.com", "name": "Ada Lovelace"},  # or null
       "place": "<the place's name>",
-      "text": "<the announcement as Markdown, personalised>",
+      "text": "<the announcement as Markdown, personal fields escaped as literal text>",
       "html": "<the same as sanitised HTML>"
     }
 
