@@ -201,11 +201,12 @@ def tally(site: Installation, sink: SmtpSink, result: Result) -> None:
     result.deliveries = len(rows)
     result.unknown = sum(1 for *_, state in rows if state == "unknown")
     visible = {"failed", "unknown", "skipped"}
+    # A Message-ID is <occurrence.employee.channel[.installation]@domain>: keep its identity.
+    arrived = {".".join(key.strip("<>").split("@")[0].split(".")[:3]) for key in received}
     result.lost = sum(
         1
         for occurrence, employee, channel, state in rows
-        if state not in visible
-        and f"<{occurrence}.{employee}.{channel}@bulletin.localhost>" not in received
+        if state not in visible and f"{occurrence}.{employee}.{channel}" not in arrived
     )
 
 
