@@ -13,9 +13,16 @@ from django.utils import timezone
 
 from bulletin.channels.email import message_id
 from bulletin.dispatch.sender import Dispatcher
-from bulletin.domain.models import Delivery, DeliveryState
+from bulletin.domain.models import Delivery, DeliveryState, Employee
 from tests import factories
 from tests.harness import SmtpSink, free_port
+from tests.test_mail_headers import (
+    SCRIPTS,
+    assert_within_limits,
+    decoded,
+    raw_name,
+    strictly_parsed,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -149,3 +156,20 @@ def test_an_invalid_address_fails_permanently_without_touching_the_server(
     delivery = Delivery.objects.get()
     assert (delivery.state, delivery.attempts) == (DeliveryState.FAILED, 1)
     assert smtp_settings.received == []
+
+
+@pytest.mark.parametrize("script", ["latin-1", "cjk", "emoji", "rtl", "ascii-long"])
+def test_titles_and_names_in_any_script_arrive_within_the_header_limits_and_read_back(
+    smtp_settings: SmtpSink, script: str
+) -> None:
+    text = SCRIPTS[script].strip()[:200]
+    factories.employees(2)
+    Employee.objects.update(name=text[:100].strip())
+    factories.fired(body=BODY, title=text)
+    Dispatcher().run_until_idle()
+    assert len(smtp_settings.received) == 2
+    for received in smtp_settings.received:
+        assert_within_limits(received.data)
+        parsed = strictly_parsed(received.data)
+        assert str(parsed["Subject"]) == text
+        assert decoded(raw_name(received.data)) == text[:100].strip()
