@@ -31,14 +31,19 @@ class Command(BulletinCommand):
         self.stdout.flush()
 
     def _warn_without_site_url(self) -> None:
-        """Links in messages (unsubscribe, the web view) must reach people's own machines."""
-        if settings.BULLETIN.site_url:
-            return
-        warning = (
-            "warning: BULLETIN_SITE_URL is not set: links in messages point at "
-            f"{SITE_URL_FALLBACK}, which works only on this machine"
-        )
-        self.stderr.write(warning)
+        """Links in messages (unsubscribe, the web view) must reach people's own machines,
+        and mailbox providers offer one-click unsubscribe only for https links (RFC 8058)."""
+        site_url = settings.BULLETIN.site_url
+        if not site_url:
+            self.stderr.write(
+                "warning: BULLETIN_SITE_URL is not set: links in messages point at "
+                f"{SITE_URL_FALLBACK}, which works only on this machine"
+            )
+        elif not site_url.startswith("https://"):
+            self.stderr.write(
+                "warning: BULLETIN_SITE_URL is not https: mailbox providers offer one-click "
+                "unsubscribe only for https links"
+            )
 
     def _migrate_if_needed(self) -> None:
         executor = MigrationExecutor(connection)
