@@ -2,6 +2,14 @@
 
 Each step returns how much it did, so runners loop "while there is more work" (the embedded
 thread, ``bulletin dispatch``, a Celery task) without knowing anything about delivery.
+
+Paced channels (see :mod:`bulletin.dispatch.pacing`): a send books its slot on every key it
+needs and the dispatcher waits for it, renewing its lease, rather than putting the delivery
+back in the queue; only a slot further off than the *horizon* (a quarter of the lease, and
+never past a Celery task's budget) goes back to the queue, due then. A drain that finds
+nothing due waits for what it held back itself (a far slot, a 429's Retry-After) if that is
+due within the horizon: work held back a moment by a pace is still due. An ordinary retry's
+backoff (15 s and more) is not waited for.
 """
 
 from __future__ import annotations
@@ -11,14 +19,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from datetime import datetime, timedelta
 from itertools import groupby
 
 from django.db import connections, transaction
 from django.utils import timezone
 
-from bulletin.channels import channels_started_on_claim, deduplicating_channels, transport_for
+from bulletin.channels import channels_started_on_claim, deduplicating_channels
 from bulletin.channels.base import (
     AmbiguousError,
     Ended,
@@ -27,9 +35,10 @@ from bulletin.channels.base import (
     Sends,
     TransientError,
     Transport,
+    TransportError,
 )
 from bulletin.conf import options
-from bulletin.dispatch import leases, ledger, pacing
+from bulletin.dispatch import identities, leases, ledger, pacing
 from bulletin.dispatch.compose import BatchContent
 from bulletin.dispatch.leases import Claimed, Outcome
 from bulletin.dispatch.retry import RetryPolicy
@@ -39,10 +48,24 @@ log = logging.getLogger(__name__)
 
 
 _SENT = Outcome(DeliveryState.SENT, AttemptOutcome.SENT)
+# The outcomes a drain reports, by the state each leaves its delivery in.
+REPORTED = {
+    DeliveryState.SENT: "sent",
+    DeliveryState.FAILED: "failed",
+    DeliveryState.UNKNOWN: "unknown",
+    DeliveryState.PENDING: "retrying",
+}
 
 
 def _channel(row: Claimed) -> str:
     return row.channel
+
+
+def _together(transport: Transport) -> bool:
+    """Sent as a batch with one intent (see ``_deliver_together``): where a resend is
+    harmless and no pace makes a send wait for its slot after the intents are written."""
+    unpaced = type(transport).paces is Transport.paces
+    return transport.transactional or (transport.deduplicates and unpaced)
 
 
 class _Lap:
@@ -81,6 +104,11 @@ class Dispatcher:
         self._occurrences: dict[int, Occurrence] = {}
         # What this dispatcher did, for the summary a stopped `bulletin dispatch` prints.
         self.claimed = self.sent = self.released = 0
+        # Each delivery's latest outcome here (a time, its state): what a drain reports.
+        self.outcomes: dict[int, tuple[float, DeliveryState]] = {}
+        # When what this dispatcher put back for a pace or a 429 comes due again.
+        self._held: list[datetime] = []
+        self._until: float | None = None  # a Celery task's budget (time.monotonic())
 
     def reap(self) -> int:
         reaped = leases.reap(timezone.now(), deduplicating_channels())
@@ -97,17 +125,37 @@ class Dispatcher:
     def run_until_idle(self, until: float | None = None) -> int:
         """Reap expired leases and send until nothing is due, asked to stop, or past ``until``
         (a ``time.monotonic()`` reading: a Celery task's budget)."""
-        total = 0
+        total, self._until = 0, until
         self._occurrences.clear()  # a new drain sees announcements as they are now
         self.reap()
         try:
             while not self.stop.is_set() and (until is None or time.monotonic() < until):
-                if not (claimed := self._batch()):
+                if claimed := self._batch():
+                    total += claimed
+                elif not self._wait_for_held():
                     break
-                total += claimed
         finally:
             self.close()
         return total
+
+    def horizon(self) -> timedelta:
+        """How far ahead this dispatcher waits for a paced slot or held-back work: a quarter
+        of the lease (renewed meanwhile), and never past the task's budget."""
+        ahead = self.options.lease_seconds / 4
+        if self._until is not None:
+            ahead = max(0.0, min(ahead, self._until - time.monotonic()))
+        return timedelta(seconds=ahead)
+
+    def _wait_for_held(self) -> bool:
+        """Nothing is due: wait for the soonest delivery this drain held back, if it comes
+        due within the horizon; False when there is none (or the dispatcher was stopped)."""
+        now = timezone.now()
+        self._held = sorted(at for at in self._held if at > now)
+        if not self._held or self._held[0] - now > self.horizon():
+            return False
+        wait = (self._held[0] - now).total_seconds()
+        log.info("waiting for deliveries held back by a pace", extra={"seconds": wait})
+        return not self.stop.wait(wait)
 
     def close(self) -> None:
         for sends in self._sends.values():
@@ -128,7 +176,7 @@ class Dispatcher:
             lap.content = BatchContent(claimed, self._occurrences)
             for channel, rows in groupby(sorted(claimed, key=_channel), key=_channel):
                 transport = self._transport(channel)
-                if transport.deduplicates or transport.transactional:
+                if _together(transport):
                     self._deliver_together(transport, list(rows), lap)
                 else:
                     self._deliver_each(channel, transport, rows, lap)
@@ -141,7 +189,7 @@ class Dispatcher:
 
     def _transport(self, channel: str) -> Transport:
         if channel not in self._transports:
-            self._transports[channel] = transport_for(channel)()
+            self._transports[channel] = identities.transport(channel)
         return self._transports[channel]
 
     def _sends_for(self, channel: str, transport: Transport) -> Sends:
@@ -183,8 +231,10 @@ class Dispatcher:
         if self.stop.is_set() or not waiting:
             return []
         room, messages = sends.ready(len(waiting)), list[Message]()
-        while waiting and len(messages) < room:
-            if (message := self._prepare(transport, waiting.popleft(), lap)) is not None:
+        while waiting and len(messages) < room and not self.stop.is_set():
+            row = waiting.popleft()
+            message = self._prepare(transport, row, lap)
+            if message is not None and self._paced(transport, row, message, lap):
                 messages.append(message)
         return messages
 
@@ -265,24 +315,54 @@ class Dispatcher:
         return recorded
 
     def _prepare(self, transport: Transport, row: Claimed, lap: _Lap) -> Message | None:
-        """The delivery's message, or None when it was deferred by a rate limit or could not
-        even be composed (recorded as a failed try: a poisoned row never crashes the worker)."""
+        """The delivery's message, or None when it could not even be composed (recorded as
+        a failed try: a poisoned row never crashes the worker)."""
         try:
             message = lap.content.message(row)
-            paces = transport.paces(message)
-            ready = pacing.reserve(paces, timezone.now()) if paces else None
+            transport.paces(message)  # a pace that cannot be worked out is the row's fault
         except Exception as exc:
             log.exception("cannot prepare delivery", extra={"delivery_id": row.id})
             started = lap.claimed_at if row.attempt else timezone.now()
             attempt = row.attempt or leases.begin_attempt(row.id, lap.token, started, lap.lease)
             if attempt:
                 outcome = self._retry(attempt, f"cannot prepare: {exc!r}")
+                self._note(row.id, outcome)
                 leases.finish(row.id, lap.token, outcome, timezone.now(), started)
             return None
-        if ready is not None and ready > timezone.now():
-            leases.defer(row.id, lap.token, ready, timezone.now())
-            return None
         return message
+
+    def _paced(self, transport: Transport, row: Claimed, message: Message, lap: _Lap) -> bool:
+        """Wait for the message's slot on every key it must respect; False when the slot is
+        beyond the horizon (the delivery goes back to the queue, due then) or the dispatcher
+        was asked to stop (the batch gives the row back)."""
+        paces = transport.paces(message)
+        if paces:
+            # Its set-up (an HTTP client loads its CA bundle: tens of ms) is paid before the
+            # slot, not between the slot and the send; a failure here the send meets again.
+            with suppress(TransportError):
+                transport.open()
+        while paces:
+            slot = pacing.book(paces, self.horizon())
+            if not slot.booked:
+                if leases.defer(row.id, lap.token, slot.at, timezone.now()):
+                    self._held.append(slot.at)
+                return False
+            if slot.wait <= 0:
+                return True  # booked now: any hold was already taken into account
+            if not self._wait(slot.wait, lap):
+                return False
+            if pacing.held_until(paces, timezone.now()) is None:
+                return True  # else a 429 came while it waited: book again, after the hold
+        return True
+
+    def _wait(self, seconds: float, lap: _Lap) -> bool:
+        """Sleep ``seconds`` (a booked slot), keeping the lease; False if asked to stop."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.stop.wait(min(left, 1.0)):
+                return False
+            lap.keep_alive()
+        return True
 
     def _send(self, transport: Transport, message: Message) -> None:
         transport.open()  # idempotent: connects on the batch's first send only
@@ -301,9 +381,18 @@ class Dispatcher:
 
     def _outcome(self, transport: Transport, end: Ended, attempt: int) -> Outcome:
         """What an ended send means for its delivery."""
+        outcome = self._judge(transport, end, attempt)
+        self._note(end.message.delivery_id, outcome)
+        return outcome
+
+    def _note(self, delivery_id: int, outcome: Outcome) -> None:
+        if outcome.state == DeliveryState.SENT:
+            self.sent += 1
+        self.outcomes[delivery_id] = time.monotonic(), outcome.state
+
+    def _judge(self, transport: Transport, end: Ended, attempt: int) -> Outcome:
         error = end.error
         if error is None:
-            self.sent += 1
             return _SENT
         if isinstance(error, PermanentError):
             return Outcome(DeliveryState.FAILED, AttemptOutcome.FAILED, str(error))
@@ -312,7 +401,10 @@ class Dispatcher:
                 return self._retry(attempt, f"ambiguous, resending with the same key: {error}")
             return Outcome(DeliveryState.UNKNOWN, AttemptOutcome.UNKNOWN, str(error))
         if isinstance(error, TransientError):
-            return self._retry(attempt, str(error), self._throttled(error))
+            outcome = self._retry(attempt, str(error), wait := self._throttled(error))
+            if wait is not None and outcome.retry_at is not None:
+                self._held.append(outcome.retry_at)  # a moment's hold: the drain waits for it
+            return outcome
         # A bug or a poisoned row must not take the worker down with it: record and back off.
         extra = {"delivery_id": end.message.delivery_id}
         log.error("unexpected error sending", exc_info=error, extra=extra)
@@ -337,6 +429,20 @@ class Dispatcher:
 def drain(lanes: int, stop: threading.Event | None = None) -> int:
     """Send until nothing is due with ``lanes`` dispatchers at once; returns how many claimed."""
     return sum(dispatcher.claimed for dispatcher in drain_lanes(lanes, stop))
+
+
+def outcomes(dispatchers: Iterable[Dispatcher]) -> dict[str, int]:
+    """How the deliveries these dispatchers attempted ended, each counted once by its latest
+    outcome (retried, then sent: sent): ``{"sent": S, "failed": F, "unknown": U,
+    "retrying": R}``."""
+    latest: dict[int, tuple[float, DeliveryState]] = {}
+    for dispatcher in dispatchers:
+        for delivery_id, noted in dispatcher.outcomes.items():
+            latest[delivery_id] = max(latest.get(delivery_id, noted), noted)
+    counts = dict.fromkeys(REPORTED.values(), 0)
+    for _, state in latest.values():
+        counts[REPORTED[state]] += 1
+    return counts
 
 
 def drain_lanes(lanes: int, stop: threading.Event | None = None) -> list[Dispatcher]:

@@ -45,7 +45,8 @@ def tick_task() -> dict[str, int]:
 @shared_task(name="bulletin.dispatch", ignore_result=True)
 def dispatch_task() -> int:
     """Send batches until nothing is due or the time budget is spent (connections are kept
-    from batch to batch meanwhile)."""
+    from batch to batch meanwhile). Deliveries a pace holds back a moment are still due: the
+    task waits for its booked slots and for what it held back, never past its budget."""
     deadline = time.monotonic() + options().dispatch_budget_seconds
     return Dispatcher().run_until_idle(until=deadline)
 

@@ -1,4 +1,6 @@
-"""``bulletin dispatch``: send due deliveries until nothing is due, then exit.
+"""``bulletin dispatch``: send due deliveries until nothing is due, then exit, printing
+``dispatched: S sent, F failed, U unknown, R retrying`` (each delivery it attempted, counted
+once by how it ended; deliveries held back a moment by a pace are still due: it waits for them).
 
 SIGTERM or Ctrl+C asks every lane to stop: each one records the outcomes of its sends in flight,
 gives the rest of its batch back to the queue (unattempted, no attempt counted) and returns, and
@@ -16,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 from bulletin import conf
-from bulletin.dispatch.sender import drain_lanes
+from bulletin.dispatch.sender import drain_lanes, outcomes
 from bulletin.interfaces.management.base import BulletinCommand
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,9 @@ def stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
 
 class Command(BulletinCommand):
     help = (
-        "Send due deliveries until nothing is due, then exit. SIGTERM or Ctrl+C finishes the "
-        "sends in flight, gives the rest back to the queue and exits 0."
+        "Send due deliveries until nothing is due (waiting for those a pace holds back a "
+        "moment), then exit, printing how they ended. SIGTERM or Ctrl+C finishes the sends in "
+        "flight, gives the rest back to the queue and exits 0."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -60,7 +63,10 @@ class Command(BulletinCommand):
         with stop_on_signals(stop) as caught:
             dispatchers = drain_lanes(conf.options().dispatch_lanes, stop)
         if not caught:
-            self.stdout.write(f"dispatched {sum(d.claimed for d in dispatchers)} deliveries")
+            counts = outcomes(dispatchers)
+            log.info("dispatch done", extra=counts)
+            said = ", ".join(f"{count} {what}" for what, count in counts.items())
+            self.stdout.write(f"dispatched: {said}")
             return
         sent, released = (sum(d.sent for d in dispatchers), sum(d.released for d in dispatchers))
         log.info(
