@@ -260,3 +260,21 @@ def test_lookups_reach_slack_no_faster_than_the_tier_3_budget(
         assert len(arrivals) == 6
         assert min(gaps) >= 0.45, f"{method} arrived {min(gaps):.3f} s after the one before"
     assert len(slack.calls(POST)) == 6
+
+
+def test_the_admin_shows_what_slack_found_and_saving_the_form_keeps_it(
+    slack: SlackServer, admin_client: Any
+) -> None:
+    [ada] = staff("ada@example.com")
+    announce_and_dispatch(slack)
+    url = f"/admin/bulletin/employee/{ada.pk}/change/"
+
+    page = admin_client.get(url).content.decode()
+    form = {"email": ada.email, "name": "Ada L.", "timezone": "UTC", "active": "on"}
+    form |= {"opt_outs-TOTAL_FORMS": "0", "opt_outs-INITIAL_FORMS": "0"}
+    saved = admin_client.post(url, form)
+
+    assert "U0ADA" in page and "D0ADA" in page
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    assert Employee.objects.get(pk=ada.pk).name == "Ada L."
+    assert remembered("ada@example.com") == ("U0ADA", "ada@example.com", "D0ADA", "U0ADA")

@@ -45,6 +45,8 @@ class EmployeeAdmin(admin.ModelAdmin):
     list_filter = ("active", "department", "location", "timezone")
     search_fields = ("name", "email", "department", "location")
     show_facets = admin.ShowFacets.ALWAYS
+    # What Slack's look-ups found (dispatch keeps it; a typed-in Slack member id wins over it).
+    readonly_fields = ("slack_found_id", "slack_found_for", "slack_dm_channel")
 
 
 def _channel_choices() -> list[tuple[str, str]]:
