@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -60,6 +60,14 @@ class Options:
 SITE_URL_FALLBACK = "http://127.0.0.1:8000"
 
 
+def _port_ok(parts: SplitResult) -> bool:
+    try:
+        parts.port  # noqa: B018 - it raises ValueError for a port that is not one
+    except ValueError:
+        return False
+    return True
+
+
 def _site_url(raw: str) -> str:
     """BULLETIN_SITE_URL checked: an absolute http(s) URL, no query or fragment, no trailing
     slash (every link is ``site_url + "/path"``)."""
@@ -67,13 +75,16 @@ def _site_url(raw: str) -> str:
     if not raw:
         return ""
     parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or not _port_ok(parts):
         problem = "an absolute http:// or https:// URL"
     elif parts.query or parts.fragment or "?" in raw or "#" in raw:
         problem = "a base URL without a query (?) or fragment (#)"
+    elif parts.username is not None or parts.password is not None:
+        problem = "a URL without a user name or password (every email would carry them)"
     else:
         return raw.rstrip("/")
-    raise ImproperlyConfigured(f"BULLETIN_SITE_URL must be {problem}, got {raw!r}")
+    shown = raw.replace(f":{parts.password}@", ":***@") if parts.password else raw
+    raise ImproperlyConfigured(f"BULLETIN_SITE_URL must be {problem}, got {shown!r}")
 
 
 _BOOLEANS = {

@@ -72,14 +72,16 @@ def test_the_site_url_is_kept_without_its_trailing_slash(raw: str, kept: str) ->
         ("bulletin.example.com", "absolute http:// or https:// URL"),
         ("ftp://bulletin.example.com", "absolute http:// or https:// URL"),
         ("https://", "absolute http:// or https:// URL"),
+        ("https://bulletin.example.com:port", "absolute http:// or https:// URL"),
         ("https://bulletin.example.com/?next=1", "without a query"),
         ("https://bulletin.example.com/#top", "without a query (?) or fragment (#)"),
+        ("https://hr:secret@bulletin.example.com", "without a user name or password"),
     ],
 )
 def test_a_site_url_that_cannot_start_every_link_names_the_variable(raw: str, words: str) -> None:
     with pytest.raises(ImproperlyConfigured, match="BULLETIN_SITE_URL must be") as raised:
         conf.load({"BULLETIN_SITE_URL": raw})
-    assert words in str(raised.value)
+    assert words in str(raised.value) and "secret" not in str(raised.value)
 
 
 @pytest.mark.parametrize(
