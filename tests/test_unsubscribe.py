@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import urllib.request
 from dataclasses import replace
 from io import StringIO
 from typing import Any
@@ -272,3 +273,21 @@ def test_without_a_site_url_links_point_at_the_local_default_and_run_warns(
     quiet = StringIO()
     RunCommand(stdout=StringIO(), stderr=quiet)._warn_without_site_url()
     assert quiet.getvalue() == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_mailbox_providers_one_click_post_over_http_unsubscribes(
+    live_server: Any, settings: Any, smtp_settings: SmtpSink
+) -> None:
+    """The request RFC 8058 section 3.2 shows, over a real socket: no cookie, no redirect."""
+    settings.BULLETIN = replace(settings.BULLETIN, site_url=live_server.url)
+    sent(2)
+    chosen = smtp_settings.received[0]
+    url = str(chosen.message["List-Unsubscribe"]).strip("<>")
+    assert url.startswith(f"{live_server.url}/unsubscribe/")
+    request = urllib.request.Request(
+        url, data=ONE_CLICK.encode(), headers={"Content-Type": FORM}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200 and response.url == url  # answered, not redirected
+    assert opted_out() == {to(chosen)}
