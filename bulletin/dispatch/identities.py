@@ -24,12 +24,16 @@ class EmployeeSlackIdentities:
 
     def remember(self, person: Recipient, identity: SlackIdentity) -> None:
         email = email_of(person)
+        if not email:  # nobody to find it again by; the transport still has it for the drain
+            return
         changes = {"slack_dm_channel": identity.channel, "slack_dm_user": identity.user_id}
         if identity.found_by_email:  # a member id typed in by hand is left as it is
             changes |= {"slack_found_id": identity.user_id, "slack_found_for": email}
         Employee.objects.filter(email=email).update(**changes)
 
     def forget(self, person: Recipient) -> None:
+        if not email_of(person):
+            return
         cleared = dict.fromkeys(
             ("slack_found_id", "slack_found_for", "slack_dm_channel", "slack_dm_user"), ""
         )
