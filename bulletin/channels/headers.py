@@ -6,9 +6,11 @@ The limits this module obeys:
   (not counting CRLF). Folding inserts CRLF before white space; a folded line never holds
   white space alone (section 3.2.2).
 - RFC 2047 section 2: "An 'encoded-word' may not be more than 75 characters long, including
-  'charset', 'encoding', 'encoded-text', and delimiters." Python's ``email.header.Header``
-  writes 76-character ones (measured: every long non-ASCII subject or name), so the words are
-  cut here, by counting.
+  'charset', 'encoding', 'encoded-text', and delimiters", and "each line of a header field
+  that contains one or more 'encoded-word's is limited to 76 characters". Python's
+  ``email.header.Header`` writes 76-character words (measured: every long non-ASCII subject or
+  name, on lines of up to 82 characters after ``To: ``), so the words are cut here, by
+  counting.
 - RFC 2047 section 5: each encoded-word holds whole characters (it decodes on its own); in a
   phrase (a display name) Q-encoded text may hold only letters, digits and ``!*+-/`` literally.
 - RFC 2047 section 6.2: white space between two encoded-words is not part of the text, so a
@@ -27,6 +29,7 @@ from email.utils import formataddr
 
 CRLF = "\r\n"
 LINE = 78  # RFC 5322's SHOULD
+ENCODED_LINE = 76  # RFC 2047's limit for a line holding an encoded-word
 WORD = 75  # RFC 2047's MUST
 _FRAME = len("=?utf-8?q?") + len("?=")
 _Q_LITERAL = frozenset(string.ascii_letters + string.digits + "!*+-/")
@@ -104,7 +107,7 @@ def unstructured(field: str, value: str) -> str:
     """The whole header (``Subject: …``), folded lines joined by CRLF."""
     if _plain(value) and (folded := _folded(field, value)) is not None:
         return folded
-    words = encoded_words(value, LINE - len(field) - 2)
+    words = encoded_words(value, ENCODED_LINE - len(field) - 2)
     return f"{field}: " + f"{CRLF} ".join(words)
 
 
@@ -118,7 +121,7 @@ def mailbox(name: str, address: str) -> str:
         written = formataddr((name, address))
         if _ADDRESS_FIELD + len(written) <= LINE:
             return written
-    words = encoded_words(name, LINE - _ADDRESS_FIELD)
+    words = encoded_words(name, ENCODED_LINE - _ADDRESS_FIELD)
     last = len(words[-1]) + (_ADDRESS_FIELD if len(words) == 1 else 1)
-    gap = " " if last + 2 + len(address) + 1 <= LINE else f"{CRLF} "
+    gap = " " if last + 2 + len(address) + 1 <= ENCODED_LINE else f"{CRLF} "
     return f"{CRLF} ".join(words) + f"{gap}<{address}>"
