@@ -127,6 +127,22 @@ def test_a_remembered_identity_slack_refuses_is_forgotten_and_found_again(
     assert remembered("ada@example.com") == ("U0ADA2", "ada@example.com", "D0ADA2", "U0ADA2")
 
 
+@pytest.mark.parametrize("code", STALE)
+def test_a_remembered_member_id_refused_when_opening_the_dm_is_found_again(
+    slack: SlackServer, code: str
+) -> None:
+    # Found by email before; its DM not yet opened (or since forgotten).
+    staff("ada@example.com", slack_found_id="U0OLD", slack_found_for="ada@example.com")
+    slack.fail(OPEN, code)
+
+    methods = announce_and_dispatch(slack)
+
+    assert methods == [OPEN, LOOKUP, OPEN, POST]
+    assert [call.params["users"] for call in slack.calls(OPEN)] == ["U0OLD", "U0ADA"]
+    assert (latest().state, latest().attempts) == (DeliveryState.SENT, 2)
+    assert remembered("ada@example.com") == ("U0ADA", "ada@example.com", "D0ADA", "U0ADA")
+
+
 def test_a_person_slack_no_longer_knows_fails_after_one_fresh_lookup(slack: SlackServer) -> None:
     staff("ada@example.com")
     announce_and_dispatch(slack)
