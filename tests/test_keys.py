@@ -16,12 +16,20 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 
+from bulletin.dispatch import lifecycle
+from bulletin.domain.models import (
+    Announcement,
+    Occurrence,
+    ScheduleKind,
+    delivery_key,
+    installation_id,
+)
 from bulletin.domain.models import Installation as InstallationRow
-from bulletin.domain.models import Occurrence, delivery_key, installation_id
 from tests.conftest import own_database
 from tests.harness import Installation, SmtpSink, installation_at
 from tests.http_receiver import HttpReceiver, Reply
@@ -214,3 +222,22 @@ def test_an_occurrence_takes_the_installation_id_and_a_lost_row_is_made_again() 
     assert HEX_128.fullmatch(made)
     assert json.loads(out.getvalue())["installation"] == made
     assert Occurrence._meta.get_field("key_space").get_default() == made
+
+
+def test_an_hr_test_send_carries_the_installation_id(ann: Any, smtp_settings: SmtpSink) -> None:
+    draft = Announcement(
+        title="Canteen reopens",
+        body="On **Monday**.",
+        channels=["email"],
+        schedule_kind=ScheduleKind.CRON,
+        cron="0 9 * * *",
+        timezone="Europe/London",
+    )
+    item = lifecycle.create(draft, ann)
+
+    lifecycle.send_test(item, ann)
+
+    [received] = smtp_settings.received
+    assert re.fullmatch(
+        rf"<test\.{item.pk}\.{ann.pk}\.\d+\.{installation_id()}@[^>]+>", received.message_id
+    )
