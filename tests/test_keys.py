@@ -128,7 +128,8 @@ def test_two_installations_first_deliveries_reach_receivers_under_different_keys
 def insert_before_upgrade(site: Installation, place_id: int) -> tuple[int, int, int]:
     """Rows as the code before keys had an installation id wrote them (the schema at 0005):
     an employee, an announcement, its occurrence, and a delivery to each recipient, both left
-    ``unknown`` by an interrupted send. Returns (occurrence, employee, email delivery) ids."""
+    ``unknown`` by an interrupted send; and its next occurrence, planned. Returns (occurrence,
+    employee, email delivery) ids."""
     now = datetime.now(UTC) - timedelta(hours=1)
     site.sql(
         "INSERT INTO bulletin_employee (email, name, department, location, timezone, active, "
@@ -153,6 +154,12 @@ def insert_before_upgrade(site: Installation, place_id: int) -> tuple[int, int, 
         (announcement, now, now),
     )
     [(occurrence,)] = site.sql("SELECT id FROM bulletin_occurrence")
+    # And the next one, planned but not fanned out: no delivery, so no key seen yet.
+    site.sql(
+        "INSERT INTO bulletin_occurrence (announcement_id, zone, fire_at, state, note, "
+        "created_at) VALUES (?, 'UTC', ?, 'planned', '', ?)",
+        (announcement, now + timedelta(days=1), now),
+    )
     for person, place, channel in ((employee, None, "email"), (None, place_id, "webhook")):
         site.sql(
             "INSERT INTO bulletin_delivery (occurrence_id, employee_id, place_id, channel, state, "
@@ -185,13 +192,14 @@ def test_a_delivery_made_before_the_upgrade_is_resent_after_it_under_its_old_key
         use_smtp(site, smtp_sink)
         site.run("dispatch")
         [hook] = receiver.wait_for(1)
-        key_spaces = site.sql("SELECT key_space FROM bulletin_occurrence")
+        key_spaces = site.sql("SELECT key_space FROM bulletin_occurrence ORDER BY id")
+        installation = installation_of(site)
         states = delivery_states(site)
 
     # The keys as the code before the upgrade made them: no installation part.
     old_email_key = f"{occurrence}.{employee}.email"
     old_webhook_key = f"{occurrence}.p{place}.webhook"
-    assert key_spaces == [("",)]
+    assert key_spaces == [("",), (installation,)]
     assert states == {"sent": 2}
     [received] = smtp_sink.received
     assert received.message_id.startswith(f"<{old_email_key}@"), received.message_id

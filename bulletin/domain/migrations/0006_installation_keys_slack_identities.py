@@ -6,7 +6,9 @@
   deliveries keep the keys receivers already saw (a delivery keeps its key for life); only the
   model's default then names the installation, for occurrences planned from now on. The
   default changes in the state only: rewriting it in the database would rebuild the table on
-  SQLite and could never be right for the rows already there.
+  SQLite and could never be right for the rows already there. Occurrences still ``planned``
+  have no delivery yet (a fan-out inserts them and leaves ``planned`` in one transaction):
+  their keys were never seen, so they take the installation id at once.
 - ``Employee.slack_*``: what Slack's look-ups found, and for what, so a later announcement
   need not ask again.
 - ``AuditAction.UNSUBSCRIBED`` (choices only: no change in the database).
@@ -25,6 +27,13 @@ def make_installation(apps, schema_editor):  # type: ignore[no-untyped-def]
         installation.objects.using(schema_editor.connection.alias).create(
             id=1, key=secrets.token_hex(16)
         )
+
+
+def key_unsent_occurrences(apps, schema_editor):  # type: ignore[no-untyped-def]
+    alias = schema_editor.connection.alias
+    key = apps.get_model("bulletin", "Installation").objects.using(alias).get(pk=1).key
+    occurrences = apps.get_model("bulletin", "Occurrence").objects.using(alias)
+    occurrences.filter(state="planned", deliveries__isnull=True).update(key_space=key)
 
 
 def _cached(length: int) -> models.CharField:
@@ -82,6 +91,7 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
+        migrations.RunPython(key_unsent_occurrences, migrations.RunPython.noop, elidable=False),
         migrations.AddField(model_name="employee", name="slack_found_id", field=_cached(32)),
         migrations.AddField(model_name="employee", name="slack_found_for", field=_cached(254)),
         migrations.AddField(model_name="employee", name="slack_dm_channel", field=_cached(32)),
