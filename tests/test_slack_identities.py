@@ -294,3 +294,18 @@ def test_the_admin_shows_what_slack_found_and_saving_the_form_keeps_it(
     assert saved.status_code == 302, saved.content.decode()[:2000]
     assert Employee.objects.get(pk=ada.pk).name == "Ada L."
     assert remembered("ada@example.com") == ("U0ADA", "ada@example.com", "D0ADA", "U0ADA")
+
+
+def test_a_lookup_slack_rate_limits_holds_every_lookup_for_its_retry_after_and_none_is_lost(
+    slack: SlackServer,
+) -> None:
+    staff(*PEOPLE)
+    slack.rate_limit(LOOKUP, retry_after=1)  # past the limit: Slack says wait a second
+
+    announce_and_dispatch(slack)
+
+    refused, *others = [call.at for call in slack.calls(LOOKUP)]
+    assert len(others) == 3  # the refused person's look-up again, and the other two
+    assert min(others) - refused >= 0.95  # nobody looked up during Slack's Retry-After
+    assert len(slack.calls(POST)) == 3
+    assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.SENT}
