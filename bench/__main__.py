@@ -54,6 +54,13 @@ BENCHMARKS = {
     "email-smtp": Benchmark(
         "bench.mail", "sqlite", {"emails": 5000, "rounds": 3}, {"emails": 40, "rounds": 1}
     ),
+    # Paced: judged against the pace itself, as the loopback receiver saw it.
+    "slack-paced": Benchmark(
+        "bench.slack_paced", "sqlite", {"dms": 2000, "per_minute": 6000}, {"dms": 30}
+    ),
+    "teams-paced": Benchmark(
+        "bench.teams_paced", "sqlite", {"posts": 500, "per_second": 50}, {"posts": 20}
+    ),
     "planner-idle-sqlite": Benchmark(
         "bench.planner",
         "sqlite",

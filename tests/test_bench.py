@@ -92,3 +92,15 @@ def test_a_slow_spell_during_some_runs_is_not_taken_for_a_difference_in_speed() 
     assert row.value / row.baseline == pytest.approx(2.1)
     assert row.ratio == pytest.approx(1.05) and row.met is False
     assert row.as_json()["ratio_of_medians"] == pytest.approx(2.1)
+
+
+def test_the_paced_benchmarks_judge_the_rate_the_busiest_ten_seconds_and_calls_per_dm(
+    smoke_results: list[dict[str, object]],
+) -> None:
+    names = [str(row["name"]) for row in smoke_results]
+    for channel in ("Slack DMs", "Teams posts"):
+        ours = [name for name in names if channel in name]
+        assert any(name.endswith("rate at the receiver") for name in ours), ours
+        assert any(name.endswith("busiest 10 s") for name in ours), ours
+    [calls] = [row for row in smoke_results if str(row["name"]).endswith("calls per DM")]
+    assert calls["target"] == 1.05 and calls["met"] is True

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,10 +19,9 @@ from typing import Any
 
 import pytest
 
+from tests.arrivals import TimedSlack, TimedTeams, busiest
 from tests.harness import Installation, employee_csv
-from tests.http_receiver import HttpReceiver, Reply, Request
 from tests.processes import delivery_states
-from tests.slack_server import Call, SlackServer
 
 pytestmark = pytest.mark.slow
 
@@ -31,31 +29,6 @@ PEOPLE = 60
 PER_SECOND = 15  # Slack: BULLETIN_SLACK_PER_MINUTE = 900
 WINDOW = 1.0  # seconds; the allowance scales with it: 16 posts in any second
 SUMMARY = re.compile(r"^dispatched: (\d+) sent, (\d+) failed, (\d+) unknown, (\d+) retrying$")
-
-
-class TimedSlack(SlackServer):
-    """The loopback Slack, noting when each request arrived by its own clock."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.arrivals: list[tuple[float, str]] = []
-        super().__init__(**kwargs)
-
-    def _received(self, call: Call) -> Any:
-        self.arrivals.append((time.monotonic(), call.method))
-        return super()._received(call)
-
-    def posted_at(self) -> list[float]:
-        return sorted(at for at, method in list(self.arrivals) if method == "chat.postMessage")
-
-
-def busiest(times: list[float], window: float) -> int:
-    """The most requests in any window of ``window`` seconds, slid over every request."""
-    times, most, first = sorted(times), 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] >= window:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 def test_the_busiest_window_is_found_wherever_it_starts() -> None:
@@ -199,15 +172,8 @@ TEAMS_PER_SECOND = 15
 def test_one_dispatch_sends_every_post_to_one_teams_webhook_at_its_pace(
     installation: Installation,
 ) -> None:
-    arrived: list[float] = []
-    lock = threading.Lock()
-
-    def accept(request: Request) -> Reply:
-        with lock:
-            arrived.append(time.monotonic())
-        return Reply.teams_accepted()
-
-    with HttpReceiver(default=accept) as teams:
+    teams = TimedTeams()
+    with teams:
         url = teams.url("/workflows/hr/triggers/manual/paths/invoke?sig=SECRET")
         installation.run("add_place", "--channel", "teams", "--name", "HR-news", "--target", url)
         occurrences_to_place(installation, "teams:HR-news", TEAMS_POSTS)
@@ -219,8 +185,8 @@ def test_one_dispatch_sends_every_post_to_one_teams_webhook_at_its_pace(
         done = installation.run("dispatch", timeout=60)
     assert summary(done.stdout) == (TEAMS_POSTS, 0, 0, 0)
     assert delivery_states(installation) == {"sent": TEAMS_POSTS}
-    assert len(arrived) == TEAMS_POSTS
-    assert_paced(arrived, TEAMS_PER_SECOND)
+    assert len(teams.arrivals) == TEAMS_POSTS
+    assert_paced(teams.arrivals, TEAMS_PER_SECOND)
 
 
 def occurrences_to_place(site: Installation, place: str, count: int) -> None:
