@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.arrivals import TimedSlack, TimedTeams, busiest
-from tests.harness import Installation, employee_csv
+from tests.harness import Installation, employee_csv, free_port
 from tests.processes import delivery_states
 
 pytestmark = pytest.mark.slow
@@ -163,6 +163,24 @@ def test_sigterm_while_waiting_for_a_slot_stops_at_once_and_gives_the_rest_back(
     assert re.match(r"stopped by SIGTERM: (\d+) sent, (\d+) released", out.strip())
     states = delivery_states(installation)
     assert states["sent"] == len(slack.posted_at()) and states["pending"] == PEOPLE - states["sent"]
+
+
+def test_the_embedded_dispatcher_of_bulletin_run_sends_every_paced_dm_at_the_pace(
+    installation: Installation, slack: TimedSlack
+) -> None:
+    never = datetime(2999, 1, 1, tzinfo=UTC)  # nothing more to plan while it runs
+    installation.sql("UPDATE bulletin_announcement SET next_fire_at = ?", (never,))
+    process = installation.start("run", "--port", str(free_port()))
+    try:
+        deadline = time.monotonic() + 60
+        while delivery_states(installation) != {"sent": PEOPLE}:
+            assert time.monotonic() < deadline, delivery_states(installation)
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert len(slack.calls("chat.postMessage")) == PEOPLE
+    assert_paced(slack.posted_at(), PER_SECOND)
 
 
 TEAMS_POSTS = 40
