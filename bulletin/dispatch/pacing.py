@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Case, Max, Value, When
 from django.utils import timezone
 
 from bulletin.domain.models import ChannelPace
@@ -87,25 +87,30 @@ def book(paces: Paces, horizon: timedelta) -> Slot:
     spaced = sorted((key, interval) for key, interval in paces if interval > 0)
     names = sorted({key for key, _ in spaced} | {key + HELD for key, _ in paces})
     with transaction.atomic():
-        _create_missing([key for key, _ in spaced], timezone.now())
-        taken = ChannelPace.objects.select_for_update().filter(key__in=names).order_by("key")
-        nexts = [next_slot for _, next_slot in taken.values_list("key", "next_slot_at")]
+        nexts = _locked(names, [key for key, _ in spaced])
         now = timezone.now()  # with the keys locked: no one can book between this and ours
-        at = max([now, *nexts])
+        at = max([now, *nexts.values()])
         if at - now > horizon:
             return Slot(at, (at - now).total_seconds(), booked=False)
-        for key, interval in spaced:
-            after = at + timedelta(seconds=interval * SPACING)
-            ChannelPace.objects.filter(key=key).update(next_slot_at=after)
+        after = {key: at + timedelta(seconds=interval * SPACING) for key, interval in spaced}
+        if after:
+            moves = [When(key=key, then=Value(slot)) for key, slot in after.items()]
+            ChannelPace.objects.filter(key__in=after).update(next_slot_at=Case(*moves))
     return Slot(at, (at - now).total_seconds(), booked=True)
 
 
-def _create_missing(keys: list[str], now: datetime) -> None:
-    """A key seen for the first time is free now. Created in key order, so two first bookings
-    of the same keys queue on the first key instead of deadlocking (PostgreSQL)."""
-    if keys:
-        rows = [ChannelPace(key=key, next_slot_at=now) for key in keys]
-        ChannelPace.objects.bulk_create(rows, ignore_conflicts=True)
+def _locked(names: list[str], spaced: list[str]) -> dict[str, datetime]:
+    """The rows of ``names`` that exist, locked in key order (PostgreSQL; SQLite's IMMEDIATE
+    transaction holds the whole database). A spaced key seen for the first time is created
+    free, in key order too, so two first bookings queue on one key instead of deadlocking."""
+    rows = ChannelPace.objects.select_for_update().filter(key__in=names).order_by("key")
+    found = dict(rows.values_list("key", "next_slot_at"))
+    if missing := [key for key in spaced if key not in found]:
+        now = timezone.now()
+        created = [ChannelPace(key=key, next_slot_at=now) for key in missing]
+        ChannelPace.objects.bulk_create(created, ignore_conflicts=True)
+        found = dict(rows.values_list("key", "next_slot_at"))
+    return found
 
 
 def held_until(paces: Paces, now: datetime) -> datetime | None:
