@@ -247,7 +247,7 @@ def test_a_429_is_transient_with_slacks_retry_after_and_a_pace_key(
 
 
 def test_every_rate_limit_pace_key_is_one_that_paces_consults(transport: SlackTransport) -> None:
-    # pacing.reserve only looks at the keys paces() names: a hold on any other key is lost.
+    # pacing.book only looks at the keys paces() names: a hold on any other key is lost.
     keys = {key for key, _ in transport.paces(message(to=ADA))}
     keys |= {key for key, _ in transport.paces(message(at=GENERAL))}
     for method in ("chat.postMessage", "users.lookupByEmail", "conversations.open"):
