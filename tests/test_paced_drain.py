@@ -103,6 +103,23 @@ def test_one_dispatch_sends_every_paced_slack_dm_at_the_pace_with_four_lanes_and
     assert times[-1] - times[0] < (PEOPLE / PER_SECOND) * 1.5
 
 
+def test_the_summary_counts_each_delivery_once_by_how_it_ended(
+    installation: Installation, slack: TimedSlack
+) -> None:
+    for n in range(PEOPLE - 3, PEOPLE):  # unknown to Slack (users_not_found): failed
+        del slack.users[f"person{n}@example.com"]  # (the last: not the ones scripted below)
+    slack.fail("chat.postMessage", "internal_error")  # may have posted: unknown
+    slack.status("users.lookupByEmail", 500)  # nothing posted: retried later, not waited for
+    done = installation.run("dispatch", timeout=60)
+    assert summary(done.stdout) == (PEOPLE - 5, 3, 1, 1)
+    assert delivery_states(installation) == {
+        "sent": PEOPLE - 5,
+        "failed": 3,
+        "unknown": 1,
+        "pending": 1,
+    }
+
+
 def test_two_dispatch_processes_at_once_share_one_pace(
     installation: Installation, slack: TimedSlack
 ) -> None:
