@@ -190,6 +190,21 @@ def test_a_drain_never_waits_past_its_budget(paced: Any) -> None:
     assert Delivery.objects.get().state == DeliveryState.PENDING
 
 
+def test_a_batch_past_its_budget_puts_its_paced_rest_back_instead_of_waiting(
+    paced: Any,
+) -> None:
+    paced.interval = 0.5
+    factories.employees(6)
+    factories.fired(channels=("fake",))
+    started = time.monotonic()
+    Dispatcher().run_until_idle(until=started + 1.0)
+    assert time.monotonic() - started < 2.0  # not the 3 s that six slots take
+    assert 2 <= len(paced.sent) < 6
+    waiting = Delivery.objects.filter(state=DeliveryState.PENDING)
+    assert waiting.count() == 6 - len(paced.sent)
+    assert all(d.attempts == 0 and d.lease_token is None for d in waiting)
+
+
 def test_a_stop_while_waiting_for_a_slot_gives_the_row_back_at_once(paced: Any) -> None:
     paced.interval = 5.0
     factories.employees(2)
