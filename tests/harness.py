@@ -46,7 +46,7 @@ class Received:
 
     @property
     def message_id(self) -> str:
-        return str(self.message["Message-ID"])
+        return str(self.message["Message-ID"]).strip()  # folded onto its own line when long
 
 
 @dataclass

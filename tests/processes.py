@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from tests.harness import Installation, SmtpSink, employee_csv
@@ -30,6 +31,18 @@ def announce_every_minute(site: Installation, employees: int) -> None:
     site.sql(
         "UPDATE bulletin_announcement SET planned_until = ?, next_fire_at = ?", (earlier, earlier)
     )
+
+
+def tick_one_occurrence_due_now(site: Installation) -> None:
+    """Date every announcement back so exactly one fire time (the last minute's) is due, then
+    plan and fan it out: kept clear of the next minute until the tick is done, or two would be."""
+    while datetime.now(UTC).second >= 50:
+        time.sleep(0.5)
+    earlier = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(seconds=1)
+    site.sql(
+        "UPDATE bulletin_announcement SET planned_until = ?, next_fire_at = ?", (earlier, earlier)
+    )
+    site.run("tick")
 
 
 def use_smtp(site: Installation, sink: SmtpSink, **options: str) -> None:

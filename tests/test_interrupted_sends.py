@@ -12,7 +12,7 @@ import pytest
 
 from tests.harness import Installation
 from tests.http_receiver import HttpReceiver, Reply
-from tests.processes import delivery_states
+from tests.processes import delivery_states, tick_one_occurrence_due_now
 from tests.slack_server import SlackServer
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,6 @@ LEASE_SECONDS = 2
 
 def announce_to_place(site: Installation, place: str) -> None:
     """An every-minute announcement to one place, dated so that an occurrence is due now."""
-    from datetime import UTC, datetime, timedelta
 
     body = site.directory / "body.md"
     body.write_text("The **office** is closed on Friday.")
@@ -41,14 +40,7 @@ def announce_to_place(site: Installation, place: str) -> None:
         "--places",
         place,
     )
-    # One fire time must be due, not two: keep clear of the next minute until the tick is done.
-    while datetime.now(UTC).second >= 50:
-        time.sleep(0.5)
-    earlier = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(seconds=1)
-    site.sql(
-        "UPDATE bulletin_announcement SET planned_until = ?, next_fire_at = ?", (earlier, earlier)
-    )
-    site.run("tick")
+    tick_one_occurrence_due_now(site)
 
 
 def kill_mid_request(site: Installation, wait_for_request: object) -> None:

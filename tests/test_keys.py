@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +32,7 @@ from bulletin.domain.models import Installation as InstallationRow
 from tests.conftest import own_database
 from tests.harness import Installation, SmtpSink, installation_at
 from tests.http_receiver import HttpReceiver, Reply
-from tests.processes import delivery_states, use_smtp
+from tests.processes import delivery_states, tick_one_occurrence_due_now, use_smtp
 
 HEX_128 = re.compile(r"[0-9a-f]{32}")
 
@@ -59,17 +58,6 @@ def installation_of(site: Installation) -> str:
     return str(status["installation"])
 
 
-def due_now(site: Installation) -> None:
-    """Date the announcement back so exactly one occurrence is due, then plan and fan it out."""
-    while datetime.now(UTC).second >= 50:  # keep clear of the next minute until the tick
-        time.sleep(0.5)
-    earlier = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(seconds=1)
-    site.sql(
-        "UPDATE bulletin_announcement SET planned_until = ?, next_fire_at = ?", (earlier, earlier)
-    )
-    site.run("tick")
-
-
 def first_announcement(site: Installation, sink: SmtpSink, endpoint: str) -> None:
     """One person, one webhook place, one announcement to both: delivered."""
     use_smtp(site, sink)
@@ -83,7 +71,7 @@ def first_announcement(site: Installation, sink: SmtpSink, endpoint: str) -> Non
         *("announce", "--title", "Office closed", "--body-file", str(body)),
         *("--cron", "* * * * *", "--tz", "UTC", "--channels", "email", "--places", "webhook:HRIS"),
     )
-    due_now(site)
+    tick_one_occurrence_due_now(site)
     site.run("dispatch")
     assert delivery_states(site) == {"sent": 2}
 

@@ -5,9 +5,7 @@ the occurrence's page, where the whole text is."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -16,7 +14,7 @@ from bulletin.domain.models import Delivery, Occurrence
 from tests import factories
 from tests.harness import Installation
 from tests.http_receiver import HttpReceiver, Reply
-from tests.processes import delivery_states
+from tests.processes import delivery_states, tick_one_occurrence_due_now
 from tests.slack_server import SlackServer, blocks_too_long
 
 SITE = "https://bulletin.example.com"
@@ -39,13 +37,7 @@ def announce_long_bodies(site: Installation, places: str) -> None:
             "announce", "--title", f"Handbook ({length})", "--body-file", str(body),
             "--cron", "* * * * *", "--tz", "UTC", "--channels", "", "--places", places,
         )  # fmt: skip
-    while datetime.now(UTC).second >= 50:  # one fire time each, not two
-        time.sleep(0.5)
-    earlier = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(seconds=1)
-    site.sql(
-        "UPDATE bulletin_announcement SET planned_until = ?, next_fire_at = ?", (earlier, earlier)
-    )
-    site.run("tick")
+    tick_one_occurrence_due_now(site)
 
 
 def pages(site: Installation) -> set[str]:

@@ -11,10 +11,11 @@ import email.policy
 from email.header import decode_header, make_header
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bulletin.channels.mime import email_bytes, recipient_address, sender_address
+from tests.strategies import properties
 
 ONE_LINE = st.text(
     st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=120
@@ -58,7 +59,7 @@ def same_lines(value: str) -> str:
     return value.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
 
 
-@settings(max_examples=150, deadline=None)
+@properties(examples=150)
 @given(subject=ONE_LINE, name=ONE_LINE, text=BODY, html=BODY)
 def test_any_subject_name_and_body_read_back_unchanged(
     subject: str, name: str, text: str, html: str

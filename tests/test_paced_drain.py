@@ -21,7 +21,7 @@ import pytest
 
 from tests.arrivals import TimedSlack, TimedTeams, busiest
 from tests.harness import Installation, employee_csv, free_port
-from tests.processes import delivery_states
+from tests.processes import delivery_states, tick_one_occurrence_due_now
 
 pytestmark = pytest.mark.slow
 
@@ -48,13 +48,7 @@ def announce_by_slack_dm(site: Installation, people: int) -> None:
         *("--title", "Early close", "--body-file", str(site.directory / "body.md")),
         *("--cron", "* * * * *", "--tz", "UTC", "--channels", "slack"),
     )
-    while datetime.now(UTC).second >= 55:  # one fire time due, not two
-        time.sleep(0.5)
-    earlier = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(seconds=1)
-    site.sql(
-        "UPDATE bulletin_announcement SET planned_until = ?, next_fire_at = ?", (earlier, earlier)
-    )
-    site.run("tick")
+    tick_one_occurrence_due_now(site)
     assert delivery_states(site) == {"pending": people}
 
 

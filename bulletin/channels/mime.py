@@ -138,6 +138,14 @@ def _boundary(*parts: str) -> str:
             return boundary
 
 
+def message_id_header(message_id: str) -> str:
+    """``Message-ID: <…>``, or folded before the msg-id when that line would pass 78
+    characters (RFC 5322 section 2.1.1's SHOULD; the msg-id itself may not be folded: a key
+    with the installation id and a long domain can still make its own line longer)."""
+    line = f"Message-ID: {_single_line('Message-ID', message_id)}"
+    return line if len(line) <= 78 else f"Message-ID:{_CRLF} {message_id}"
+
+
 def email_bytes(
     *,
     sender: str,
@@ -161,7 +169,7 @@ def email_bytes(
         f"From: {sender}",
         f"To: {recipient}",
         f"Date: {date_now()}",
-        f"Message-ID: {_single_line('Message-ID', message_id)}",
+        message_id_header(message_id),
         *(f"{name}: {value}" for name, value in listed or ()),
         "MIME-Version: 1.0",
         f'Content-Type: multipart/alternative;{_CRLF} boundary="{boundary}"',
