@@ -392,6 +392,24 @@ def test_preview_lists_local_and_utc_times_with_a_note_on_the_spring_forward_day
     ]
 
 
+def test_preview_of_an_hourly_schedule_on_the_spring_forward_day_skips_the_lost_hour(
+    installation: Installation,
+) -> None:
+    result = installation.run(
+        *("preview", "--cron", "15 * * * *", "--tz", "America/New_York"),
+        *("--from", "2024-03-10T00:00", "--count", "4"),
+    )
+
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [  # Debian cron: no 03:00 catch-up beside 03:15
+        "2024-03-10T00:15:00-05:00  2024-03-10T05:15:00Z",
+        "2024-03-10T01:15:00-05:00  2024-03-10T06:15:00Z",
+        "2024-03-10T03:15:00-04:00  2024-03-10T07:15:00Z  # 02:15 does not exist on 10 Mar 2024"
+        " (clocks jump forward): this schedule skips it",
+        "2024-03-10T04:15:00-04:00  2024-03-10T08:15:00Z",
+    ]
+
+
 def test_preview_of_a_fixed_time_in_the_repeated_hour_fires_once_with_a_note(
     installation: Installation,
 ) -> None:

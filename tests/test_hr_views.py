@@ -455,6 +455,28 @@ def test_the_fire_times_endpoint_lists_ten_times_with_the_dst_note(ann: Any) -> 
     assert [f["note"] for f in data["fires"]].count("") == 9
 
 
+def test_the_fire_times_endpoint_says_an_hourly_schedule_skips_a_time_the_gap_took(
+    ann: Any,
+) -> None:
+    params = {
+        "schedule_kind": "cron",
+        "repeat": "custom",
+        "cron": "15 * * * *",
+        "timezone": "America/New_York",
+    }
+    with time_machine.travel(datetime(2024, 3, 10, 5, 0, tzinfo=UTC), tick=False):
+        data = logged_in(ann).get("/hr/fire-times/", params).json()
+    shown = [(fire["local"], fire["note"]) for fire in data["fires"][:3]]
+    assert shown == [
+        ("Sun 10 Mar 2024, 00:15 EST", ""),
+        ("Sun 10 Mar 2024, 01:15 EST", ""),
+        (
+            "Sun 10 Mar 2024, 03:15 EDT",
+            "02:15 does not exist on 10 Mar 2024 (clocks jump forward): this schedule skips it",
+        ),
+    ]
+
+
 def test_the_fire_times_endpoint_asks_about_a_gap_time_and_explains_a_bad_cron(ann: Any) -> None:
     client = logged_in(ann)
     once = {"schedule_kind": "once", "at_local": "2027-03-14T02:30", "timezone": "America/New_York"}

@@ -86,6 +86,18 @@ def test_wildcard_hour_schedule_follows_elapsed_time_through_the_london_fold() -
     assert fire_instants(item) == [utc(2026, 10, 24, 23), *[utc(2026, 10, 25, h) for h in range(4)]]
 
 
+def test_wildcard_hour_schedule_follows_elapsed_time_through_the_new_york_gap() -> None:
+    factories.employees(1, zone="America/New_York")
+    start = utc(2024, 3, 10, 4, 50)  # 23:50 EST on the 9th
+    with time_machine.travel(start, tick=False):
+        item = factories.announcement(now=start, cron="15 * * * *", zone="America/New_York")
+    tick_hourly(start + timedelta(minutes=30), utc(2024, 3, 10, 9, 20))
+    # 00:15 EST, 01:15 EST, then 03:15 EDT: 02:15 does not exist, and no 03:00 catch-up.
+    assert fire_instants(item) == [utc(2024, 3, 10, h, 15) for h in range(5, 10)]
+    after_gap = Occurrence.objects.get(announcement=item, fire_at=utc(2024, 3, 10, 7, 15))
+    assert "this schedule skips it" in after_gap.note
+
+
 def test_lord_howe_half_hour_gap_moves_the_time_to_the_first_valid_minute() -> None:
     factories.employees(1, zone="Australia/Lord_Howe")
     start = utc(2026, 10, 2, 0)

@@ -161,34 +161,86 @@ GAP_CASES = [
         ("2026-09-06 04:00Z", "2026-09-06 01:00-03:00", Y),
         ("2026-09-07 03:30Z", "2026-09-07 00:30-03:00", N),
     ),
-    # cronsim 2.8 alone drops these three gap fires (wildcard minute or hour); rules.py adds them.
+]
+
+
+# --- Spring forward, wildcard schedules (minute or hour field starting with "*"): as Debian
+# cron, they follow real elapsed time: the wall times the gap took are gone, with no catch-up.
+# The first fire after the gap says so (Y). Their October pairs are in WILDCARD_FOLD_CASES.
+
+WILDCARD_GAP_CASES = [
     case(
-        "new_york-2027-03-14-every-15-min-of-hour-2",
+        "new_york-2024-03-10-hourly-at-15-skips-02:15-no-03:00-catch-up",
+        "15 * * * *",
+        NY,
+        "2024-03-10 00:30",
+        ("2024-03-10 06:15Z", "2024-03-10 01:15-05:00", N),
+        ("2024-03-10 07:15Z", "2024-03-10 03:15-04:00", Y),
+        ("2024-03-10 08:15Z", "2024-03-10 04:15-04:00", N),
+    ),
+    case(
+        "new_york-2027-03-14-every-15-min-of-hour-2-skips-the-day",
         "*/15 2 * * *",
         NY,
         "2027-03-13 03:00",
-        ("2027-03-14 07:00Z", "2027-03-14 03:00-04:00", Y),
-        ("2027-03-15 06:00Z", "2027-03-15 02:00-04:00", N),
+        ("2027-03-15 06:00Z", "2027-03-15 02:00-04:00", Y),
+        ("2027-03-15 06:15Z", "2027-03-15 02:15-04:00", N),
     ),
     case(
-        "new_york-2027-03-14-every-2-hours",
+        "new_york-2027-03-14-every-2-hours-skips-02:00",
         "0 */2 * * *",
         NY,
         "2027-03-13 23:00",
         ("2027-03-14 05:00Z", "2027-03-14 00:00-05:00", N),
-        ("2027-03-14 07:00Z", "2027-03-14 03:00-04:00", Y),
-        ("2027-03-14 08:00Z", "2027-03-14 04:00-04:00", N),
+        ("2027-03-14 08:00Z", "2027-03-14 04:00-04:00", Y),
+        ("2027-03-14 10:00Z", "2027-03-14 06:00-04:00", N),
     ),
     case(
-        "lord_howe-2026-10-04-hourly-02:00-fires-at-02:30",
+        "london-2026-03-29-hourly-at-15-skips-01:15",
+        "15 * * * *",
+        LONDON,
+        "2026-03-29 00:00",
+        ("2026-03-29 00:15Z", "2026-03-29 00:15+00:00", N),
+        ("2026-03-29 01:15Z", "2026-03-29 02:15+01:00", Y),
+    ),
+    case(
+        "chatham-2026-09-27-every-30-min-skips-03:00-and-03:30",
+        "*/30 * * * *",
+        "Pacific/Chatham",
+        "2026-09-27 02:00",
+        ("2026-09-26 13:45Z", "2026-09-27 02:30+12:45", N),
+        ("2026-09-26 14:15Z", "2026-09-27 04:00+13:45", Y),
+    ),
+    case(
+        "lord_howe-2026-10-04-hourly-skips-02:00",
         "0 * * * *",
         LORD_HOWE,
         "2026-10-04 00:30",
         ("2026-10-03 14:30Z", "2026-10-04 01:00+10:30", N),
-        ("2026-10-03 15:30Z", "2026-10-04 02:30+11:00", Y),
-        ("2026-10-03 16:00Z", "2026-10-04 03:00+11:00", N),
+        ("2026-10-03 16:00Z", "2026-10-04 03:00+11:00", Y),
     ),
 ]
+
+
+@pytest.mark.parametrize(("expr", "zone", "after", "expected"), WILDCARD_GAP_CASES)
+def test_a_wildcard_schedule_skips_the_wall_times_a_gap_took(
+    expr: str, zone: str, after: str, expected: list[tuple[str, str, bool]]
+) -> None:
+    assert first_fires(expr, zone, after, len(expected)) == expected
+
+
+def test_the_first_fire_after_a_gap_says_which_times_were_skipped() -> None:
+    after = local(NY, "2024-03-10 00:30")
+    fires = list(fire_times(CronRule("15 * * * *"), ZoneInfo(NY), after, limit=3))
+    assert fires[1].note == (
+        "02:15 does not exist on 10 Mar 2024 (clocks jump forward): this schedule skips it"
+    )
+    quarter = list(
+        fire_times(CronRule("*/15 2 * * *"), ZoneInfo(NY), local(NY, "2027-03-13 03:00"), limit=1)
+    )
+    assert quarter[0].note == (
+        "02:00 to 02:45 do not exist on 14 Mar 2027 (clocks jump forward): this schedule skips them"
+    )
 
 
 @pytest.mark.parametrize(("expr", "zone", "after", "expected"), GAP_CASES)
@@ -287,7 +339,7 @@ ELAPSED_CASES = [
         NY,
         "2027-03-14 01:15",
         ("2027-03-14 06:30Z", "2027-03-14 01:30-05:00", N),
-        ("2027-03-14 07:00Z", "2027-03-14 03:00-04:00", N),
+        ("2027-03-14 07:00Z", "2027-03-14 03:00-04:00", Y),
         ("2027-03-14 07:30Z", "2027-03-14 03:30-04:00", N),
     ),
     case(
@@ -304,7 +356,7 @@ ELAPSED_CASES = [
         "0 * * * *",
         LONDON,
         "2026-03-29 00:30",
-        ("2026-03-29 01:00Z", "2026-03-29 02:00+01:00", N),
+        ("2026-03-29 01:00Z", "2026-03-29 02:00+01:00", Y),
         ("2026-03-29 02:00Z", "2026-03-29 03:00+01:00", N),
     ),
     case(
@@ -324,7 +376,7 @@ ELAPSED_CASES = [
         SYDNEY,
         "2026-10-04 01:15",
         ("2026-10-03 15:30Z", "2026-10-04 01:30+10:00", N),
-        ("2026-10-03 16:00Z", "2026-10-04 03:00+11:00", N),
+        ("2026-10-03 16:00Z", "2026-10-04 03:00+11:00", Y),
     ),
     case(
         "lord_howe-2026-04-05-back-every-30-min",
@@ -341,7 +393,7 @@ ELAPSED_CASES = [
         LORD_HOWE,
         "2026-10-04 01:15",
         ("2026-10-03 15:00Z", "2026-10-04 01:30+10:30", N),
-        ("2026-10-03 15:30Z", "2026-10-04 02:30+11:00", N),
+        ("2026-10-03 15:30Z", "2026-10-04 02:30+11:00", Y),
     ),
     case(
         "santiago-2026-04-04-back-every-30-min",
@@ -360,7 +412,7 @@ ELAPSED_CASES = [
         SANTIAGO,
         "2026-09-05 22:30",
         ("2026-09-06 03:00Z", "2026-09-05 23:00-04:00", N),
-        ("2026-09-06 04:00Z", "2026-09-06 01:00-03:00", N),
+        ("2026-09-06 04:00Z", "2026-09-06 01:00-03:00", Y),
         ("2026-09-06 05:00Z", "2026-09-06 02:00-03:00", N),
     ),
 ]
@@ -553,19 +605,12 @@ def test_fixed_time_rules_match_cronsim_exactly(expr: str, zone: str) -> None:
     assert set(our_instants(expr, zone)) == cronsim_instants(expr, zone)
 
 
-# Fires rules.py adds that cronsim 2.8 drops for wildcard schedules, worked out by hand:
-# gap times moved to the first valid minute (when that minute is not itself a match), and
-# Lord Howe's 02:00/02:15 (+10:30) on 2026-04-05, which exist once but which cronsim's hourly
-# stepping skips after the 30-minute fall-back.
+# Fires rules.py adds that cronsim 2.8 drops for wildcard schedules, worked out by hand: Lord
+# Howe's 02:00/02:15 (+10:30) on 2026-04-05, which exist once but which cronsim's hourly
+# stepping skips after the 30-minute fall-back. In the gap both skip the lost wall times.
 CRONSIM_CORRECTIONS = {
-    ("*/15 2 * * *", NY): {"2026-03-08 07:00"},
-    ("0 */2 * * *", NY): {"2026-03-08 07:00"},
-    ("*/15 2 * * *", SYDNEY): {"2026-10-03 16:00"},
-    ("0 */2 * * *", SYDNEY): {"2026-10-03 16:00"},
-    ("0 * * * *", LORD_HOWE): {"2026-10-03 15:30"},
     ("*/15 2 * * *", LORD_HOWE): {"2026-04-04 15:30", "2026-04-04 15:45"},
-    ("0 */2 * * *", LORD_HOWE): {"2026-04-04 15:30", "2026-10-03 15:30"},
-    ("0 */2 * * *", SANTIAGO): {"2026-09-06 04:00"},
+    ("0 */2 * * *", LORD_HOWE): {"2026-04-04 15:30"},
 }
 
 

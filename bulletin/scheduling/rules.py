@@ -6,14 +6,19 @@ Time policy
   standard 5-field cron expression matched by ``cronsim`` with Debian cron's DST behaviour.
 * Inside, only aware UTC instants are stored and compared. An occurrence is identified by
   (announcement, zone, UTC fire instant), never by when a tick happened to run.
-* Spring-forward gap: a local time that does not exist fires once, at the first valid minute
-  after the gap. Several gap times on one day collapse into that single fire, and nothing
-  extra fires if the schedule matches that minute anyway.
-* Fall-back repeated hour: a fixed-time schedule (minute and hour fields both explicit, e.g.
-  ``30 1 * * *``) fires once, at the first occurrence (``fold=0``). A wildcard schedule (minute
-  or hour field starting with ``*``, e.g. ``*/15 * * * *`` or ``0 * * * *``) follows real
-  elapsed time, so it fires in both copies of the repeated hour. This fixed/wildcard split is
-  Debian cron's, and cronsim's.
+* Debian cron splits schedules in two, in both directions of a clock change (cron.c's main
+  loop; cronsim follows it): **fixed-time** schedules (minute and hour fields both explicit,
+  e.g. ``30 2 * * *``) and **wildcard** schedules (minute or hour field starting with ``*``,
+  e.g. ``15 * * * *``, ``*/30 * * * *``, ``*/15 2 * * *``, ``0 */2 * * *``).
+* Spring-forward gap: a fixed-time schedule whose local time does not exist fires once, at
+  the first valid minute after the gap. Several gap times on one day collapse into that single
+  fire, and nothing extra fires if the schedule matches that minute anyway. A wildcard schedule
+  follows real elapsed time: the wall times the gap skipped are gone and do not fire (an hourly
+  ``15 * * * *`` fires at 01:15 and 03:15 on the day clocks jump from 02:00 to 03:00, with no
+  03:00 catch-up beside 03:15).
+* Fall-back repeated hour: a fixed-time schedule fires once, at the first occurrence
+  (``fold=0``). A wildcard schedule follows real elapsed time, so it fires in both copies of
+  the repeated hour.
 * A one-off time that does not exist (gap) or is ambiguous (fold) is rejected with an error
   naming both choices; it is never guessed.
 
@@ -21,14 +26,12 @@ How it is computed
 ------------------
 cronsim enumerates matching *naive* wall-clock times; this module maps each one to the instants
 at which that wall time is shown in the zone (none in a gap, one normally, two in a fold) and
-applies the policy above. cronsim 2.8's own aware mode agrees for fixed-time schedules, but for
-wildcard schedules (checked against it in the tests) it
-  - silently drops gap times: ``*/15 2 * * *`` and ``0 */2 * * *`` lose their spring-forward
-    fire, and Lord Howe's ``0 * * * *`` skips 02:00 instead of firing at 02:30;
+applies the policy above. cronsim 2.8's own aware mode agrees in the gap (checked against it
+in the tests), but for wildcard schedules it
   - after Lord Howe's 30-minute fall-back, steps by whole hours from a misaligned minute and
     skips 02:00 and 02:15 (+10:30), which exist only once (``*/15 2 * * *``, ``0 */2 * * *``);
   - can label a fire with a non-existent local time (``00:00 -04`` in Santiago's midnight gap).
-Mapping the wall times here corrects all three with one code path. Separately, cronsim 2.8
+Mapping the wall times here corrects both with one code path. Separately, cronsim 2.8
 reads a stepped range of one value (``0-0/5``) as "from 0, every 5"; ``_matcher`` hands it the
 single value that cron means.
 """
@@ -40,7 +43,7 @@ import itertools
 import re
 import zoneinfo
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
 
@@ -285,6 +288,22 @@ def _gap_note(wall: datetime, fired: datetime) -> str:
     )
 
 
+def _skip_note(skipped: list[datetime]) -> str:
+    """For a wildcard schedule's first fire after a gap: the wall times the gap took."""
+    first, last = skipped[0], skipped[-1]
+    if first == last:
+        missing = f"{first:%H:%M} does not exist"
+    else:
+        missing = f"{first:%H:%M} to {last:%H:%M} do not exist"
+    return f"{missing} on {_day_text(first)} (clocks jump forward): this schedule skips " + (
+        "it" if first == last else "them"
+    )
+
+
+def _noted(fire: FireTime, note: str) -> FireTime:
+    return replace(fire, note=f"{note}; {fire.note}" if fire.note else note)
+
+
 def _fold_note(wall: datetime, fired: datetime, fixed: bool) -> str:
     which = "fires once, at the first" if fixed else "this is the second"
     twice = f"{wall:%H:%M} occurs twice on {_day_text(wall)} (clocks go back)"
@@ -298,6 +317,8 @@ def _fire(utc: datetime, zone: zoneinfo.ZoneInfo, note: str | None = None) -> Fi
 def _fires_for_wall(wall: datetime, zone: zoneinfo.ZoneInfo, fixed: bool) -> list[FireTime]:
     """The policy for one matching wall time, as fires in ascending UTC order."""
     found = _occurrences(wall, zone)
+    if not found and not fixed:
+        return []  # a wildcard schedule follows elapsed time: a skipped wall time is gone
     if not found:
         moved = _nearest_existing(wall, zone, _MINUTE)
         return [_fire(moved, zone, _gap_note(wall, moved.astimezone(zone)))]
@@ -329,8 +350,14 @@ def _cron_fires(rule: CronRule, zone: zoneinfo.ZoneInfo, after: datetime) -> Ite
     fixed = rule.fixed_time
     pending: list[tuple[datetime, bool, int, FireTime]] = []
     order = itertools.count()
+    skipped: list[datetime] = []  # a wildcard schedule's wall times lost in a gap
     for wall in _matcher(rule.expr, _first_wall(after, zone)):
         fires = _fires_for_wall(wall, zone, fixed)
+        if not fires:
+            skipped.append(wall)
+            continue
+        if skipped:  # the first fire after the gap says what it took
+            fires[0], skipped = _noted(fires[0], _skip_note(skipped)), []
         while pending and pending[0][0] < fires[0].utc:
             yield heapq.heappop(pending)[-1]
         for fire in fires:
