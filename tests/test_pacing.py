@@ -109,7 +109,12 @@ def test_a_drain_waits_for_each_booked_slot_and_sends_everything(paced: Any) -> 
     dispatcher = Dispatcher()
     dispatcher.run_until_idle()
     assert len(paced.sent) == 4
-    assert all(later - earlier >= 0.2 for earlier, later in pairwise(paced.sent_at))
+    # Each send waits for its slot, 0.2 s (and 2 %) after the last one's. A send lands a few
+    # milliseconds after its slot, more on a busy machine, so one late send can bring the next
+    # closer than 0.2 s: the spacing is judged with room for that, and over the whole drain.
+    gaps = [later - earlier for earlier, later in pairwise(paced.sent_at)]
+    assert all(gap >= 0.1 for gap in gaps), gaps
+    assert sum(gaps) >= 3 * 0.2 * 0.9, gaps
     assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.SENT}
     assert outcomes([dispatcher]) == {"sent": 4, "failed": 0, "unknown": 0, "retrying": 0}
 

@@ -166,7 +166,7 @@ GAP_CASES = [
 
 # --- Spring forward, wildcard schedules (minute or hour field starting with "*"): as Debian
 # cron, they follow real elapsed time: the wall times the gap took are gone, with no catch-up.
-# The first fire after the gap says so (Y). Their October pairs are in WILDCARD_FOLD_CASES.
+# The first fire after the gap says so (Y). Their fall-back pairs are in ELAPSED_CASES.
 
 WILDCARD_GAP_CASES = [
     case(
@@ -317,8 +317,8 @@ def test_fixed_time_in_repeated_hour_fires_once_at_the_first(
     assert first_fires(expr, zone, after, len(expected)) == expected
 
 
-# --- Wildcard schedules follow real elapsed time: both copies of a repeated hour, and the
-# --- regular fire right after a gap (no note, nothing extra).
+# --- Wildcard schedules follow real elapsed time: both copies of a repeated hour, and no
+# --- catch-up after a gap (the first fire after it notes what the gap took).
 
 ELAPSED_CASES = [
     case(
