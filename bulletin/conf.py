@@ -50,14 +50,26 @@ class Options:
     # bulletin.dispatch.statements). Off behind a pooler that does not keep them (PgBouncer
     # before 1.21 in transaction mode).
     prepared_statements: bool = True
+    # The working week of employees without a location (see bulletin.scheduling.working).
+    working_week: str = "Mon-Fri 08:00-18:00"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "site_url", _site_url(self.site_url))
+        _check_working_week(self.working_week)
 
 
 # Where links point when BULLETIN_SITE_URL is unset: `bulletin run`'s default address, which
 # works only on the machine itself (`bulletin run` warns about it).
 SITE_URL_FALLBACK = "http://127.0.0.1:8000"
+
+
+def _check_working_week(raw: str) -> None:
+    from bulletin.scheduling.working import WorkingWeek, WorkingWeekError
+
+    try:
+        WorkingWeek.parse(raw)
+    except WorkingWeekError as exc:
+        raise ImproperlyConfigured(f"BULLETIN_WORKING_WEEK: {exc}") from None
 
 
 def _port_ok(parts: SplitResult) -> bool:

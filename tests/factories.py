@@ -15,6 +15,7 @@ from bulletin.domain.models import (
     Delivery,
     Employee,
     InboxItem,
+    Location,
     Occurrence,
     OccurrenceState,
     ScheduleKind,
@@ -29,6 +30,7 @@ __all__ = [
     "employees",
     "fired",
     "inbox_item",
+    "location",
     "tick_after",
 ]
 
@@ -36,11 +38,19 @@ __all__ = [
 def employees(
     count: int, *, zone: str = "Europe/London", prefix: str = "person", **fields: Any
 ) -> list[Employee]:
+    """``location`` may be a name: the location is made (in ``zone``) if it does not exist."""
+    if isinstance(fields.get("location"), str):
+        fields["location"] = location(fields["location"], zone=zone)
     rows = [
         Employee(email=f"{prefix}{n}@example.com", name=f"Person {n}", timezone=zone, **fields)
         for n in range(count)
     ]
     return Employee.objects.bulk_create(rows)
+
+
+def location(name: str, *, zone: str = "UTC", **fields: Any) -> Location:
+    found, _ = Location.objects.get_or_create(name=name, defaults={"timezone": zone, **fields})
+    return found
 
 
 def announcement(

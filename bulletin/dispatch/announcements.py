@@ -234,7 +234,8 @@ def cancel(announcement: Announcement) -> None:
             state=OccurrenceState.CANCELLED
         )
         skipped = Delivery.objects.filter(
-            occurrence__announcement=announcement, state=DeliveryState.PENDING
+            occurrence__announcement=announcement,
+            state__in=(DeliveryState.PENDING, DeliveryState.HELD),
         ).update(
             state=DeliveryState.SKIPPED,
             last_error="announcement cancelled",

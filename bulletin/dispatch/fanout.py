@@ -27,6 +27,7 @@ from django.db.models import (
 )
 
 from bulletin.dispatch.audience import audience_of
+from bulletin.dispatch.holding import hold_outside_windows
 from bulletin.domain.models import (
     Channel,
     ChannelOptOut,
@@ -68,6 +69,7 @@ def fan_out(occurrence: Occurrence, now: datetime) -> int:
         # The rows each insert reports are all the occurrence has: it had none while planned.
         count = sum(_insert_people(people, occurrence, c, None, now) for c in announcement.channels)
         count += sum(_insert_place(place, people, occurrence, now) for place in places)
+        hold_outside_windows(occurrence, now)
         Occurrence.objects.filter(pk=occurrence.pk, state=OccurrenceState.PLANNED).update(
             state=OccurrenceState.FANNED_OUT, delivery_count=count
         )

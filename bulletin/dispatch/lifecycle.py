@@ -13,13 +13,14 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from bulletin.channels.base import Message, Recipient, TransportError
 from bulletin.channels.email import EmailTransport
 from bulletin.channels.render import render_html, render_text
 from bulletin.conf import options
-from bulletin.dispatch import announcements
+from bulletin.dispatch import announcements, holding
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
@@ -173,12 +174,35 @@ def resume(announcement: Announcement, by: Any) -> None:
 
 
 def cancel(announcement: Announcement, by: Any) -> None:
+    """Stop it, and withdraw what has not started sending (held deliveries too: a finished
+    one-off whose people are still waiting for working hours can be cancelled)."""
     require(by, "schedule_announcement")
-    if announcement.status in (AnnouncementStatus.CANCELLED, AnnouncementStatus.FINISHED):
+    if not _cancellable(announcement):
         raise ValidationError(f"it is already {announcement.status}")
     with transaction.atomic():
         announcements.cancel(announcement)
         audit(by, AuditAction.CANCELLED, announcement)
+
+
+def _cancellable(announcement: Announcement) -> bool:
+    if announcement.status == AnnouncementStatus.FINISHED:
+        return held(announcement).exists()
+    return announcement.status != AnnouncementStatus.CANCELLED
+
+
+def held(announcement: Announcement) -> QuerySet[Delivery]:
+    """Its deliveries waiting for their recipients' working hours."""
+    return Delivery.objects.filter(occurrence__announcement=announcement, state=DeliveryState.HELD)
+
+
+def send_now(announcement: Announcement, by: Any) -> int:
+    """"Send now regardless": what waits for working hours goes now; returns how many."""
+    require(by, "schedule_announcement")
+    with transaction.atomic():
+        released = holding.release_now(announcement, timezone.now())
+        if released:
+            audit(by, AuditAction.RELEASED, announcement, deliveries=released)
+    return released
 
 
 def delete_draft(announcement: Announcement, by: Any) -> None:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from bulletin.dispatch.audience import audience_zones
 from bulletin.dispatch.fanout import fan_out_planned
+from bulletin.dispatch.holding import release_opened
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
@@ -101,6 +102,7 @@ def _tick(now: datetime, limit: int) -> TickResult:
     )
     occurrences = sum(_plan_safely(announcement, now) for announcement in due)
     deliveries = fan_out_planned(now)
+    release_opened(now)
     return TickResult(len(due), occurrences, deliveries)
 
 

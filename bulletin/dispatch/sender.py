@@ -38,7 +38,7 @@ from bulletin.channels.base import (
     TransportError,
 )
 from bulletin.conf import options
-from bulletin.dispatch import identities, leases, ledger, pacing
+from bulletin.dispatch import holding, identities, leases, ledger, pacing
 from bulletin.dispatch.compose import BatchContent
 from bulletin.dispatch.leases import Claimed, Outcome
 from bulletin.dispatch.retry import RetryPolicy
@@ -111,6 +111,8 @@ class Dispatcher:
         self._until: float | None = None  # a Celery task's budget (time.monotonic())
 
     def reap(self) -> int:
+        """Settle expired leases, and let held deliveries whose working window opened go."""
+        holding.release_opened(timezone.now())
         reaped = leases.reap(timezone.now(), deduplicating_channels())
         return len(reaped.requeued) + len(reaped.resent) + len(reaped.unknown)
 

@@ -34,9 +34,25 @@ class Employee(models.Model):
     email = models.EmailField(unique=True)
     name = models.CharField(max_length=200, validators=[validate_single_line])
     department = models.CharField(max_length=100, blank=True, db_index=True)
-    location = models.CharField(max_length=100, blank=True, db_index=True)
+    # By name (the column holds it, as before locations were records): audiences, the CSV and
+    # the API all name a location, and filtering by it needs no join.
+    location = models.ForeignKey(
+        "bulletin.Location",
+        to_field="name",
+        db_column="location",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="employees",
+    )
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_zone])
     active = models.BooleanField(default=True)
+    away_until = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The last day of their leave: deliveries within working hours wait until "
+        "their first working day after it.",
+    )
     slack_user_id = models.CharField(
         max_length=32,
         blank=True,
@@ -202,6 +218,12 @@ class Announcement(models.Model):
     requires_ack = models.BooleanField(
         default=False, help_text="In-app: employees are asked to acknowledge it."
     )
+    working_hours = models.BooleanField(
+        default=False,
+        help_text="Deliver to each person within their working hours: outside them (nights, "
+        "weekends, public holidays, leave) it waits for their next working window. "
+        "Mandatory announcements never wait.",
+    )
     schedule_kind = models.CharField(max_length=8, choices=ScheduleKind.choices)
     cron = models.CharField(max_length=100, blank=True)
     at_local = models.CharField(
@@ -354,6 +376,8 @@ class DeliveryState(models.TextChoices):
     FAILED = "failed", "Failed"
     UNKNOWN = "unknown", "Unknown (interrupted mid-send)"
     SKIPPED = "skipped", "Skipped"
+    # Waiting for its recipient's working window; due_at is when it opens (then pending).
+    HELD = "held", "Held for working hours"
 
 
 FINAL_DELIVERY_STATES = (
@@ -397,6 +421,11 @@ class Delivery(models.Model):
     lease_token = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Why it waited for a working window ("after working hours, weekend"); kept once released,
+    # so HR can see why it arrived later. Raw fan-out inserts leave it "" (db_default).
+    hold_reason = models.CharField(
+        max_length=200, blank=True, default="", db_default="", editable=False
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -428,6 +457,8 @@ class Delivery(models.Model):
         indexes = [
             # claim: state='pending' AND due_at <= now ORDER BY due_at
             models.Index(fields=["due_at"], name="delivery_due_idx", condition=Q(state="pending")),
+            # holding.release_opened: state='held' AND due_at <= now
+            models.Index(fields=["due_at"], name="delivery_held_idx", condition=Q(state="held")),
             # lease reaper: lease_expires_at < now. Only claimed and sending rows hold a lease;
             # "IS NOT NULL" is a condition SQLite can prove from the comparison, unlike state IN.
             models.Index(
@@ -590,6 +621,7 @@ class Tally(models.Model):
             cursor.execute(sql, [name.value, count])
 
 
+from bulletin.domain.locations import Location  # noqa: E402 - it uses the validators above
 from bulletin.domain.records import (  # noqa: E402 - they refer to the models above
     AnnouncementVersion,
     ApiToken,
@@ -615,6 +647,7 @@ __all__ = [
     "Employee",
     "InboxItem",
     "Installation",
+    "Location",
     "Occurrence",
     "OccurrenceState",
     "Place",

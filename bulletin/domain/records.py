@@ -77,6 +77,8 @@ class AuditAction(models.TextChoices):
     DELETED = "deleted", "Draft deleted"
     SETTLED = "settled", "Unknown deliveries settled by hand"
     UNSUBSCRIBED = "unsubscribed", "Opted out of email (one-click unsubscribe)"
+    NOT_HELD = "not_held", "Working hours bypassed (mandatory)"
+    RELEASED = "released", "Held deliveries sent now regardless of working hours"
 
 
 class AuditEvent(models.Model):
