@@ -606,7 +606,8 @@ def test_the_detail_page_shows_counts_by_state_versions_and_the_audit_log(ann: A
     row = html[html.index('class="occurrence') :]
     row = row[: row.index("</tr>")]
     cells = [c.split(">", 1)[1].split("<", 1)[0] for c in row.split("<td")[1:]]
-    assert cells[:7] == ["v1", "1", "0", "1", "1", "1", "0"]
+    # version, pending, held, sending, sent, failed, unknown, skipped
+    assert cells[:8] == ["v1", "1", "0", "0", "1", "1", "1", "0"]
     assert "Retry 1 failed" in html and "Retry 1 unknown…" in html
     assert "Paused" in html and "Version 1" in html
     assert "<td>ann</td><td>Paused</td>" in html
@@ -724,6 +725,7 @@ def test_the_csv_export_lists_every_delivery_and_neutralises_formulas(ann: Any) 
         "attempts",
         "last_error",
         "sent_at",
+        "hold_reason",
     ]
     fire_at = Occurrence.objects.get().fire_at.isoformat()
     assert rows[1] == [
@@ -733,6 +735,7 @@ def test_the_csv_export_lists_every_delivery_and_neutralises_formulas(ann: Any) 
         "failed",
         "3",
         '\'=HYPERLINK("http://evil")',
+        "",
         "",
     ]
     assert rows[2][1] == "'@sum@example.com" and rows[2][3] == "sent" and rows[2][6]

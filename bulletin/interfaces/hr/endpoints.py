@@ -6,7 +6,8 @@
   ``bulletin.dispatch.audience.audience_of`` (active employees only), as fan-out will. Several
   ``department`` (or ``location``) parameters count everyone in any of them.
 - ``/hr/fire-times/``: the next ten fire times in the chosen zone with DST notes, or the
-  gap/fold question for a one-off time, or the reason there are none.
+  gap/fold question for a one-off time, or the reason there are none; with "within working
+  hours" ticked, who receives the next send later and why (``holds.preview``).
 - ``/hr/people/``: active employees matching a search, for the explicit-people picker.
 """
 
@@ -28,6 +29,7 @@ from bulletin.conf import site_link
 from bulletin.dispatch.announcements import parse_local
 from bulletin.dispatch.audience import audience_of
 from bulletin.domain.models import PERSON_CHANNELS, Announcement, AudienceKind, Channel, Employee
+from bulletin.interfaces.hr import holds
 from bulletin.interfaces.hr.access import hr_view
 from bulletin.interfaces.hr.forms import OTHER_ZONE
 from bulletin.interfaces.hr.present import person_name
@@ -147,7 +149,7 @@ def people(request: HttpRequest) -> JsonResponse:
             "id": e.pk,
             "name": e.name,
             "email": e.email,
-            "where": " · ".join(part for part in (e.department, e.location) if part),
+            "where": " · ".join(part for part in (e.department, e.location_id) if part),
         }
         for e in found
     ]
@@ -203,9 +205,10 @@ def fire_times_answer(params: Any) -> dict[str, Any]:
             if chosen is None:
                 return answer
             at_local, fold = chosen.at_local, chosen.at_fold
+    now = timezone.now()
     try:
         rule = rule_for(kind, answer["cron"], at_local, per_recipient=per_recipient, fold=fold)
-        fires = upcoming(rule, zone, timezone.now(), FIRES_SHOWN)
+        fires = upcoming(rule, zone, now, FIRES_SHOWN)
     except ScheduleError as exc:
         errors["cron" if kind == "cron" else "at_local"] = str(exc)
         return answer
@@ -214,7 +217,19 @@ def fire_times_answer(params: Any) -> dict[str, Any]:
         answer["empty"] = (
             "That time has already passed." if kind != "cron" else "It never fires again."
         )
+        return answer
+    answer["waiting"] = holds.preview(
+        _draft(params), audience_from(params), rule, zone, now, per_recipient=per_recipient
+    )
     return answer
+
+
+def _draft(params: Any) -> Announcement:
+    return holds.draft_of(
+        params,
+        working_hours=params.get("working_hours") in _ON,
+        mandatory=params.get("mandatory") in _ON,
+    )
 
 
 def _cron_of(params: Any, errors: dict[str, str]) -> str:

@@ -18,7 +18,16 @@ from django.views.decorators.http import require_safe
 from bulletin.domain.models import Announcement, Delivery
 from bulletin.interfaces.hr.access import hr_view
 
-COLUMNS = ("fire_at", "recipient", "channel", "state", "attempts", "last_error", "sent_at")
+COLUMNS = (
+    "fire_at",
+    "recipient",
+    "channel",
+    "state",
+    "attempts",
+    "last_error",
+    "sent_at",
+    "hold_reason",  # why a held delivery waits for working hours (last: older readers keep theirs)
+)
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 2000
 
@@ -58,6 +67,7 @@ def rows(announcement: Announcement) -> Iterator[list[str]]:
                 delivery.attempts,
                 delivery.last_error,
                 _iso(delivery.sent_at),
+                delivery.hold_reason,
             )
         ]
 

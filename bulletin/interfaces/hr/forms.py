@@ -60,6 +60,7 @@ _FIELD_OF = {
     "per_recipient_zone": "per_recipient_zone",
     "schedule_kind": "schedule_kind",
     "audience_kind": "audience_kind",
+    "working_hours": "working_hours",
 }
 
 
@@ -168,6 +169,12 @@ class AnnouncementForm(forms.Form):
         label="Ask people to acknowledge it",
         help_text="In the in-app inbox, each person confirms they have read it.",
     )
+    working_hours = forms.BooleanField(
+        required=False,
+        label="Deliver within each person's working hours",
+        help_text="Nights, weekends, their location's public holidays and leave wait for their "
+        "next working window; mandatory announcements never wait.",
+    )
     schedule_kind = forms.ChoiceField(
         choices=SCHEDULE_KINDS, widget=forms.RadioSelect, initial=ScheduleKind.ONCE
     )
@@ -258,6 +265,7 @@ class AnnouncementForm(forms.Form):
             "places": list(item.places.values_list("pk", flat=True)),
             "mandatory": item.mandatory,
             "requires_ack": item.requires_ack,
+            "working_hours": item.working_hours,
             "schedule_kind": item.schedule_kind,
             "at_local": item.at_local,
             "at_choice": f"fold:{item.at_fold}" if item.at_fold is not None else "",
@@ -461,6 +469,7 @@ class AnnouncementForm(forms.Form):
             "channels": list(data.get("channels") or []),
             "mandatory": bool(data.get("mandatory")),
             "requires_ack": bool(data.get("requires_ack")),
+            "working_hours": bool(data.get("working_hours")),
             "schedule_kind": data["schedule_kind"],
             "cron": data["cron_value"],
             "at_local": data["at_value"],

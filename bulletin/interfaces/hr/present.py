@@ -10,7 +10,7 @@ import contextlib
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -93,6 +93,7 @@ def audience_summary(announcement: Announcement) -> str:
 @dataclass
 class Counts:
     pending: int = 0
+    held: int = 0  # waiting for the recipient's working window, not for a dispatcher
     in_progress: int = 0
     sent: int = 0
     failed: int = 0
@@ -105,11 +106,12 @@ class Counts:
         elif hasattr(self, state):
             setattr(self, state, getattr(self, state) + n)
 
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(**{name: getattr(self, name) + getattr(other, name) for name in _STATES})
+
     @property
     def total(self) -> int:
-        return (
-            self.pending + self.in_progress + self.sent + self.failed + self.unknown + self.skipped
-        )
+        return sum(getattr(self, name) for name in _STATES)
 
     def parts(self) -> list[tuple[str, int]]:
         """Non-zero states, worst news first, for a one-line summary."""
@@ -119,9 +121,13 @@ class Counts:
             ("sent", self.sent),
             ("sending", self.in_progress),
             ("pending", self.pending),
+            ("held", self.held),
             ("skipped", self.skipped),
         ]
         return [(name, n) for name, n in named if n]
+
+
+_STATES = tuple(field.name for field in fields(Counts))
 
 
 def counts_by_announcement(ids: Iterable[int]) -> dict[int, Counts]:
@@ -168,9 +174,7 @@ def audit_detail(detail: dict[str, Any], zone: zoneinfo.ZoneInfo) -> str:
     if fields := detail.get("fields"):
         parts.append("changed " + ", ".join(str(name).replace("_", " ") for name in fields))
     if "deliveries" in detail:
-        n = detail["deliveries"]
-        states = " or ".join(detail.get("states", []))
-        parts.append(f"{n} {states} deliver{'y' if n == 1 else 'ies'} sent again")
+        parts.append(_deliveries_detail(detail["deliveries"], detail.get("states")))
     if to := detail.get("to"):
         parts.append(f"to {to}")
     if verdict := detail.get("settled_as"):
@@ -179,3 +183,10 @@ def audit_detail(detail: dict[str, Any], zone: zoneinfo.ZoneInfo) -> str:
     if reason := detail.get("reason"):
         parts.append(str(reason))
     return "; ".join(parts)
+
+
+def _deliveries_detail(n: int, states: list[str] | None) -> str:
+    noun = f"deliver{'y' if n == 1 else 'ies'}"
+    if states is None:  # "send now regardless" (a retry names the states it sent again)
+        return f"{n} held {noun} sent now regardless of working hours"
+    return f"{n} {' or '.join(states)} {noun} sent again"

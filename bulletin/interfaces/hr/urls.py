@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, path
 
-from bulletin.interfaces.hr import endpoints, exports, imports, views
+from bulletin.interfaces.hr import endpoints, exports, holds, imports, views
 
 app_name = "hr"
 
@@ -21,6 +21,7 @@ urlpatterns: list[URLPattern] = [
     path("<int:pk>/pause/", views.pause, name="pause"),
     path("<int:pk>/resume/", views.resume, name="resume"),
     path("<int:pk>/cancel/", views.cancel, name="cancel"),
+    path("<int:pk>/send-now/", holds.send_now, name="send-now"),
     path("<int:pk>/retry/", views.retry, name="retry"),
     path("<int:pk>/retry/unknown/", views.retry_unknown, name="retry-unknown"),
     path("<int:pk>/test/", views.send_test, name="test"),

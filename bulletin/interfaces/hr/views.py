@@ -34,6 +34,7 @@ from bulletin.domain.models import (
     Occurrence,
     OccurrenceState,
 )
+from bulletin.interfaces.hr import holds
 from bulletin.interfaces.hr.access import hr_view
 from bulletin.interfaces.hr.forms import AnnouncementForm, changed_fields
 from bulletin.interfaces.hr.present import (
@@ -302,10 +303,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     approved_versions = {a.version_id: a for a in approvals}
     occurrence_counts = counts_by_occurrence(item)
-    totals = Counts()
-    for counts in occurrence_counts.values():
-        for name in ("pending", "in_progress", "sent", "failed", "unknown", "skipped"):
-            setattr(totals, name, getattr(totals, name) + getattr(counts, name))
+    totals = sum(occurrence_counts.values(), Counts())
     occurrences = item.occurrences.select_related("version").order_by("-fire_at", "-id")
     page = Paginator(occurrences, OCCURRENCES_PER_PAGE).get_page(request.GET.get("page"))
     occurrence_rows = [
@@ -342,6 +340,9 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "retry": user.has_perm("bulletin.retry_delivery"),
         "test": user.has_perm("bulletin.add_announcement"),
         "export": user.has_perm("bulletin.view_delivery"),
+        # A finished one-off whose people still wait for working hours can still be stopped.
+        "cancel": item.status != AnnouncementStatus.CANCELLED
+        and (item.status != AnnouncementStatus.FINISHED or totals.held > 0),
     }
     return render(
         request,
@@ -378,6 +379,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
                 for a in approvals
             ],
             "totals": totals,
+            "held": holds.held_groups(item) if totals.held else [],
             "occurrences": occurrence_rows,
             "page": page,
             "fires": fires,
@@ -509,10 +511,11 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, "Cancelled. Nothing more will be sent.")
         return _back(item)
-    pending = Delivery.objects.filter(
-        occurrence__announcement=item, state=DeliveryState.PENDING
-    ).count()
-    return render(request, "bulletin/hr/confirm_cancel.html", {"item": item, "pending": pending})
+    waiting = Delivery.objects.filter(occurrence__announcement=item)
+    pending = waiting.filter(state=DeliveryState.PENDING).count()
+    held = waiting.filter(state=DeliveryState.HELD).count()
+    context = {"item": item, "pending": pending, "held": held}
+    return render(request, "bulletin/hr/confirm_cancel.html", context)
 
 
 def _occurrence_of(item: Announcement, raw: str | None) -> Occurrence | None:

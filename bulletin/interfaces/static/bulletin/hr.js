@@ -221,10 +221,21 @@
     question.hidden = false;
   }
 
+  /* Who receives the next send later, and why (working hours): plain text lines only. */
+  function renderWaiting(waiting) {
+    var lines = byId("fires-waiting-lines");
+    clear(lines);
+    text(byId("fires-waiting-note"), waiting ? waiting.note : "");
+    ((waiting && waiting.lines) || []).forEach(function (line) {
+      lines.appendChild(make("li", "", line));
+    });
+  }
+
   var showFires = latestOnly(function (data) {
     var list = byId("fires");
     clear(list);
     text(byId("fires-empty"), "");
+    renderWaiting(data.waiting);
     if (valueOf("schedule_kind") === "cron" && valueOf("repeat") !== "custom" && data.cron) {
       cronField.value = data.cron;
     }
@@ -264,7 +275,8 @@
 
   var audienceNames = ["audience_kind", "department", "location", "recipients", "channels", "mandatory"];
   var scheduleNames = ["schedule_kind", "at_local", "at_choice", "repeat", "weekdays", "month_day",
-    "time_of_day", "cron", "timezone", "timezone_other", "per_recipient_zone"];
+    "time_of_day", "cron", "timezone", "timezone_other", "per_recipient_zone", "working_hours",
+    "mandatory", "channels"];
 
   function onChange(event) {
     var name = event.target.name;

@@ -1,0 +1,164 @@
+"""Working hours on the HR screens: who an announcement being written would reach later (the
+compose page's schedule panel), whose deliveries wait now (the detail page), and "send now
+regardless".
+
+The policy is :mod:`bulletin.scheduling.working`'s and who waits is
+:func:`bulletin.dispatch.holding.waiting_at`'s, asked about an unsaved announcement built from
+the form, so the preview says what fan-out will do.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_POST
+
+from bulletin.dispatch import lifecycle
+from bulletin.dispatch.holding import Availabilities, Waiting, waiting_at
+from bulletin.domain.models import Announcement, AudienceKind, Employee
+from bulletin.interfaces.hr.access import hr_view
+from bulletin.scheduling.rules import Rule, fire_times
+from bulletin.scheduling.working import hold_for, local_text
+
+MANDATORY = "Mandatory: sent at once to everyone, working hours or not."
+ZONES_PREVIEWED = 20  # an audience in more zones is shown for its twenty largest
+GROUPS_SHOWN = 20
+
+
+# --- Before sending: the compose page ----------------------------------------------------
+
+
+def draft_of(params: Any, *, working_hours: bool, mandatory: bool) -> Announcement:
+    """An unsaved announcement with the form's audience, channels and options (never saved)."""
+    kind = params.get("audience_kind") or AudienceKind.ALL
+    column = "location" if kind == AudienceKind.LOCATION else "department"
+    names = [name.strip() for name in params.getlist(column) if name.strip()]
+    return Announcement(
+        audience_kind=kind,
+        audience_values=names,
+        channels=[channel for channel in params.getlist("channels") if channel],
+        working_hours=working_hours,
+        mandatory=mandatory,
+    )
+
+
+def preview(
+    draft: Announcement,
+    people: QuerySet[Employee],
+    rule: Rule,
+    zone: zoneinfo.ZoneInfo,
+    now: datetime,
+    *,
+    per_recipient: bool,
+) -> dict[str, Any] | None:
+    """Who receives the next send later and why (at each recipient's local time: the next
+    send in each of the audience's zones); None when working hours are off or no person is
+    reached."""
+    if not draft.working_hours or not draft.channels:
+        return None
+    if draft.mandatory:
+        return {"note": MANDATORY, "lines": [], "people": 0}
+    found: list[Waiting] = []
+    names: list[str | None] = [*_zones_of(people)] if per_recipient else [None]
+    for name in names:
+        where = _zone(name) if name else zone
+        due = next(iter(fire_times(rule, where, now, limit=1)), None)
+        if due is not None:
+            found += _waiting(draft, people, due.utc, name)
+    found.sort(key=lambda w: (-w.people, w.until, w.where))
+    total = sum(w.people for w in found)
+    return {"note": _note(total), "lines": [str(w) for w in found], "people": total}
+
+
+def _zones_of(people: QuerySet[Employee]) -> list[str]:
+    rows = people.order_by().values("timezone").annotate(n=Count("id")).order_by("-n", "timezone")
+    return [row["timezone"] for row in rows[:ZONES_PREVIEWED]]
+
+
+def _note(total: int) -> str:
+    if not total:
+        return "Working hours: at the next send everyone in this audience is within theirs."
+    who = "person receives" if total == 1 else "people receive"
+    return f"Working hours: at the next send {total} {who} it later:"
+
+
+def _waiting(
+    draft: Announcement, people: QuerySet[Employee], due: datetime, zone: str | None
+) -> list[Waiting]:
+    if draft.audience_kind != AudienceKind.LIST:
+        return waiting_at(draft, due, zone)
+    # Chosen people live in a many-to-many table an unsaved announcement cannot have.
+    return waiting_among(people.filter(timezone=zone) if zone else people, due)
+
+
+def waiting_among(people: QuerySet[Employee], due: datetime) -> list[Waiting]:
+    """``waiting_at`` for given people: grouped alike, most people first."""
+    availabilities = Availabilities()
+    rows = (
+        people.order_by().values_list("timezone", "location", "away_until").annotate(n=Count("id"))
+    )
+    merged: Counter[tuple[str, str, datetime, str]] = Counter()
+    for zone, location, away, n in rows:
+        hold = hold_for(due, availabilities.of(zone, location, away))
+        if hold is not None:
+            merged[(location or zone, hold.reason, hold.until, zone)] += n
+    found = [Waiting(n, *key) for key, n in merged.items()]
+    return sorted(found, key=lambda w: (-w.people, w.until, w.where))
+
+
+# --- After sending: the detail page ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeldGroup:
+    deliveries: int
+    where: str
+    until: str  # on the recipients' own clock
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.deliveries} in {self.where} held until {self.until} — {self.reason}"
+
+
+def held_groups(announcement: Announcement) -> list[HeldGroup]:
+    """Its held deliveries grouped by where, until when and why; the largest groups first."""
+    rows = (
+        lifecycle.held(announcement)
+        .values_list("employee__location", "employee__timezone", "due_at", "hold_reason")
+        .annotate(n=Count("id"))
+        .order_by("-n", "due_at")[:GROUPS_SHOWN]
+    )
+    return [
+        HeldGroup(n, location or zone, local_text(until, _zone(zone)), reason or "outside hours")
+        for location, zone, until, reason, n in rows
+    ]
+
+
+def _zone(name: str | None) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+@hr_view("view_announcement")
+@require_POST
+def send_now(request: HttpRequest, pk: int) -> HttpResponse:
+    """Release what waits for working hours (the schedule permission is checked by
+    lifecycle.send_now, which also writes the audit entry)."""
+    item = get_object_or_404(Announcement, pk=pk)
+    count = lifecycle.send_now(item, request.user)
+    if count:
+        noun = "delivery" if count == 1 else "deliveries"
+        messages.success(request, f"{count} {noun} sent now regardless of working hours.")
+    else:
+        messages.info(request, "Nothing was waiting for working hours.")
+    return redirect("hr:detail", pk=item.pk)
