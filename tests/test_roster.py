@@ -10,6 +10,7 @@ import pytest
 
 from bulletin.domain.models import Employee
 from bulletin.interfaces.roster import ImportRejected, import_employees
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +36,7 @@ def employee(email: str, **values: object) -> Employee:
         "timezone": "UTC",
     }
     defaults.update(values)
+    defaults["location"] = factories.location(str(defaults["location"]))
     return Employee.objects.create(email=email, **defaults)
 
 
@@ -52,7 +54,7 @@ def test_a_good_csv_creates_every_employee_with_lowercased_email_and_its_fields(
     assert (report.created, report.updated, report.unchanged) == (2, 0, 0)
     assert report.errors == []
     rows = {
-        e.email: (e.name, e.department, e.location, e.timezone, e.active)
+        e.email: (e.name, e.department, e.location_id, e.timezone, e.active)
         for e in Employee.objects.all()
     }
     assert rows == {
@@ -65,7 +67,7 @@ def test_surrounding_spaces_in_cells_are_not_stored() -> None:
     import_employees(csv_bytes(" ann@example.com , Ann Lee ,  Eng , London , Europe/London "))
 
     ann = Employee.objects.get()
-    assert (ann.email, ann.name, ann.department, ann.location, ann.timezone) == (
+    assert (ann.email, ann.name, ann.department, ann.location_id, ann.timezone) == (
         "ann@example.com",
         "Ann Lee",
         "Eng",
@@ -93,7 +95,7 @@ def test_reimporting_updates_changed_rows_and_counts_the_unchanged_ones() -> Non
     assert (report.created, report.updated, report.unchanged) == (1, 1, 2)
     assert Employee.objects.count() == 4
     bob = Employee.objects.get(email="bob@example.com")
-    assert (bob.department, bob.location, bob.timezone) == ("Marketing", "Paris", "Europe/Paris")
+    assert (bob.department, bob.location_id, bob.timezone) == ("Marketing", "Paris", "Europe/Paris")
 
 
 def test_importing_the_same_file_twice_changes_nothing_the_second_time() -> None:
@@ -213,7 +215,12 @@ GOOD_ROW = "good@example.com,Good Person,Eng,London,Europe/London"
             "ann@example.com,Ann,Eng,London,Mars/Base", ["timezone", "Mars/Base"], id="unknown-zone"
         ),
         pytest.param(
-            "ann@example.com,Ann,Eng,London,", ["timezone", "unknown time zone"], id="empty-zone"
+            "ann@example.com,Ann,Eng,Nowhere,",
+            ["timezone is empty", "location 'Nowhere' has no zone"],
+            id="empty-zone-and-a-new-location",
+        ),
+        pytest.param(
+            "ann@example.com,Ann,Eng,,", ["timezone is empty", "no location"], id="empty-zone"
         ),
         pytest.param(
             "ann@example.com,Ann,Eng,London,localtime",
@@ -380,7 +387,7 @@ def test_a_file_with_any_bad_row_writes_nothing_at_all() -> None:
     assert Employee.objects.count() == before
     assert not Employee.objects.filter(email="new@example.com").exists()
     existing.refresh_from_db()
-    assert (existing.name, existing.department, existing.location, existing.timezone) == (
+    assert (existing.name, existing.department, existing.location_id, existing.timezone) == (
         "Old Name",
         "Old Dept",
         "Old Site",

@@ -1,6 +1,12 @@
 """Employee CSV import: every bad row reported with its line number, nothing written unless all
 rows are good, then one upsert by email in a single transaction.
 
+Columns: ``email,name,department,location,timezone`` are required; ``active`` and
+``away_until`` (the last day of leave, YYYY-MM-DD; empty: not away) are honoured when present;
+``country``, ``subdivision`` and ``working_week`` describe the row's location, which is created
+or matched by name (:mod:`bulletin.interfaces.locations`). An empty ``timezone`` takes the
+location's zone.
+
 ``preview_employees`` is the dry run the HR screen shows: the same checks, plus what each row
 would do (create, update which fields from what to what, or nothing), and never a write.
 """
@@ -11,9 +17,11 @@ import codecs
 import csv
 import io
 import logging
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -21,12 +29,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from bulletin.domain.models import Employee
+from bulletin.interfaces import locations
 from bulletin.scheduling.rules import ScheduleError, parse_zone
 
 log = logging.getLogger(__name__)
 
 REQUIRED = ("email", "name", "department", "location", "timezone")
-FIELDS = ("name", "department", "location", "timezone", "active")
+OPTIONAL = ("active", "away_until", *locations.COLUMNS)
+FIELDS = ("name", "department", "location", "timezone", "active", "away_until")
+# How a model field is shown to a person reviewing an import.
+SHOWN_AS = {"location_id": "location"}
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_BYTES = 50 * 1024 * 1024
 _TRUE, _FALSE = {"1", "true", "yes", "y", ""}, {"0", "false", "no", "n"}
 SAVE_AS = "save the file as “CSV UTF-8” and import it again"
@@ -66,6 +79,17 @@ class ImportReport:
     errors: list[RowError] = field(default_factory=list)
     # Filled by preview_employees only: one entry per good row, in file order.
     rows: list[RowChange] = field(default_factory=list)
+    # Each location the import creates or changes, one line each ("create location Pune …").
+    locations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Wanted:
+    """A checked file: each employee's values by email (with the line they came from), and
+    the locations as the import will leave them."""
+
+    people: dict[str, tuple[int, dict[str, object]]]
+    places: locations.Plan
 
 
 class ImportRejected(Exception):
@@ -155,6 +179,8 @@ def read_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
 
 def _too_long(row: dict[str, str]) -> str | None:
     for name in REQUIRED:
+        if name == "location":
+            continue  # the location's own name: checked with the location's cells
         limit = getattr(Employee._meta.get_field(name), "max_length", None)
         if limit and len(row[name]) > limit:
             return f"{name} is longer than {limit} characters"
@@ -163,7 +189,7 @@ def _too_long(row: dict[str, str]) -> str | None:
 
 def _control_problem(row: dict[str, str]) -> str | None:
     # First, so that no later message echoes a line break onto the person's screen or log.
-    for name in (*REQUIRED, "active"):
+    for name in (*REQUIRED, *OPTIONAL):
         value = row.get(name, "")
         if "\n" in value or "\r" in value:
             return f"{name} must be a single line"
@@ -173,7 +199,7 @@ def _control_problem(row: dict[str, str]) -> str | None:
 
 
 def _check(row: dict[str, str]) -> str | None:
-    if problem := _control_problem(row) or _too_long(row):
+    if problem := _control_problem(row) or _too_long(row) or locations.cell_problem(row):
         return problem
     try:
         validate_email(row["email"])
@@ -182,25 +208,45 @@ def _check(row: dict[str, str]) -> str | None:
     if not row["name"]:
         return "name is empty"
     try:
-        parse_zone(row["timezone"])
+        if row["timezone"]:  # empty: the location's zone, checked once locations are known
+            parse_zone(row["timezone"])
     except ScheduleError as exc:
         return f"timezone: {exc}"
     if row.get("active", "").lower() not in _TRUE | _FALSE:
         return f"active '{row['active']}' is not true or false"
-    return None
+    return _away_problem(row.get("away_until", ""))
 
 
-def validate_rows(rows: list[tuple[int, dict[str, str]]]) -> dict[str, dict[str, object]]:
-    """Employees by email, or ImportRejected listing every bad row."""
-    return {email: values for email, (_, values) in _validated(rows).items()}
+def _away_problem(text: str) -> str | None:
+    try:
+        if text and _DAY.match(text):
+            date.fromisoformat(text)
+            return None
+    except ValueError:
+        pass
+    return None if not text else f"away_until '{text}' is not a date (YYYY-MM-DD)"
 
 
-def _validated(
-    rows: list[tuple[int, dict[str, str]]],
-) -> dict[str, tuple[int, dict[str, object]]]:
-    """Each good row's line and values by email, or ImportRejected listing every bad row."""
+def validate_rows(rows: list[tuple[int, dict[str, str]]]) -> Wanted:
+    """Employees by email and the locations they name, or ImportRejected listing every bad
+    row."""
     errors: list[RowError] = []
-    good: dict[str, tuple[int, dict[str, object]]] = {}
+    good = _good_rows(rows, errors)
+    described, disagreements = locations.describe(good.values())
+    places, refused = locations.plan(described)
+    errors += [RowError(problem.line, str(problem)) for problem in disagreements + refused]
+    people = {email: (line, _values(row, places)) for email, (line, row) in good.items()}
+    errors += [RowError(line, v) for line, v in people.values() if isinstance(v, str)]
+    if errors:
+        raise ImportRejected(sorted(errors, key=lambda error: error.line))
+    return Wanted({e: (line, v) for e, (line, v) in people.items() if isinstance(v, dict)}, places)
+
+
+def _good_rows(
+    rows: list[tuple[int, dict[str, str]]], errors: list[RowError]
+) -> dict[str, tuple[int, dict[str, str]]]:
+    """Rows that are good on their own, by email; each bad one is added to ``errors``."""
+    good: dict[str, tuple[int, dict[str, str]]] = {}
     for line, row in rows:
         row["email"] = row["email"].lower()
         if problem := _check(row):
@@ -209,34 +255,49 @@ def _validated(
             first = good[row["email"]][0]
             errors.append(RowError(line, f"duplicate of line {first} ({row['email']})"))
         else:
-            good[row["email"]] = (line, _values(row))
-    if errors:
-        raise ImportRejected(errors)
+            good[row["email"]] = (line, row)
     return good
 
 
-def _values(row: dict[str, str]) -> dict[str, object]:
-    values: dict[str, object] = {name: row[name] for name in REQUIRED if name != "email"}
-    # Without an "active" column a re-import must not re-activate people deactivated by hand.
+def _values(row: dict[str, str], places: locations.Plan) -> dict[str, object] | str:
+    """The employee's field values, or what keeps the row from having them."""
+    name = row["location"]
+    zone = row["timezone"] or places.zone_of(name)
+    if not zone:
+        where = f"location '{name}' has no zone yet" if name else "the row has no location"
+        return f"timezone is empty and {where}: give the employee's zone"
+    values: dict[str, object] = {
+        "name": row["name"],
+        "department": row["department"],
+        "location_id": name or None,
+        "timezone": zone,
+    }
+    # Without an "active" column a re-import must not re-activate people deactivated by hand;
+    # without "away_until", leave booked by hand stays.
     if "active" in row:
         values["active"] = row["active"].lower() not in _FALSE
+    if "away_until" in row:
+        values["away_until"] = date.fromisoformat(row["away_until"]) if row["away_until"] else None
     return values
 
 
-def upsert(wanted: dict[str, dict[str, object]], *, dry_run: bool = False) -> ImportReport:
-    """Create or update employees by email in one transaction, a thousand rows a query.
+def upsert(wanted: Wanted, *, dry_run: bool = False) -> ImportReport:
+    """Create or update employees by email in one transaction, a thousand rows a query, after
+    the locations they name.
 
     ``wanted`` is what ``validate_rows`` returns (the CSV import and the API's bulk upsert both
     come through here); values may also carry ``slack_user_id``.
     """
-    report = ImportReport()
+    people = {email: values for email, (_, values) in wanted.people.items()}
+    report = ImportReport(locations=wanted.places.summary())
     with transaction.atomic():
-        existing = _existing(list(wanted))
-        new = [Employee(email=e, **values) for e, values in wanted.items() if e not in existing]
-        changed = [e for e in existing.values() if _apply(e, wanted[e.email])]
+        existing = _existing(list(people))
+        new = [Employee(email=e, **values) for e, values in people.items() if e not in existing]
+        changed = [e for e in existing.values() if _apply(e, people[e.email])]
         report.created, report.updated = len(new), len(changed)
         report.unchanged = len(existing) - len(changed)
         if not dry_run:
+            wanted.places.save()
             Employee.objects.bulk_create(new, batch_size=1000)
             fields = [*FIELDS, "slack_user_id", "updated_at"]
             Employee.objects.bulk_update(changed, fields, batch_size=1000)
@@ -262,10 +323,10 @@ def preview_employees(data: bytes) -> ImportReport:
 
     Reads only: nothing is written, whatever the file holds.
     """
-    wanted = _validated(read_rows(data))
-    existing = _existing(list(wanted))
-    report = ImportReport()
-    for email, (line, values) in wanted.items():
+    wanted = validate_rows(read_rows(data))
+    existing = _existing(list(wanted.people))
+    report = ImportReport(locations=wanted.places.summary())
+    for email, (line, values) in wanted.people.items():
         employee = existing.get(email)
         if employee is None:
             report.created += 1
@@ -282,7 +343,7 @@ def preview_employees(data: bytes) -> ImportReport:
 
 def _differences(employee: Employee, values: dict[str, object]) -> tuple[FieldChange, ...]:
     return tuple(
-        FieldChange(name, _shown(getattr(employee, name)), _shown(value))
+        FieldChange(SHOWN_AS.get(name, name), _shown(getattr(employee, name)), _shown(value))
         for name, value in values.items()
         if getattr(employee, name) != value
     )
@@ -291,7 +352,7 @@ def _differences(employee: Employee, values: dict[str, object]) -> tuple[FieldCh
 def _shown(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return "" if value is None else str(value)
 
 
 def _existing(emails: list[str], chunk: int = 1000) -> dict[str, Employee]:

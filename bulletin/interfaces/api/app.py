@@ -9,7 +9,15 @@ from __future__ import annotations
 from ninja import NinjaAPI
 from ninja.operation import Operation
 
-from bulletin.interfaces.api import actions, announcements, deliveries, employees, errors, preview
+from bulletin.interfaces.api import (
+    actions,
+    announcements,
+    deliveries,
+    employees,
+    errors,
+    locations,
+    preview,
+)
 
 DESCRIPTION = """Schedule company announcements and follow their deliveries.
 
@@ -32,4 +40,5 @@ api.add_router("/announcements", announcements.router)
 api.add_router("/announcements", actions.router)
 api.add_router("/", preview.router)
 api.add_router("/employees", employees.router)
+api.add_router("/locations", locations.router)
 api.add_router("/deliveries", deliveries.router)

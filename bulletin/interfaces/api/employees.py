@@ -25,7 +25,18 @@ log = logging.getLogger(__name__)
 router = Router(tags=["employees"])
 
 MAX_ITEMS = 100_000
-_FIELDS = {"email", "name", "department", "location", "timezone", "active"}
+_FIELDS = {
+    "email",
+    "name",
+    "department",
+    "location",
+    "timezone",
+    "active",
+    "away_until",
+    "country",
+    "subdivision",
+    "working_week",
+}
 
 
 @router.get(
@@ -39,9 +50,12 @@ def list_employees(
     active: bool | None = None,
     email: str | None = None,
 ) -> Any:
-    """Employees by name; each filter is an exact match (email ignores case)."""
+    """Employees by name; each filter is an exact match (email ignores case; ``location=``
+    empty: those without a location)."""
     rows = Employee.objects.order_by("name", "id")
-    filters = {"department": department, "location": location, "active": active}
+    filters = {"department": department, "location": location or None, "active": active}
+    if location is not None:
+        rows = rows.filter(location__isnull=not location)
     rows = rows.filter(**{name: value for name, value in filters.items() if value is not None})
     return rows.filter(email=email.strip().lower()) if email is not None else rows
 
@@ -51,6 +65,8 @@ def _row(item: EmployeeIn) -> dict[str, str]:
     row = {name: getattr(item, name).strip() for name in roster.REQUIRED}
     if item.active is not None:
         row["active"] = "true" if item.active else "false"
+    if "away_until" in item.model_fields_set:  # null: not away; left out: left alone
+        row["away_until"] = item.away_until.isoformat() if item.away_until else ""
     return row
 
 
@@ -62,7 +78,7 @@ def _problem(error: roster.RowError) -> dict[str, Any]:
     return problem(field if field in _FIELDS else None, message, error.line)
 
 
-def _checked(items: list[EmployeeIn]) -> dict[str, dict[str, object]]:
+def _checked(items: list[EmployeeIn]) -> roster.Wanted:
     """Wanted values by email, or 422 listing every bad item."""
     try:
         wanted = roster.validate_rows([(index, _row(item)) for index, item in enumerate(items)])
@@ -70,7 +86,8 @@ def _checked(items: list[EmployeeIn]) -> dict[str, dict[str, object]]:
         raise Problems([_problem(error) for error in exc.errors]) from None
     for item in items:
         if item.slack_user_id is not None:
-            wanted[item.email.strip().lower()]["slack_user_id"] = item.slack_user_id.strip()
+            values = wanted.people[item.email.strip().lower()][1]
+            values["slack_user_id"] = item.slack_user_id.strip()
     return wanted
 
 

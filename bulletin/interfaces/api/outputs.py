@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 from ninja import Field, Schema
 
 from bulletin.dispatch.announcements import latest_version
-from bulletin.domain.models import Announcement, Delivery, DeliveryState, Occurrence
+from bulletin.domain.models import (
+    Announcement,
+    Delivery,
+    DeliveryState,
+    Employee,
+    Location,
+    Occurrence,
+)
 
 STATES = [state.value for state in DeliveryState]
 
@@ -77,6 +84,7 @@ class AnnouncementOut(AnnouncementSummary):
     send_late: bool
     mandatory: bool
     requires_ack: bool
+    working_hours: bool
     created_by: str | None
     version: int | None = Field(description="the current content version")
     approvals: list[ApprovalOut]
@@ -153,12 +161,37 @@ class EmployeeOut(Schema):
     email: str
     name: str
     department: str
-    location: str
+    location: str = Field(description="the location's name; empty: none")
     timezone: str
     active: bool
+    away_until: date | None = Field(description="the last day of their leave, if any")
     slack_user_id: str
     created_at: datetime
     updated_at: datetime
+
+    @staticmethod
+    def resolve_location(obj: Employee) -> str:
+        return obj.location_id or ""
+
+
+class LocationOut(Schema):
+    id: int
+    name: str
+    timezone: str
+    country: str
+    subdivision: str
+    working_week: str
+    employees: int = Field(description="how many employees are in it")
+    created_at: datetime
+    updated_at: datetime
+
+    @staticmethod
+    def resolve_employees(obj: Location) -> int:
+        return getattr(obj, "n_employees", None) or obj.employees.count()
+
+
+class SendNowOut(Schema):
+    released: int = Field(description="held deliveries released to be sent now")
 
 
 class DeliveryOut(Schema):
@@ -170,10 +203,16 @@ class DeliveryOut(Schema):
     employee_email: str | None
     place: str | None
     channel: str
-    state: str
+    state: str = Field(description="'held' while it waits for the recipient's working hours")
+    due_at: datetime = Field(description="when it goes (for a held one: when the window opens)")
+    hold_reason: str | None = Field(description="why it is held (e.g. weekend, a holiday)")
     attempts: int
     last_error: str
     sent_at: datetime | None
+
+    @staticmethod
+    def resolve_hold_reason(obj: Delivery) -> str | None:
+        return obj.hold_reason or None
 
     @staticmethod
     def resolve_recipient(obj: Delivery) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, Literal
 
 from ninja import Field, Schema
@@ -77,6 +77,11 @@ class AudienceIn(Strict):
     employee_ids: list[StrictInt] = Field(default_factory=list, description="for kind 'list'")
 
 
+WORKING_HOURS = (
+    "deliver to each person within their working hours (their location's working week, "
+    "public holidays and their leave): outside them it is held until their next working "
+    "window; mandatory announcements are never held"
+)
 FOLD = (
     "for an at_local that happens twice because clocks go back that day: 0 the first time, "
     "1 the second"
@@ -106,6 +111,7 @@ class AnnouncementIn(Strict):
     send_late: StrictBool = False
     mandatory: StrictBool = False
     requires_ack: StrictBool = False
+    working_hours: StrictBool = Field(default=False, description=WORKING_HOURS)
 
     _trim_title = field_validator("title", mode="before")(trimmed)
 
@@ -136,6 +142,7 @@ class AnnouncementPatch(Patch):
     send_late: StrictBool | None = None
     mandatory: StrictBool | None = None
     requires_ack: StrictBool | None = None
+    working_hours: StrictBool | None = Field(default=None, description=WORKING_HOURS)
 
     _trim_title = field_validator("title", mode="before")(trimmed)
 
@@ -181,9 +188,16 @@ class EmployeeIn(Strict):
     email: str
     name: str
     department: str
-    location: str
-    timezone: str
+    location: str = Field(
+        description="the location's name (created, in this timezone, if new); empty: none"
+    )
+    timezone: str = Field(description="IANA zone; empty: the location's zone")
     active: StrictBool | None = Field(default=None, description="left alone when omitted")
+    away_until: date | None = Field(
+        default=None,
+        description="the last day of their leave (YYYY-MM-DD); null: not away; left alone "
+        "when omitted",
+    )
     slack_user_id: str | None = Field(
         default=None, max_length=32, description="left alone when omitted"
     )
@@ -193,3 +207,30 @@ class BulkResult(Schema):
     created: int
     updated: int
     unchanged: int
+
+
+# --- locations --------------------------------------------------------------------------------
+
+WEEK = "days and hours on the employee's own clock, e.g. 'Mon-Fri 08:00-18:00'"
+
+
+class LocationIn(Strict):
+    name: str = Field(description="unique; employees and audiences name their location by it")
+    timezone: str = Field(description="IANA zone of its employees whose own zone is not given")
+    country: str = Field(default="", description="ISO 3166-1 alpha-2 code, for public holidays")
+    subdivision: str = Field(default="", description="a state or region code, e.g. MH, ENG")
+    working_week: str | None = Field(
+        default=None, description=WEEK + " (BULLETIN_WORKING_WEEK when omitted)"
+    )
+
+    _trim = field_validator("name", "timezone", "country", "subdivision", mode="before")(trimmed)
+
+
+class LocationPatch(Patch):
+    name: str | None = Field(default=None, description="only while no employee is in it")
+    timezone: str | None = None
+    country: str | None = Field(default=None, description="'' for none")
+    subdivision: str | None = None
+    working_week: str | None = Field(default=None, description=WEEK)
+
+    _trim = field_validator("name", "timezone", "country", "subdivision", mode="before")(trimmed)
