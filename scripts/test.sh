@@ -22,10 +22,11 @@ if [ -z "${BULLETIN_TEST_POSTGRES_URL:-}" ]; then
 fi
 echo "== PostgreSQL"
 # Once is enough for what does not depend on the database: the DST tables, the properties and
-# the MIME writer are pure Python; who may open what is decided in the views, not in SQL; the
+# the MIME writer and the working-window tables are pure Python; who may open what is decided in the views, not in SQL; the
 # settings, security and deploy checks read the environment, not the database.
 once_is_enough=(
   test_scheduling_rules.py test_schedule_properties.py test_parser_properties.py test_mime.py
+  test_working_windows.py
   test_authorisation.py test_config.py test_security.py test_deploy_check.py
 )
 DATABASE_URL="${BULLETIN_TEST_POSTGRES_URL%/*}/bulletin" \

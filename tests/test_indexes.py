@@ -9,9 +9,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bulletin.dispatch import leases
+from bulletin.dispatch.holding import release_opened
 from bulletin.dispatch.planning import tick
 from bulletin.dispatch.sender import Dispatcher
-from bulletin.domain.models import Delivery, Place
+from bulletin.domain.models import Delivery, DeliveryState, Place
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -82,3 +83,14 @@ def test_a_place_is_looked_up_through_an_index_that_fan_out_to_people_never_writ
     single = [sql for sql in definitions if "employee_id" not in sql and "occurrence_id" not in sql]
     assert single, definitions
     assert all("IS NOT NULL" in sql for sql in single), single
+
+
+def test_releasing_deliveries_whose_working_window_opened_uses_the_held_index() -> None:
+    factories.employees(3)
+    factories.tick_after(factories.created_earlier())
+    Delivery.objects.update(state=DeliveryState.HELD, due_at=timezone.now())
+    queries = polled_queries(lambda: release_opened(timezone.now()))
+    assert any(sql.lstrip().upper().startswith("UPDATE") for sql in queries)
+    for sql in queries:
+        assert full_scans(sql) == [], sql
+    assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.PENDING}

@@ -149,7 +149,9 @@ def release_opened(now: datetime) -> int:
     opened = Delivery.objects.filter(state=DeliveryState.HELD, due_at__lte=now).exclude(
         occurrence__announcement__status=AnnouncementStatus.PAUSED
     )
-    released = opened.update(state=DeliveryState.PENDING, updated_at=now)
+    # A read first: dispatchers call this every idle second, and on SQLite even an UPDATE
+    # that changes nothing takes the write lock.
+    released = opened.update(state=DeliveryState.PENDING, updated_at=now) if opened.exists() else 0
     if released:
         log.info("held deliveries released: working window open", extra={"deliveries": released})
     return released
