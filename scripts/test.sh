@@ -26,7 +26,7 @@ echo "== PostgreSQL"
 # settings, security and deploy checks read the environment, not the database.
 once_is_enough=(
   test_scheduling_rules.py test_schedule_properties.py test_parser_properties.py test_mime.py
-  test_working_windows.py
+  test_working_windows.py test_working_properties.py
   test_authorisation.py test_config.py test_security.py test_deploy_check.py
 )
 DATABASE_URL="${BULLETIN_TEST_POSTGRES_URL%/*}/bulletin" \
