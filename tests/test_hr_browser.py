@@ -1,6 +1,7 @@
 """The HR screens in a real headless Chromium against a live server: compose with the live
 preview, a test send, approval by a second person, delivery; editing after the first send;
-pausing and cancelling.
+pausing and cancelling; delivering within working hours (the preview names who waits and why,
+the detail page counts held deliveries, "send now regardless").
 
 Screenshots of the main screens go to docs/screenshots/ when BULLETIN_SCREENSHOTS=1 (run that
 way to refresh them), otherwise to a temporary directory so a normal run leaves the tree clean.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -79,9 +80,15 @@ def staff() -> None:
         ("hedy", "Hedy Lamarr", "People", "Berlin", "Europe/Berlin"),
         ("ada", "Ada Lovelace", "People", "London", "Europe/London"),
     ]
+    for _, _, _, where, zone in people:
+        factories.location(where, zone=zone)
     Employee.objects.bulk_create(
         Employee(
-            email=f"{key}@example.com", name=name, department=dept, location=where, timezone=zone
+            email=f"{key}@example.com",
+            name=name,
+            department=dept,
+            location_id=where,
+            timezone=zone,
         )
         for key, name, dept, where, zone in people
     )
@@ -302,3 +309,72 @@ def test_pause_then_cancel_after_confirming(
     assert page.get_by_role("link", name="Edit").count() == 0
     item.refresh_from_db()
     assert item.status == AnnouncementStatus.CANCELLED
+
+
+@pytest.fixture
+def clock_in_2024(settings: Any) -> None:
+    """The server's clock is moved to 2024 while Chromium's is not: cookies must not carry an
+    expiry date computed from the server's clock, or Chromium drops them as long expired."""
+    settings.SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+    settings.CSRF_COOKIE_AGE = None
+
+
+def test_working_hours_preview_names_who_waits_then_send_now_releases_them(
+    browser: Any, live_server: Any, django_user_model: Any, clock_in_2024: None, shots: Path
+) -> None:
+    factories.location(
+        "Pune",
+        zone="Asia/Kolkata",
+        country="IN",
+        subdivision="MH",
+        working_week="Mon-Fri 08:00-18:00",
+    )
+    factories.employees(3, prefix="pune", zone="Asia/Kolkata", location="Pune")
+    factories.employees(1, prefix="tokyo", zone="Asia/Tokyo")  # 13:30 there: a working hour
+    hr_user(django_user_model, "ann", ANNOUNCER, "Ann", "Lee")
+    base = live_server.url
+    page = open_page(browser)
+
+    # Wednesday 30 October 2024: HR writes a one-off for 10:00 Pune time on Diwali.
+    with time_machine.travel(datetime(2024, 10, 30, 6, tzinfo=UTC), tick=True):
+        log_in(page, base, "ann", "/hr/new/")
+        page.get_by_label("Title").fill("Diwali greetings from the board")
+        page.get_by_label("Text").fill("Happy Diwali, {{ first_name }}!")
+        page.fill("#id_at_local", "2024-10-31T10:00")
+        page.select_option("#id_timezone", "Asia/Kolkata")
+        page.locator("#fires li", has_text="Thu 31 Oct 2024, 10:00 IST").wait_for()
+        assert page.locator("#fires-waiting-lines li").count() == 0
+        page.get_by_label("Deliver within each person's working hours").check()
+        waiting = page.locator("#fires-waiting-lines li")
+        waiting.first.wait_for()
+        assert waiting.all_inner_texts() == ["3 in Pune: Diwali, delivered Fri 1 Nov 08:00 IST"]
+        assert "3 people receive it later" in page.locator("#fires-waiting-note").inner_text()
+        page.evaluate("document.getElementById('schedule').scrollIntoView()")
+        shot(page, shots, "working-hours-preview.png")
+        # Mandatory never waits, and the panel says so.
+        page.check("#id_mandatory")
+        page.locator("#fires-waiting-note", has_text="Mandatory: sent at once").wait_for()
+        assert waiting.count() == 0
+        page.uncheck("#id_mandatory")
+        waiting.first.wait_for()
+        page.get_by_role("button", name="Schedule").click()
+        page.wait_for_url(f"{base}/hr/*/")
+    item = Announcement.objects.get()
+    assert item.working_hours and item.status == AnnouncementStatus.SCHEDULED
+
+    # 10:01 in Pune: the planner fans it out; Pune's three wait for Friday, Tokyo's goes.
+    with time_machine.travel(datetime(2024, 10, 31, 4, 31, tzinfo=UTC), tick=True):
+        tick()
+        page.reload()
+        assert page.locator("#held-count").inner_text() == "3"
+        assert page.locator("#pending-count").inner_text() == "1"
+        groups = page.locator("#held-groups li").all_inner_texts()
+        assert groups == ["3 in Pune held until Fri 1 Nov 08:00 IST — Diwali"]
+        shot(page, shots, "working-hours-held.png", full_page=True)
+        page.get_by_role("button", name="Send now regardless").click()
+        page.wait_for_url(f"{base}/hr/{item.pk}/")
+        message = "3 deliveries sent now regardless of working hours."
+        assert message in page.locator(".messages").inner_text()
+        assert page.locator("#held").count() == 0
+    states = list(Delivery.objects.values_list("state", flat=True))
+    assert sorted(states) == [DeliveryState.PENDING] * 4
