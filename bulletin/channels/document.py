@@ -142,7 +142,7 @@ def plain(node: SyntaxTreeNode) -> str:
     """A node's text without any formatting (an image: its alt text)."""
     if node.type in ("text", "code_inline", "fence", "code_block"):
         return node.content
-    if node.type in ("softbreak",):
+    if node.type == "softbreak":
         return " "
     if node.type == "hardbreak":
         return "\n"

@@ -370,9 +370,10 @@ def _as_text(element: Element) -> str:
     """An element as the text it shows (HR's preview of where Slack cuts)."""
     kind = element["type"]
     if kind == "rich_text_list":
-        marks = [f"{n}." for n in range(element.get("offset", 0) + 1, 1000)]
         items = [_as_text(item) for item in element["elements"]]
-        marks = marks if element["style"] == "ordered" else ["•"] * len(items)
+        first = element.get("offset", 0) + 1
+        ordered = element["style"] == "ordered"
+        marks = [f"{first + n}." if ordered else "•" for n in range(len(items))]
         pad = "    " * element.get("indent", 0)
         return "\n".join(f"{pad}{mark} {item}" for mark, item in zip(marks, items, strict=False))
     if kind == "divider":
