@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import time_machine
 from django.test import Client
 
 from bulletin import conf
 from bulletin.dispatch import lifecycle
+from bulletin.dispatch.planning import tick
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
@@ -140,3 +143,36 @@ def test_only_announcers_and_administrators_retry_failed_deliveries(
         assert response.status_code in (200, 302) and retried
     else:
         assert response.status_code == 403 and not retried
+
+
+def held_over_the_weekend() -> Announcement:
+    """Two Leeds people whose Saturday-noon delivery waits for Monday 08:00."""
+    factories.location("Leeds", zone="Europe/London", working_week="Mon-Fri 08:00-18:00")
+    factories.employees(2, location="Leeds")
+    friday = datetime(2024, 11, 1, 12, tzinfo=UTC)
+    with time_machine.travel(friday, tick=False):
+        item = factories.announcement(now=friday, cron="0 12 * * 6", working_hours=True)
+    with time_machine.travel(datetime(2024, 11, 2, 12, 0, 30, tzinfo=UTC), tick=False):
+        tick()
+    assert Delivery.objects.filter(state=DeliveryState.HELD).count() == 2
+    return item
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_announcers_and_administrators_send_held_deliveries_now_regardless(
+    django_user_model: Any, role: str
+) -> None:
+    item = held_over_the_weekend()
+    actor = user_with(django_user_model, "actor", role)
+    client = Client()
+    client.force_login(actor)
+
+    response = client.post(f"/hr/{item.pk}/send-now/", {})
+
+    released = not Delivery.objects.filter(state=DeliveryState.HELD).exists()
+    if role in (ANNOUNCER, ADMINISTRATOR):
+        assert response.status_code == 302 and released
+        assert item.audit.filter(action="released", actor=actor).exists()
+    else:
+        assert response.status_code == 403 and not released
+        assert not item.audit.filter(action="released").exists()

@@ -195,6 +195,21 @@ def test_a_list_at_each_recipients_local_time_holds_only_the_pune_people(ann: An
     assert data["waiting"]["lines"] == ["2 in Pune: Diwali, delivered Fri 1 Nov 08:00 IST"]
 
 
+def test_a_scheduled_announcements_page_says_who_its_next_send_reaches_later(ann: Any) -> None:
+    pune()
+    tokyo()
+    created = datetime(2024, 10, 20, tzinfo=UTC)
+    with time_machine.travel(created, tick=False):
+        item = factories.announcement(
+            now=created, at=DIWALI_10AM, zone="Asia/Kolkata", working_hours=True
+        )
+        html = logged_in(ann).get(f"/hr/{item.pk}/").content.decode()
+    box = html[html.index('id="next-waiting"') :]
+    box = box[: box.index("</div>")]
+    assert "at the next send 3 people receive it later" in box
+    assert f"<li>{PUNE_LINE}</li>" in box
+
+
 # --- After the send: held deliveries --------------------------------------------------------
 
 

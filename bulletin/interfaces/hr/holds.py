@@ -19,18 +19,27 @@ from django.contrib import messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from bulletin.dispatch import lifecycle
+from bulletin.dispatch.audience import audience_of
 from bulletin.dispatch.holding import Availabilities, Waiting, waiting_at
-from bulletin.domain.models import Announcement, AudienceKind, Employee
+from bulletin.dispatch.planning import rule_of
+from bulletin.domain.models import Announcement, AnnouncementStatus, AudienceKind, Employee
 from bulletin.interfaces.hr.access import hr_view
-from bulletin.scheduling.rules import Rule, fire_times
+from bulletin.scheduling.rules import Rule, ScheduleError, fire_times, parse_zone
 from bulletin.scheduling.working import hold_for, local_text
 
 MANDATORY = "Mandatory: sent at once to everyone, working hours or not."
 ZONES_PREVIEWED = 20  # an audience in more zones is shown for its twenty largest
 GROUPS_SHOWN = 20
+PLANNING = (
+    AnnouncementStatus.DRAFT,
+    AnnouncementStatus.PENDING_APPROVAL,
+    AnnouncementStatus.SCHEDULED,
+    AnnouncementStatus.PAUSED,
+)
 
 
 # --- Before sending: the compose page ----------------------------------------------------
@@ -62,7 +71,7 @@ def preview(
     """Who receives the next send later and why (at each recipient's local time: the next
     send in each of the audience's zones); None when working hours are off or no person is
     reached."""
-    if not draft.working_hours or not draft.channels:
+    if not draft.working_hours or not draft.channels or not people.exists():
         return None
     if draft.mandatory:
         return {"note": MANDATORY, "lines": [], "people": 0}
@@ -81,6 +90,21 @@ def preview(
 def _zones_of(people: QuerySet[Employee]) -> list[str]:
     rows = people.order_by().values("timezone").annotate(n=Count("id")).order_by("-n", "timezone")
     return [row["timezone"] for row in rows[:ZONES_PREVIEWED]]
+
+
+def next_send(item: Announcement) -> dict[str, Any] | None:
+    """The same for a saved announcement's next send, on its detail page (none once it has
+    stopped planning)."""
+    if item.status not in PLANNING:
+        return None
+    try:
+        rule, zone = rule_of(item), parse_zone(item.timezone or "UTC")
+    except ScheduleError:
+        return None
+    now = timezone.now()
+    after = max(item.planned_until or now, now)
+    people = audience_of(item)
+    return preview(item, people, rule, zone, after, per_recipient=item.per_recipient_zone)
 
 
 def _note(total: int) -> str:

@@ -384,6 +384,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
             "page": page,
             "fires": fires,
             "fires_error": fires_error,
+            "waiting": holds.next_send(item) if fires else None,
             "events": events,
             "own": own,
             "can": can,
