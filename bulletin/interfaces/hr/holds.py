@@ -78,13 +78,20 @@ def preview(
     found: list[Waiting] = []
     names: list[str | None] = [*_zones_of(people)] if per_recipient else [None]
     for name in names:
-        where = _zone(name) if name else zone
-        due = next(iter(fire_times(rule, where, now, limit=1)), None)
+        due = _next_fire(rule, _zone(name) if name else zone, now)
         if due is not None:
-            found += _waiting(draft, people, due.utc, name)
+            found += _waiting(draft, people, due, name)
     found.sort(key=lambda w: (-w.people, w.until, w.where))
     total = sum(w.people for w in found)
     return {"note": _note(total), "lines": [str(w) for w in found], "people": total}
+
+
+def _next_fire(rule: Rule, zone: zoneinfo.ZoneInfo, now: datetime) -> datetime | None:
+    try:
+        fire = next(iter(fire_times(rule, zone, now, limit=1)), None)
+    except ScheduleError:  # a one-off time this zone lacks: the schedule panel says so
+        return None
+    return fire.utc if fire is not None else None
 
 
 def _zones_of(people: QuerySet[Employee]) -> list[str]:
