@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -44,6 +45,7 @@ from bulletin.domain.models import (
     DeliveryState,
     Employee,
     InboxItem,
+    Location,
     Occurrence,
     Place,
     ScheduleKind,
@@ -164,6 +166,15 @@ def place(w: World) -> Place:
     return Place.objects.create(name="#general", channel="slack", target="C123")
 
 
+def held(w: World) -> Announcement:
+    """A scheduled announcement whose delivery to Erin waits for her working hours."""
+    item = failed(w)
+    Delivery.objects.filter(occurrence__announcement=item).update(
+        state=DeliveryState.HELD, due_at=timezone.now() + timedelta(hours=12), hold_reason="weekend"
+    )
+    return item
+
+
 def token_of(w: World) -> ApiToken:
     return ApiToken.issue(w.author, "sync", ["announcements:read"])[0]
 
@@ -181,6 +192,8 @@ BUILDERS: dict[str, Callable[[World], Any]] = {
     "paused": paused,
     "pending": pending,
     "failed": failed,
+    "held": held,
+    "location": lambda w: factories.location("Pune", zone="Asia/Kolkata", country="IN"),
     "erins item": lambda w: factories.inbox_item(w.erin, requires_ack=True),
     "bob": lambda w: w.bob,
     "place": place,
@@ -219,6 +232,7 @@ def fingerprint() -> tuple[Any, ...]:
         list(ChannelOptOut.objects.order_by("pk").values_list("employee_id", "channel")),
         list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at")),
         list(Place.objects.order_by("pk").values_list("pk", "name")),
+        list(Location.objects.order_by("pk").values_list("pk", "name", "working_week")),
         get_user_model().objects.count(),
         len(mail.outbox),
     )
@@ -338,6 +352,7 @@ ADMIN_RIGHTS: dict[str, tuple[str, str, str]] = {
     "bulletin/announcement": ("vacd", "v", "vacd"),
     "bulletin/employee": ("v", "v", "vacd"),
     "bulletin/place": ("v", "v", "vacd"),
+    "bulletin/location": ("", "", "vacd"),
     "bulletin/occurrence": ("v", "v", "v"),  # the ledger is read-only for everyone
     "bulletin/delivery": ("v", "v", "v"),
     "bulletin/inboxitem": ("", "", "v"),
@@ -352,6 +367,7 @@ ADMIN_ITEM = {
     "bulletin/announcement": "draft",
     "bulletin/employee": "bob",
     "bulletin/place": "place",
+    "bulletin/location": "location",
     "bulletin/occurrence": "occurrence",
     "bulletin/delivery": "delivery",
     "bulletin/inboxitem": "inbox item",
@@ -536,6 +552,7 @@ NEW = {
 }
 PERSON = {"email": "new@example.com", "name": "New", "department": "Ops", "location": "Leeds"}
 PERSON["timezone"] = "UTC"
+PUNE = {"name": "Pune", "timezone": "Asia/Kolkata", "country": "IN", "subdivision": "MH"}
 
 
 @dataclass(frozen=True)
@@ -569,6 +586,7 @@ API_ROWS = [
     ApiRow("POST", ANN + "/{id}/resume", WRITE, "403 200 403 200", "paused", changes=True),
     ApiRow("POST", ANN + "/{id}/cancel", WRITE, "403 200 403 200", "scheduled", changes=True),
     ApiRow("POST", ANN + "/{id}/retry", WRITE, "403 200 403 200", "failed", {}, True),
+    ApiRow("POST", ANN + "/{id}/send-now", WRITE, "403 200 403 200", "held", changes=True),
     ApiRow(
         "GET",
         "/api/v1/preview",
@@ -589,6 +607,18 @@ API_ROWS = [
         changes=True,
     ),
     ApiRow("GET", "/api/v1/deliveries", "deliveries:read", "403 200 200 200"),
+    ApiRow("GET", "/api/v1/locations", "employees:read", "403 200 200 200"),
+    ApiRow("POST", "/api/v1/locations", "employees:write", "403 403 403 201", None, PUNE, True),
+    ApiRow("GET", "/api/v1/locations/{id}", "employees:read", "403 200 200 200", "location"),
+    ApiRow(
+        "PATCH",
+        "/api/v1/locations/{id}",
+        "employees:write",
+        "403 403 403 200",
+        "location",
+        {"working_week": "Mon-Sat 09:00-13:00"},
+        True,
+    ),
 ]
 
 

@@ -23,13 +23,23 @@ from bulletin.domain.models import (
     Delivery,
     DeliveryState,
     Employee,
+    Location,
     Occurrence,
     OccurrenceState,
     ScheduleKind,
 )
 from tests.harness import Installation
 
-DELIVERY_STATES = ["pending", "claimed", "sending", "sent", "failed", "unknown", "skipped"]
+DELIVERY_STATES = [
+    "pending",
+    "claimed",
+    "sending",
+    "sent",
+    "failed",
+    "unknown",
+    "skipped",
+    "held",
+]
 
 
 def one_line(stderr: str) -> str:
@@ -68,7 +78,11 @@ def test_import_employees_prints_a_summary_and_stores_every_row(
     result = installation.run("import_employees", str(path))
 
     assert result.returncode == 0
-    assert result.stdout.strip() == "imported: 2 created, 0 updated, 0 unchanged"
+    assert result.stdout.splitlines() == [
+        "imported: 2 created, 0 updated, 0 unchanged",
+        "new location London (Europe/London)",
+        "new location New York (America/New_York)",
+    ]
     assert result.stderr == ""
     assert installation.sql("select email, timezone from bulletin_employee order by email") == [
         ("ann@example.com", "Europe/London"),
@@ -140,8 +154,12 @@ def test_import_employees_dry_run_says_would_import_and_writes_nothing(tmp_path:
 
     call_command("import_employees", str(path), "--dry-run", stdout=out)
 
-    assert out.getvalue().strip() == "would import: 1 created, 1 updated, 0 unchanged"
+    assert out.getvalue().splitlines() == [
+        "would import: 1 created, 1 updated, 0 unchanged",
+        "new location London (Europe/London)",
+    ]
     assert list(Employee.objects.values_list("email", "name")) == [("ann@example.com", "Ann")]
+    assert not Location.objects.exists()
 
 
 @pytest.mark.django_db
@@ -485,7 +503,7 @@ def deliveries_in_every_state(db: None) -> dict[str, object]:
         zone="UTC",
         fire_at=now - timedelta(minutes=30),
         state=OccurrenceState.FANNED_OUT,
-        delivery_count=9,
+        delivery_count=10,
     )
     oldest_due = now - timedelta(minutes=20)
     plan = [
@@ -498,6 +516,8 @@ def deliveries_in_every_state(db: None) -> dict[str, object]:
         (DeliveryState.FAILED, now - timedelta(minutes=50)),
         (DeliveryState.UNKNOWN, now - timedelta(minutes=50)),
         (DeliveryState.SKIPPED, now - timedelta(minutes=50)),
+        # Waiting for a working window: not due, whenever its window opens.
+        (DeliveryState.HELD, now - timedelta(minutes=45)),
     ]
     for n, (state, due_at) in enumerate(plan):
         person = Employee.objects.create(email=f"p{n}@example.com", name=f"P {n}", timezone="UTC")
@@ -515,6 +535,7 @@ EXPECTED_COUNTS = {
     "failed": 1,
     "unknown": 1,
     "skipped": 1,
+    "held": 1,
 }
 
 

@@ -1,4 +1,5 @@
-"""The Django admin: employees, announcements (with upcoming fire times) and a read-only ledger."""
+"""The Django admin: employees, locations, announcements (with upcoming fire times) and a
+read-only ledger."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ from bulletin.domain.models import (
     Delivery,
     Employee,
     InboxItem,
+    Location,
     Occurrence,
     Place,
 )
+from bulletin.interfaces.locations import renaming_problem
 from bulletin.scheduling.rules import ScheduleError
 
 
@@ -37,13 +40,44 @@ class OptOutInline(admin.TabularInline):
     verbose_name = "channel opt-out"
 
 
+class LocationForm(forms.ModelForm):
+    class Meta:
+        model = Location
+        fields = ("name", "timezone", "country", "subdivision", "working_week")
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"]
+        if why := renaming_problem(self.instance, name):
+            raise ValidationError(why)
+        return name
+
+
+@admin.register(Location)
+class LocationAdmin(admin.ModelAdmin):
+    """Where employees work. ``Location.clean`` checks the country and subdivision codes, and
+    the form shows what is wrong beside the field that is."""
+
+    form = LocationForm
+    list_display = ("name", "timezone", "country", "subdivision", "working_week", "employee_count")
+    list_filter = ("country",)
+    search_fields = ("name",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Location]:
+        return super().get_queryset(request).annotate(n_employees=Count("employees"))
+
+    @admin.display(description="employees", ordering="n_employees")
+    def employee_count(self, obj: Location) -> int:
+        return getattr(obj, "n_employees", 0)
+
+
 @admin.register(Employee)
 class EmployeeAdmin(admin.ModelAdmin):
     inlines = (OptOutInline,)
     raw_id_fields = ("user",)
-    list_display = ("name", "email", "department", "location", "timezone", "active")
+    autocomplete_fields = ("location",)
+    list_display = ("name", "email", "department", "location", "timezone", "away_until", "active")
     list_filter = ("active", "department", "location", "timezone")
-    search_fields = ("name", "email", "department", "location")
+    search_fields = ("name", "email", "department", "location__name")
     show_facets = admin.ShowFacets.ALWAYS
     # What Slack's look-ups found (dispatch keeps it; a typed-in Slack member id wins over it).
     readonly_fields = ("slack_found_id", "slack_found_for", "slack_dm_channel")
@@ -96,6 +130,7 @@ class AnnouncementForm(forms.ModelForm):
             "places",
             "mandatory",
             "requires_ack",
+            "working_hours",
             "schedule_kind",
             "cron",
             "at_local",
@@ -128,7 +163,7 @@ class AnnouncementAdmin(admin.ModelAdmin):
         "inbox_engagement",
         "created_at",
     )
-    list_filter = ("status", "schedule_kind", "audience_kind")
+    list_filter = ("status", "schedule_kind", "audience_kind", "working_hours")
     search_fields = ("title",)
     readonly_fields = ("status", "next_fire_at", "planned_until", "upcoming_fire_times")
     filter_horizontal = ("recipients", "places")

@@ -104,9 +104,10 @@ class Plan:
             log.info(event, extra={"location_id": location.pk, "location": name})
 
     def summary(self) -> list[str]:
-        """One line per location the import creates or changes, for a person to review."""
-        lines = [f"create location {n} ({self.locations[n].timezone})" for n in sorted(self.new)]
-        lines += [f"update location {n}: {', '.join(f)}" for n, f in sorted(self.changed.items())]
+        """One line per location the import creates or changes, for a person to review:
+        ``new location Pune (Asia/Kolkata)``, ``location Leeds: country - → GB``."""
+        lines = [f"new location {n} ({self.locations[n].timezone})" for n in sorted(self.new)]
+        lines += [f"location {n}: {', '.join(f)}" for n, f in sorted(self.changed.items())]
         return lines
 
 

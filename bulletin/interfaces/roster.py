@@ -79,7 +79,7 @@ class ImportReport:
     errors: list[RowError] = field(default_factory=list)
     # Filled by preview_employees only: one entry per good row, in file order.
     rows: list[RowChange] = field(default_factory=list)
-    # Each location the import creates or changes, one line each ("create location Pune …").
+    # Each location the import creates or changes, one line each ("new location Pune …").
     locations: list[str] = field(default_factory=list)
 
 

@@ -104,6 +104,12 @@ class Command(BulletinCommand):
             "--requires-ack", action="store_true", help="ask for acknowledgement in the inbox"
         )
         parser.add_argument(
+            "--working-hours",
+            action="store_true",
+            help="deliver to each person within their working hours (their location's working "
+            "week, public holidays, their leave); `bulletin send_now ID` sends what waits",
+        )
+        parser.add_argument(
             "--grace-minutes",
             type=int,
             default=60,
@@ -130,6 +136,7 @@ class Command(BulletinCommand):
             channels=channels,
             mandatory=opts["mandatory"],
             requires_ack=opts["requires_ack"],
+            working_hours=opts["working_hours"],
             schedule_kind=ScheduleKind.CRON if opts["cron"] else ScheduleKind.ONCE,
             cron=opts["cron"] or "",
             at_local=opts["at"] or "",

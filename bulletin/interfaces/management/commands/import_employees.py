@@ -10,7 +10,9 @@ from bulletin.interfaces.roster import ImportRejected, import_employees
 class Command(BulletinCommand):
     help = (
         "Upsert employees by email from a CSV with header email,name,department,location,timezone "
-        "(more columns allowed; 'active' is honoured). Nothing is imported if any row is bad."
+        "(more columns allowed; 'active' and 'away_until' are honoured; 'country', 'subdivision' "
+        "and 'working_week' describe the row's location, created or matched by name). Nothing "
+        "is imported if any row is bad."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -33,3 +35,5 @@ class Command(BulletinCommand):
             f"{prefix}: {report.created} created, {report.updated} updated, "
             f"{report.unchanged} unchanged"
         )
+        for line in report.locations:
+            self.stdout.write(line)
