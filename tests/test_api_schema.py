@@ -17,6 +17,7 @@ ENDPOINTS = {
     "/announcements/{id}/resume": {"post"},
     "/announcements/{id}/cancel": {"post"},
     "/announcements/{id}/retry": {"post"},
+    "/announcements/{id}/send-now": {"post"},
     "/announcements/{id}/preview": {"get"},
     "/announcements/{id}/occurrences": {"get"},
     "/preview": {"get"},
@@ -24,6 +25,8 @@ ENDPOINTS = {
     "/employees/bulk": {"post"},
     "/employees/{id}/deactivate": {"post"},
     "/deliveries": {"get"},
+    "/locations": {"get", "post"},
+    "/locations/{id}": {"get", "patch"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -70,8 +73,19 @@ def test_every_operation_requires_the_bearer_token_and_names_its_scope(
 
 def test_request_bodies_refuse_unknown_members(schema: dict[str, Any]) -> None:
     components = schema["components"]["schemas"]
-    for name in ("AnnouncementIn", "AnnouncementPatch", "ScheduleIn", "RetryIn", "EmployeeIn"):
+    names = ("AnnouncementIn", "AnnouncementPatch", "ScheduleIn", "RetryIn", "EmployeeIn")
+    for name in (*names, "LocationIn", "LocationPatch"):
         assert components[name]["additionalProperties"] is False, name
+
+
+def test_the_new_members_for_working_hours_are_documented(schema: dict[str, Any]) -> None:
+    components = schema["components"]["schemas"]
+    assert "working_hours" in components["AnnouncementIn"]["properties"]
+    assert "working_hours" in components["AnnouncementOut"]["properties"]
+    assert "away_until" in components["EmployeeIn"]["properties"]
+    assert {"state", "due_at", "hold_reason"} <= set(components["DeliveryOut"]["properties"])
+    location = set(components["LocationIn"]["properties"])
+    assert location == {"name", "timezone", "country", "subdivision", "working_week"}
 
 
 def test_the_docs_page_is_served() -> None:
