@@ -320,6 +320,7 @@ HR_ROWS = [
     Row("POST /hr/{item}/cancel/", "login 403 ok 403 ok", "scheduled", confirm, **DONE),
     Row("POST /hr/{item}/retry/", "login 403 ok 403 ok", "failed", **DONE),
     Row("GET /hr/{item}/retry/unknown/", "login 403 ok 403 ok", "failed"),
+    Row("POST /hr/{item}/send-now/", "login 403 ok 403 ok", "held", **DONE),
     Row("POST /hr/{item}/test/", "login 403 ok 403 ok", "draft", **DONE),
     Row("GET /hr/{item}/deliveries.csv", "login 403 ok ok ok", "failed"),
 ]

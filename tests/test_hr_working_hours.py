@@ -174,6 +174,18 @@ def test_at_each_recipients_local_time_each_zone_is_judged_at_its_own_next_send(
     # 10:00 in Dublin on Thursday 31 October is a working hour; 10:00 in Pune is Diwali.
     assert data["waiting"]["lines"] == [PUNE_LINE]
     assert data["waiting"]["people"] == 3
+    expected = "Working hours: at the next send in each zone 3 people receive it later:"
+    assert data["waiting"]["note"] == expected
+
+
+def test_when_nobody_waits_the_panel_says_everyone_is_within_working_hours(ann: Any) -> None:
+    tokyo(2)
+    data = panel(logged_in(ann), at_diwali(), datetime(2024, 10, 20, tzinfo=UTC))
+    assert data["waiting"] == {
+        "note": "Working hours: at the next send everyone in this audience is within theirs.",
+        "lines": [],
+        "people": 0,
+    }
 
 
 def test_a_list_of_chosen_people_counts_only_them(ann: Any) -> None:

@@ -83,7 +83,8 @@ def preview(
             found += _waiting(draft, people, due, name)
     found.sort(key=lambda w: (-w.people, w.until, w.where))
     total = sum(w.people for w in found)
-    return {"note": _note(total), "lines": [str(w) for w in found], "people": total}
+    note = _note(total, "in each zone" if per_recipient else "")
+    return {"note": note, "lines": [str(w) for w in found], "people": total}
 
 
 def _next_fire(rule: Rule, zone: zoneinfo.ZoneInfo, now: datetime) -> datetime | None:
@@ -114,11 +115,12 @@ def next_send(item: Announcement) -> dict[str, Any] | None:
     return preview(item, people, rule, zone, after, per_recipient=item.per_recipient_zone)
 
 
-def _note(total: int) -> str:
+def _note(total: int, where: str) -> str:
+    send = f"the next send {where}".strip()
     if not total:
-        return "Working hours: at the next send everyone in this audience is within theirs."
+        return f"Working hours: at {send} everyone in this audience is within theirs."
     who = "person receives" if total == 1 else "people receive"
-    return f"Working hours: at the next send {total} {who} it later:"
+    return f"Working hours: at {send} {total} {who} it later:"
 
 
 def _waiting(
