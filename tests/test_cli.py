@@ -119,6 +119,29 @@ def test_import_employees_with_bad_rows_fails_with_one_line_per_row_and_imports_
     assert count(installation, "bulletin_employee") == 0
 
 
+def test_send_now_with_an_id_that_is_no_announcement_fails_with_one_line(
+    installation: Installation,
+) -> None:
+    result = installation.run("send_now", "424242", check=False)
+
+    assert result.returncode != 0
+    assert one_line(result.stderr) == "bulletin send_now: no announcement with id 424242"
+    assert result.stdout == ""
+
+
+def test_announce_with_working_hours_on_the_command_line_stores_it(
+    installation: Installation,
+) -> None:
+    body = write(installation.directory, "body.md", "Hello")
+    common = ("--title", "T", "--body-file", str(body), "--cron", "0 9 * * 1-5", "--tz", "UTC")
+
+    held = installation.run("announce", *common, "--working-hours").stdout.strip()
+    plain = installation.run("announce", *common).stdout.strip()
+
+    rows = installation.sql("select id, working_hours from bulletin_announcement order by id")
+    assert [(str(i), bool(w)) for i, w in rows] == [(held, True), (plain, False)]
+
+
 def test_import_employees_of_a_missing_file_fails_with_one_line(
     installation: Installation,
 ) -> None:
