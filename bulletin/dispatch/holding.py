@@ -96,7 +96,7 @@ def _groups(waiting: QuerySet[Delivery], now: datetime) -> list[Group]:
     rows = (
         waiting.order_by()
         .annotate(away=_away("employee__", now))
-        .values_list("employee__timezone", "employee__location", "away")
+        .values_list("employee__timezone", "employee__location__name", "away")
         .distinct()
     )
     return [(zone, location, away) for zone, location, away in rows]
@@ -129,7 +129,7 @@ def _people(group: Group, now: datetime) -> QuerySet[Employee]:
     people = (
         people.filter(location__isnull=True)
         if location is None
-        else people.filter(location=location)
+        else people.filter(location__name=location)
     )
     if away is not None:
         return people.filter(away_until=away)
@@ -197,7 +197,7 @@ def waiting_at(announcement: Announcement, due: datetime, zone: str | None = Non
     counts = (
         people.order_by()
         .annotate(away=_away("", due))
-        .values_list("timezone", "location", "away")
+        .values_list("timezone", "location__name", "away")
         .annotate(n=Count("id"))
     )
     sizes = {(tz, location, away): n for tz, location, away, n in counts}
