@@ -235,9 +235,10 @@ def roster_files(draw: st.DrawFn) -> RosterFile:
     return RosterFile(tuple(people), (bom + out.getvalue()).encode(), has_active)
 
 
-def stored(person: Person, has_active: bool) -> tuple[str, str, str, str, bool]:
+def stored(person: Person, has_active: bool) -> tuple[str, str, str | None, str, bool]:
     active = person.active.lower() not in {"0", "false", "no", "n"} if has_active else True
-    return (person.name, person.department, person.location, person.timezone, active)
+    # An empty location cell is no location (NULL), not a location called "".
+    return (person.name, person.department, person.location or None, person.timezone, active)
 
 
 @pytest.mark.django_db
