@@ -187,13 +187,14 @@ def waiting_at(announcement: Announcement, due: datetime, zone: str | None = Non
     """Who would wait if an occurrence fanned out at ``due`` (in ``zone``, for an announcement
     at each recipient's local time), grouped; most people first. Empty unless it is
     delivered within working hours to people, and never for a mandatory one."""
-    if not announcement.working_hours or announcement.mandatory:
-        return []
-    if not _reaches_people(announcement):
+    if not announcement.working_hours or announcement.mandatory or not announcement.channels:
         return []
     people = audience_of(announcement)
-    if zone is not None:
-        people = people.filter(timezone=zone)
+    return waiting_among(people.filter(timezone=zone) if zone else people, due)
+
+
+def waiting_among(people: QuerySet[Employee], due: datetime) -> list[Waiting]:
+    """Which of ``people`` would wait at ``due``, grouped alike; most people first."""
     counts = (
         people.order_by()
         .annotate(away=_away("", due))
@@ -202,10 +203,6 @@ def waiting_at(announcement: Announcement, due: datetime, zone: str | None = Non
     )
     sizes = {(tz, location, away): n for tz, location, away, n in counts}
     return _merged(sizes, _holds(sizes, due))
-
-
-def _reaches_people(announcement: Announcement) -> bool:
-    return bool(announcement.channels)
 
 
 def _merged(sizes: dict[Group, int], holds: dict[Group, Hold]) -> list[Waiting]:

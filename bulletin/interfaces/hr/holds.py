@@ -10,7 +10,6 @@ the form, so the preview says what fan-out will do.
 from __future__ import annotations
 
 import zoneinfo
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,12 +23,12 @@ from django.views.decorators.http import require_POST
 
 from bulletin.dispatch import lifecycle
 from bulletin.dispatch.audience import audience_of
-from bulletin.dispatch.holding import Availabilities, Waiting, waiting_at
+from bulletin.dispatch.holding import Waiting, waiting_among, waiting_at
 from bulletin.dispatch.planning import rule_of
 from bulletin.domain.models import Announcement, AnnouncementStatus, AudienceKind, Employee
 from bulletin.interfaces.hr.access import hr_view
 from bulletin.scheduling.rules import Rule, ScheduleError, fire_times, parse_zone
-from bulletin.scheduling.working import hold_for, local_text
+from bulletin.scheduling.working import local_text
 
 MANDATORY = "Mandatory: sent at once to everyone, working hours or not."
 ZONES_PREVIEWED = 20  # an audience in more zones is shown for its twenty largest
@@ -130,21 +129,6 @@ def _waiting(
         return waiting_at(draft, due, zone)
     # Chosen people live in a many-to-many table an unsaved announcement cannot have.
     return waiting_among(people.filter(timezone=zone) if zone else people, due)
-
-
-def waiting_among(people: QuerySet[Employee], due: datetime) -> list[Waiting]:
-    """``waiting_at`` for given people: grouped alike, most people first."""
-    availabilities = Availabilities()
-    rows = (
-        people.order_by().values_list("timezone", "location", "away_until").annotate(n=Count("id"))
-    )
-    merged: Counter[tuple[str, str, datetime, str]] = Counter()
-    for zone, location, away, n in rows:
-        hold = hold_for(due, availabilities.of(zone, location, away))
-        if hold is not None:
-            merged[(location or zone, hold.reason, hold.until, zone)] += n
-    found = [Waiting(n, *key) for key, n in merged.items()]
-    return sorted(found, key=lambda w: (-w.people, w.until, w.where))
 
 
 # --- After sending: the detail page ------------------------------------------------------
