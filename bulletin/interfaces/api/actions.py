@@ -89,7 +89,7 @@ def retry(request: HttpRequest, id: int, payload: RetryIn) -> dict[str, int]:
 
 @router.post("/{int:id}/send-now", response=replies({200: SendNowOut}, 404), **SCHEDULE)
 def send_now(request: HttpRequest, id: int) -> dict[str, int]:
-    """"Send now regardless": its deliveries held for working hours go now (recorded in the
+    """Send now, regardless of working hours: its held deliveries go now (recorded in the
     audit log); answers how many. Nothing held: 0."""
     item = found(Announcement.objects.all(), id)
     return {"released": lifecycle.send_now(item, request.user)}

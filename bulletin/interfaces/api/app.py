@@ -25,6 +25,10 @@ Authenticate with `Authorization: Bearer blt_…` (`bulletin create_api_token`).
 needs a scope on the token (`x-scope`) and a permission of the token's user's role
 (`x-permissions`). Errors are JSON: `{"detail": "…"}`, or for 422
 `{"detail": [{"field": …, "message": …}]}`; 409 means the announcement's state forbids it.
+
+Locations (where employees work: zone, public-holiday country and subdivision, working week)
+are addressed by id; `GET /locations?name=` finds one by its name. Employees name their
+location, and the bulk upsert creates a location it does not know yet.
 """
 
 
