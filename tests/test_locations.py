@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
 from bulletin.dispatch.planning import tick
+from bulletin.dispatch.sender import Dispatcher
 from bulletin.domain.models import (
     Announcement,
     AuditEvent,
@@ -415,12 +417,16 @@ def test_held_deliveries_are_listed_with_their_reason_and_sent_now_through_the_a
     assert listed["count"] == 3
     assert {(d["state"], d["hold_reason"]) for d in listed["items"]} == {("held", "weekend")}
     assert announcer_api.get(f"/announcements/{item.pk}").json()["deliveries"]["held"] == 3
+    assert Dispatcher().run_until_idle() == 0  # held: nothing goes before Monday
 
     response = announcer_api.post(f"/announcements/{item.pk}/send-now")
 
     assert response.status_code == 200 and response.json() == {"released": 3}
-    states = Delivery.objects.filter(occurrence__announcement=item).values_list("state", flat=True)
-    assert set(states) == {DeliveryState.PENDING}
+    assert Dispatcher().run_until_idle() == 3
+    assert Dispatcher().run_until_idle() == 0
+    assert sorted(m.to[0] for m in mail.outbox) == [
+        f"Person {n} <person{n}@example.com>" for n in range(3)
+    ]
     event = AuditEvent.objects.get(announcement=item, action=AuditAction.RELEASED)
     assert event.detail["deliveries"] == 3
     assert announcer_api.post(f"/announcements/{item.pk}/send-now").json() == {"released": 0}

@@ -97,11 +97,14 @@ class Plan:
 
     def save(self) -> None:
         """Write the new and changed locations (call inside the import's transaction)."""
+        # A location another import created meanwhile is matched, not a unique-name error.
+        new = [self.locations[name] for name in sorted(self.new)]
+        Location.objects.bulk_create(new, ignore_conflicts=True)
+        for name in sorted(self.changed):
+            self.locations[name].save(update_fields=[*COLUMNS, "updated_at"])
         for name in sorted(self.new | set(self.changed)):
-            location = self.locations[name]
-            location.save()
             event = "location created" if name in self.new else "location updated"
-            log.info(event, extra={"location_id": location.pk, "location": name})
+            log.info(event, extra={"location": name})
 
     def summary(self) -> list[str]:
         """One line per location the import creates or changes, for a person to review:
