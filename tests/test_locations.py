@@ -139,10 +139,11 @@ def test_away_until_is_stored_an_empty_cell_clears_it_and_a_file_without_the_col
     assert Employee.objects.get().away_until is None
 
 
-def test_an_away_until_that_is_not_a_date_is_refused_with_its_line() -> None:
-    data = csv_bytes("ann@example.com,Ann,Eng,Leeds,UTC,15/01/2027", header=f"{HEADER},away_until")
+@pytest.mark.parametrize("cell", ["15/01/2027", "2027-02-30", "20270115", "next week"])
+def test_an_away_until_that_is_not_a_date_is_refused_with_its_line(cell: str) -> None:
+    data = csv_bytes(f"ann@example.com,Ann,Eng,Leeds,UTC,{cell}", header=f"{HEADER},away_until")
 
-    assert rejected(data) == [(2, "away_until '15/01/2027' is not a date (YYYY-MM-DD)")]
+    assert rejected(data) == [(2, f"away_until '{cell}' is not a date (YYYY-MM-DD)")]
 
 
 def test_an_unknown_country_is_refused_naming_line_field_and_code_and_nothing_is_imported() -> None:

@@ -218,13 +218,16 @@ def _check(row: dict[str, str]) -> str | None:
 
 
 def _away_problem(text: str) -> str | None:
+    """Empty is "not away"; otherwise a real calendar day, written YYYY-MM-DD."""
+    if not text:
+        return None
     try:
-        if text and _DAY.match(text):
+        if _DAY.match(text):
             date.fromisoformat(text)
             return None
     except ValueError:
-        pass
-    return None if not text else f"away_until '{text}' is not a date (YYYY-MM-DD)"
+        pass  # 2027-02-30
+    return f"away_until '{text}' is not a date (YYYY-MM-DD)"
 
 
 def validate_rows(rows: list[tuple[int, dict[str, str]]]) -> Wanted:
