@@ -555,6 +555,20 @@ def test_the_employee_admin_saves_a_location_and_leave(admin_client: Client) -> 
     assert (ann.location_id, ann.away_until) == ("Pune", date(2027, 1, 15))
 
 
+def test_the_announcement_admin_sends_held_deliveries_now(admin_client: Client) -> None:
+    item = held_announcement()
+
+    page = admin_client.post(
+        "/admin/bulletin/announcement/",
+        {"action": "send_now_selected", "_selected_action": [item.pk]},
+        follow=True,
+    ).content.decode()
+
+    assert "3 held deliveries released to be sent now" in page
+    assert not Delivery.objects.filter(state=DeliveryState.HELD).exists()
+    assert AuditEvent.objects.filter(action=AuditAction.RELEASED, announcement=item).exists()
+
+
 def test_the_announcement_admin_offers_working_hours(admin_client: Client) -> None:
     page = admin_client.get("/admin/bulletin/announcement/add/").content.decode()
 

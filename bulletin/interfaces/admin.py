@@ -173,6 +173,7 @@ class AnnouncementAdmin(admin.ModelAdmin):
         "pause_selected",
         "resume_selected",
         "cancel_selected",
+        "send_now_selected",
     )
 
     @admin.display(description="schedule")
@@ -255,6 +256,17 @@ class AnnouncementAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel")
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
         self._apply(request, queryset, lifecycle.cancel, "cancelled")
+
+    @admin.action(description="Send now what waits for working hours")
+    def send_now_selected(self, request: HttpRequest, queryset: QuerySet[Announcement]) -> None:
+        for announcement in queryset:
+            try:
+                released = lifecycle.send_now(announcement, request.user)
+            except PermissionDenied as exc:
+                self.message_user(request, f"{announcement}: {exc}", messages.ERROR)
+            else:
+                done = f"{announcement}: {released} held deliveries released to be sent now"
+                self.message_user(request, done, messages.SUCCESS)
 
 
 class PlaceForm(forms.ModelForm):
