@@ -343,6 +343,19 @@ def test_the_bulk_upsert_creates_the_location_by_name_and_sets_and_clears_away_u
     assert Employee.objects.get().away_until is None
 
 
+def test_employees_are_listed_by_location_name_and_without_one_by_an_empty_name(
+    admin_api: Api,
+) -> None:
+    factories.employees(2, location="Leeds")
+    factories.employees(1, prefix="nomad")
+
+    in_leeds = admin_api.get("/employees", location="Leeds").json()["items"]
+    nowhere = admin_api.get("/employees", location="").json()["items"]
+
+    assert {e["location"] for e in in_leeds} == {"Leeds"} and len(in_leeds) == 2
+    assert [(e["email"], e["location"]) for e in nowhere] == [("nomad0@example.com", "")]
+
+
 def test_the_bulk_upsert_refuses_a_bad_away_until_by_index_and_field(admin_api: Api) -> None:
     person = {"email": "ann@example.com", "name": "Ann", "department": "Eng", "location": ""}
 
