@@ -325,7 +325,8 @@ def test_metrics_report_deliveries_send_times_retries_and_lag_as_the_rows_say(
     deliveries = {
         labels: value for (name, labels), value in metrics.items() if name == "bulletin_deliveries"
     }
-    assert len(deliveries) == len(DeliveryState) * len(Channel)  # every state on every channel, zero or not
+    # every state on every channel, zero or not
+    assert len(deliveries) == len(DeliveryState) * len(Channel)
     assert {
         dict(labels)["state"] + "/" + dict(labels)["channel"]: value
         for labels, value in deliveries.items()
