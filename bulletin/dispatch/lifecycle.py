@@ -196,7 +196,7 @@ def held(announcement: Announcement) -> QuerySet[Delivery]:
 
 
 def send_now(announcement: Announcement, by: Any) -> int:
-    """ "Send now regardless": what waits for working hours goes now; returns how many."""
+    """HR's "send now regardless": what waits for working hours goes now; returns how many."""
     require(by, "schedule_announcement")
     with transaction.atomic():
         released = holding.release_now(announcement, timezone.now())
