@@ -198,10 +198,19 @@ def held(announcement: Announcement) -> QuerySet[Delivery]:
 def send_now(announcement: Announcement, by: Any) -> int:
     """HR's "send now regardless": what waits for working hours goes now; returns how many."""
     require(by, "schedule_announcement")
+    return _release(announcement, by)
+
+
+def send_now_from_console(announcement: Announcement) -> int:
+    """The same for an operator at the command line (no user, as `bulletin announce`)."""
+    return _release(announcement, None, via="command line")
+
+
+def _release(announcement: Announcement, by: Any, **detail: Any) -> int:
     with transaction.atomic():
         released = holding.release_now(announcement, timezone.now())
         if released:
-            audit(by, AuditAction.RELEASED, announcement, deliveries=released)
+            audit(by, AuditAction.RELEASED, announcement, deliveries=released, **detail)
     return released
 
 

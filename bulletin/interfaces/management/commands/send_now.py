@@ -3,13 +3,9 @@
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
-from django.db import transaction
-from django.utils import timezone
 
-from bulletin.dispatch import holding
-from bulletin.dispatch.lifecycle import audit
+from bulletin.dispatch import lifecycle
 from bulletin.domain.models import Announcement
-from bulletin.domain.records import AuditAction
 from bulletin.interfaces.management.base import BulletinCommand
 
 
@@ -26,11 +22,5 @@ class Command(BulletinCommand):
         announcement = Announcement.objects.filter(pk=announcement_id).first()
         if announcement is None:
             raise CommandError(f"no announcement with id {announcement_id}")
-        # As lifecycle.send_now, by an operator at the console rather than a user with a role
-        # (as `bulletin announce` schedules without one).
-        with transaction.atomic():
-            released = holding.release_now(announcement, timezone.now())
-            if released:
-                via = "command line"
-                audit(None, AuditAction.RELEASED, announcement, deliveries=released, via=via)
+        released = lifecycle.send_now_from_console(announcement)
         self.stdout.write(f"released {released} held deliver{'y' if released == 1 else 'ies'}")
