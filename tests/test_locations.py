@@ -31,23 +31,12 @@ from bulletin.domain.models import (
 )
 from bulletin.domain.records import AuditAction
 from bulletin.domain.roles import ADMINISTRATOR, ANNOUNCER
-from bulletin.interfaces.roster import ImportRejected, import_employees, preview_employees
+from bulletin.interfaces.roster import import_employees, preview_employees
 from tests import factories
 from tests.test_api import Api, api_for, user_with_role
+from tests.test_roster import HEADER, csv_bytes, rejected
 
 pytestmark = pytest.mark.django_db
-
-HEADER = "email,name,department,location,timezone"
-
-
-def csv_bytes(*rows: str, header: str = HEADER) -> bytes:
-    return ("\n".join([header, *rows]) + "\n").encode("utf-8")
-
-
-def rejected(data: bytes) -> list[tuple[int, str]]:
-    with pytest.raises(ImportRejected) as info:
-        import_employees(data)
-    return [(error.line, error.message) for error in info.value.errors]
 
 
 def utc(*parts: int) -> datetime:
