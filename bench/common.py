@@ -144,8 +144,9 @@ def seed_employees(count: int, *, zone: str = "Europe/London") -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from bulletin.domain.models import Employee
+    from bulletin.domain.models import Employee, Location
 
+    Location.objects.get_or_create(name="London", defaults={"timezone": zone})
     table = Employee._meta.db_table
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     series = number_series("s")
