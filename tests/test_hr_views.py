@@ -22,6 +22,7 @@ from bulletin.domain.models import (
     Delivery,
     DeliveryState,
     Employee,
+    Location,
     Occurrence,
     Place,
     ScheduleKind,
@@ -808,6 +809,21 @@ def test_the_dry_run_shows_each_change_and_writes_nothing_then_import_writes(ada
     assert Employee.objects.get(email="old@example.com").department == "Finance"
     again = client.post("/hr/employees/import/", {"action": "apply", "digest": digest}, follow=True)
     assert "no longer waiting to be imported" in page(again)
+
+
+def test_the_dry_run_names_the_locations_an_import_creates_or_changes(ada: Any) -> None:
+    factories.location("Leeds", zone="Europe/London")
+    text = "\n".join(
+        [
+            f"{HEADER},country,subdivision,working_week",
+            "new@example.com,New Person,Sales,Pune,Asia/Kolkata,IN,MH,Mon-Fri 09:00-18:00",
+            "old@example.com,Old Person,Sales,Leeds,Europe/London,GB,ENG,",
+        ]
+    )
+    html = page(upload(logged_in(ada), text + "\n"))
+    assert "<li>new location Pune (Asia/Kolkata)</li>" in html
+    assert "<li>location Leeds: country - → GB, subdivision - → ENG</li>" in html
+    assert not Location.objects.filter(name="Pune").exists()
 
 
 def test_the_schedule_builder_round_trips_when_editing(ann: Any) -> None:
