@@ -324,6 +324,55 @@ def test_announce_prints_only_the_new_id_and_schedules_the_announcement(
     )
 
 
+def test_announce_with_approval_required_waits_for_approval_and_tick_plans_nothing(
+    installation: Installation,
+) -> None:
+    body = write(installation.directory, "body.md", "Hello.\n")
+    installation.run(
+        "import_employees",
+        str(
+            write(
+                installation.directory,
+                "one.csv",
+                ("email,name,department,location,timezone\nann@example.com,Ann,Ops,London,UTC\n"),
+            )
+        ),
+    )
+    installation.env["BULLETIN_REQUIRE_APPROVAL"] = "true"
+    when = timezone.now() + timedelta(minutes=2)
+
+    result = installation.run(
+        "announce", "--title", "Unapproved", "--body-file", str(body),
+        "--at", f"{when:%Y-%m-%dT%H:%M}", "--tz", "UTC",
+    )  # fmt: skip
+
+    new_id = int(result.stdout.split()[0])
+    assert result.stdout.strip() == f"{new_id} waiting for approval"
+    [(status, next_fire_at)] = installation.sql(
+        "select status, next_fire_at from bulletin_announcement where id = ?", (new_id,)
+    )
+    assert (status, next_fire_at) == ("pending_approval", None)
+    audit = installation.sql(
+        "select action, actor_id, detail from bulletin_auditevent"
+        " where announcement_id = ? order by id",
+        (new_id,),
+    )
+    assert [(action, actor) for action, actor, _ in audit] == [
+        ("created", None),
+        ("submitted", None),
+    ]
+    for *_, detail in audit:
+        detail = detail if isinstance(detail, dict) else json.loads(detail)
+        assert detail["via"] == "command line"
+    # Even with its time come (a scheduled one would be due now), the planner leaves it alone.
+    past = timezone.now() - timedelta(minutes=1)
+    installation.sql(
+        "update bulletin_announcement set next_fire_at = ? where id = ?", (past, new_id)
+    )
+    installation.run("tick")
+    assert count(installation, "bulletin_occurrence") == 0
+
+
 @pytest.mark.django_db
 def test_announce_accepts_several_comma_separated_departments(tmp_path: Path) -> None:
     body = write(tmp_path, "body.md", "Hi\n")

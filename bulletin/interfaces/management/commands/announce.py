@@ -4,12 +4,17 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
-from django.db import transaction
 
-from bulletin.dispatch.announcements import PLACE_ONLY, schedule
-from bulletin.dispatch.lifecycle import audit
-from bulletin.domain.models import Announcement, AudienceKind, Place, ScheduleKind
-from bulletin.domain.records import MAX_BODY_CHARS, AuditAction
+from bulletin.dispatch import lifecycle
+from bulletin.dispatch.announcements import PLACE_ONLY
+from bulletin.domain.models import (
+    Announcement,
+    AnnouncementStatus,
+    AudienceKind,
+    Place,
+    ScheduleKind,
+)
+from bulletin.domain.records import MAX_BODY_CHARS
 from bulletin.interfaces.management.base import BulletinCommand
 
 RECIPIENT_ZONE = "recipient"
@@ -51,7 +56,10 @@ def parse_channels(value: str, places: list[Place]) -> list[str]:
 
 
 class Command(BulletinCommand):
-    help = "Create and schedule an announcement; prints its id."
+    help = (
+        "Create and schedule an announcement (or, when approval is required, submit it for "
+        "approval); prints its id."
+    )
     option_names = {
         "title": "--title",
         "body": "--body-file",
@@ -146,11 +154,11 @@ class Command(BulletinCommand):
             misfire_grace=timedelta(minutes=opts["grace_minutes"]),
             send_late=opts["send_late"],
         )
-        with transaction.atomic():
-            schedule(announcement, places=places)
-            audit(None, AuditAction.CREATED, announcement, via="command line")
-            audit(None, AuditAction.SCHEDULED, announcement, via="command line")
-        self.stdout.write(str(announcement.pk))
+        lifecycle.announce_from_console(announcement, places)
+        if announcement.status == AnnouncementStatus.PENDING_APPROVAL:
+            self.stdout.write(f"{announcement.pk} waiting for approval")
+        else:
+            self.stdout.write(str(announcement.pk))
 
     def _body(self, path: str) -> str:
         try:
