@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -51,6 +51,10 @@ PLACE_ONLY = ("teams", "webhook")
 
 LOCAL_FORMAT = "YYYY-MM-DDTHH:MM"
 
+# A day's margin at each end of the calendar, so that no zone's offset takes a time past year 1
+# or 9999 (where datetime overflows).
+EARLIEST_DAY, LATEST_DAY = date(1, 1, 2), date(9999, 12, 30)
+
 
 def parse_local(value: str) -> datetime:
     """A naive local date-time from ``YYYY-MM-DDTHH:MM`` (seconds allowed, offsets refused)."""
@@ -62,6 +66,8 @@ def parse_local(value: str) -> datetime:
         raise ScheduleError(
             f"'{value}' carries a UTC offset; give the local wall-clock time and a zone instead"
         )
+    if not EARLIEST_DAY <= parsed.date() <= LATEST_DAY:
+        raise ScheduleError(f"'{value}' must be between {EARLIEST_DAY} and {LATEST_DAY}")
     return parsed.replace(second=0, microsecond=0)
 
 

@@ -1,8 +1,8 @@
-"""Small pieces every router uses: pagination and 404s."""
+"""Small pieces every router uses: integer bounds, pagination and 404s."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 from django.db.models import Model, QuerySet
 from ninja import Field, Schema
@@ -12,6 +12,12 @@ from ninja.pagination import LimitOffsetPagination
 MAX_PAGE = 500
 M = TypeVar("M", bound=Model)
 
+# The database's integers are 64-bit signed: a number past them can name no row, and handing
+# it to the database would fail there (a 500) instead of here (a 422 naming it).
+LARGEST = 2**63 - 1
+SMALLEST = -(2**63)
+RowId = Annotated[int, Field(ge=SMALLEST, le=LARGEST)]
+
 
 class Pages(LimitOffsetPagination):
     """``?limit=&offset=`` (limit 1 to 500, default 100).
@@ -20,15 +26,15 @@ class Pages(LimitOffsetPagination):
 
     class Input(Schema):
         limit: int = Field(default=100, ge=1, le=MAX_PAGE)
-        offset: int = Field(default=0, ge=0)
+        offset: int = Field(default=0, ge=0, le=LARGEST)
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(max_limit=MAX_PAGE)
 
 
 def found(rows: QuerySet[M], pk: int) -> M:
-    """The row with this id, or 404 naming what is missing."""
-    row = rows.filter(pk=pk).first()
+    """The row with this id, or 404 naming what is missing (an id past 64 bits is no row's)."""
+    row = rows.filter(pk=pk).first() if SMALLEST <= pk <= LARGEST else None
     if row is None:
         raise HttpError(404, f"no {rows.model._meta.verbose_name} with id {pk}")
     return row

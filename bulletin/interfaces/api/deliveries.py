@@ -8,7 +8,7 @@ from ninja.pagination import paginate
 
 from bulletin.domain.models import Channel, Delivery, DeliveryState
 from bulletin.interfaces.api.auth import DELIVERIES_READ, needs
-from bulletin.interfaces.api.common import Pages
+from bulletin.interfaces.api.common import Pages, RowId
 from bulletin.interfaces.api.outputs import DeliveryOut
 from bulletin.interfaces.api.schemas import replies
 
@@ -21,9 +21,9 @@ router = Router(tags=["deliveries"])
 @paginate(Pages)
 def list_deliveries(
     request: HttpRequest,
-    announcement_id: int | None = None,
-    occurrence_id: int | None = None,
-    employee_id: int | None = None,
+    announcement_id: RowId | None = None,
+    occurrence_id: RowId | None = None,
+    employee_id: RowId | None = None,
     state: DeliveryState | None = None,
     channel: Channel | None = None,
 ) -> Any:

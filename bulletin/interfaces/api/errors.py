@@ -10,18 +10,22 @@
   ValidationError without field names for those): ``{"detail": "…"}``.
 * 400 — a body that is not JSON at all: ``{"detail": "the request body is not valid JSON: …"}``
   naming where it breaks.
-* 401, 403, 404 — ``{"detail": "…"}``.
+* 401, 403, 404, 405 — ``{"detail": "…"}``: a path under /api/v1/ that names no endpoint
+  (``/announcements/abc`` too: ids are integers) is a 404, a method the endpoint lacks a 405.
+* 500 — ``{"detail": "internal error"}``; the traceback goes to the log, never to the client.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import wraps
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -130,3 +134,34 @@ def install(api: NinjaAPI) -> None:
         response = reply(request, 401, "a valid API token is required (Authorization: Bearer …)")
         response["WWW-Authenticate"] = 'Bearer realm="bulletin"'
         return response
+
+    @api.exception_handler(Exception)
+    def crashed(request: HttpRequest, exc: Exception) -> HttpResponse:
+        log.exception("api request failed", extra={"path": request.path})
+        return reply(request, 500, "internal error")
+
+
+@csrf_exempt
+def no_endpoint(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Django's own 404 page is HTML; under /api/v1/ a client is promised JSON."""
+    detail = f"no endpoint {request.method} {request.path} (ids are whole numbers)"
+    return JsonResponse({"detail": detail}, status=404)
+
+
+def json_not_allowed(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """ninja answers a method an endpoint lacks with a plain-text 405; this keeps its Allow."""
+
+    @wraps(view)
+    def answered(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if response.status_code != 405 or response.get("Content-Type", "").startswith(
+            "application/json"
+        ):
+            return response
+        allowed = response.get("Allow", "")
+        detail = f"{request.method} is not allowed here (allowed: {allowed})"
+        answer = JsonResponse({"detail": detail}, status=405)
+        answer["Allow"] = allowed
+        return answer
+
+    return answered

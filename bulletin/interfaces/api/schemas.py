@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
 from pydantic import ConfigDict, StrictBool, StrictInt, field_validator
 
 from bulletin.domain.models import AudienceKind, ScheduleKind
 from bulletin.domain.records import MAX_BODY_CHARS
+from bulletin.interfaces.api.common import LARGEST, SMALLEST
+
+EmployeeId = Annotated[StrictInt, Field(ge=SMALLEST, le=LARGEST)]
 
 A_YEAR = 365 * 24 * 60
 
@@ -74,7 +77,7 @@ class AudienceIn(Strict):
         "it is sent (later joiners too)",
         examples=[["Sales", "Support"]],
     )
-    employee_ids: list[StrictInt] = Field(default_factory=list, description="for kind 'list'")
+    employee_ids: list[EmployeeId] = Field(default_factory=list, description="for kind 'list'")
 
 
 WORKING_HOURS = (
@@ -119,7 +122,7 @@ class AnnouncementIn(Strict):
 class AudiencePatch(Patch):
     kind: AudienceKind | None = None
     values: list[str] | None = None
-    employee_ids: list[StrictInt] | None = None
+    employee_ids: list[EmployeeId] | None = None
 
 
 class SchedulePatch(Patch):
@@ -174,7 +177,9 @@ def model_values(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class RetryIn(Strict):
-    occurrence_id: int | None = Field(default=None, description="only this occurrence's deliveries")
+    occurrence_id: int | None = Field(
+        default=None, ge=SMALLEST, le=LARGEST, description="only this occurrence's deliveries"
+    )
     include_unknown: StrictBool = Field(
         default=False,
         description="also retry deliveries that may already have arrived (risking a duplicate):"
