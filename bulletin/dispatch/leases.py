@@ -60,7 +60,9 @@ class Claimed(NamedTuple):
     occurrence_id: int
     employee_id: int | None
     place_id: int | None
-    attempt: int  # non-zero when the claim itself began this attempt (see claim_rows)
+    # Non-zero when the claim itself began this attempt (see claim_rows): its place in the
+    # delivery's current retry budget, which is what the retry policy counts.
+    attempt: int
     recipient: Recipient | None = None  # the person, if it goes to one (or through a place)
 
 
@@ -92,7 +94,7 @@ def claim_rows(
         f"lease_token = %s, lease_expires_at = %s, updated_at = %s "
         f"FROM due WHERE id = due.due_id AND state = %s "
         f"RETURNING id, channel, occurrence_id, employee_id, place_id, "
-        f"CASE WHEN state = %s THEN attempts ELSE 0 END AS began"
+        f"CASE WHEN state = %s THEN attempts - budget_start ELSE 0 END AS began"
     )
     if postgresql:  # the people come back with the claim: one round trip, not two
         sql = f"WITH claimed AS ({sql}) {_WITH_PEOPLE} claimed c {_PEOPLE_JOIN}"
@@ -168,7 +170,8 @@ def _people(ids: list[int]) -> dict[int, Recipient]:
 def _update_returning(
     ids: list[int], token: str, state: DeliveryState, changes: str, params: list[Any]
 ) -> tuple[str, list[Any]]:
-    """``UPDATE … RETURNING id, attempts`` for the rows of ``ids`` this lease holds in ``state``.
+    """``UPDATE … RETURNING id, n`` for the rows of ``ids`` this lease holds in ``state``, where
+    n is the try's place in the current retry budget (see Delivery.budget_start).
 
     One statement for a whole batch: the lease token in the WHERE clause is the fence.
     """
@@ -176,7 +179,7 @@ def _update_returning(
     among, values = _one_of("id", ids)
     sql = (
         f"UPDATE {table} SET {changes} WHERE lease_token = %s AND state = %s "
-        f"AND {among} RETURNING id, attempts"
+        f"AND {among} RETURNING id, attempts - budget_start"
     )
     return sql, [*params, token, state.value, *values]
 
@@ -194,7 +197,8 @@ def _move_returning(
 def begin_attempts(
     delivery_ids: list[int], token: str, now: datetime, lease: timedelta
 ) -> dict[int, int]:
-    """Write the intent before the side effect, for every row still ours: id → attempt number.
+    """Write the intent before the side effect, for every row still ours: id → the attempt's
+    place in its retry budget (the history row is numbered by ``attempts`` itself).
 
     The intent is the row itself (``sending``, its attempt counted, ``updated_at`` the start);
     the attempt's history row is written with its outcome, or by the reaper if none comes.

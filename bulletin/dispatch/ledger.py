@@ -84,7 +84,9 @@ def _serial_statements(vendor: str) -> _SerialStatements:
         intent=bind(
             f"UPDATE {table} SET state = '{sending}', attempts = attempts + 1, "
             f"lease_expires_at = %s, updated_at = %s "
-            f"WHERE id = %s AND lease_token = %s AND state = '{claimed}' RETURNING attempts"
+            f"WHERE id = %s AND lease_token = %s AND state = '{claimed}' "
+            # The try's place in its retry budget, for the policy; history uses ``attempts``.
+            f"RETURNING attempts - budget_start"
         ),
         time=_sqlite_time if sqlite else _aware_time,
     )
@@ -112,7 +114,7 @@ class SerialLedger:
         self, ended: Sequence[Attempted], starting: Sequence[int], now: datetime
     ) -> dict[int, int]:
         """Record the outcomes of ``ended`` and write the intents for ``starting``, together;
-        returns the attempt number of each intent written (a delivery missing from it is no
+        returns each intent's place in its retry budget (a delivery missing from it is no
         longer this lease's: it must not be sent)."""
         if not ended and not starting:
             return {}

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from bulletin.channels.base import Message, Recipient, TransportError
@@ -44,6 +44,12 @@ EDITABLE = (
 )
 SUBMITTABLE = (AnnouncementStatus.DRAFT, AnnouncementStatus.PENDING_APPROVAL)
 RETRYABLE = (DeliveryState.FAILED, DeliveryState.UNKNOWN)
+
+# A person's deliberate retry starts a fresh retry budget: the policy counts the tries since
+# ``budget_start``, so a transient failure after it is retried again, up to max_attempts.
+# ``attempts`` is not reset: it numbers the Attempt rows, unique per delivery, and the
+# history before the retry is kept.
+FRESH_BUDGET = {"budget_start": F("attempts")}
 
 
 def require(user: Any, permission: str) -> None:
@@ -271,7 +277,8 @@ def retry(
     """Send failed (and, deliberately, unknown) deliveries again; returns how many.
 
     An ``unknown`` delivery may already have arrived: retrying it risks a duplicate, so it
-    happens only when the caller confirms that risk with ``include_unknown``.
+    happens only when the caller confirms that risk with ``include_unknown``. Each gets a
+    fresh retry budget (``FRESH_BUDGET``).
     """
     require(by, "retry_delivery")
     states = RETRYABLE if include_unknown else (DeliveryState.FAILED,)
@@ -284,6 +291,7 @@ def retry(
             due_at=timezone.now(),
             last_error="",
             updated_at=timezone.now(),
+            **FRESH_BUDGET,
         )
         audit(
             by,

@@ -3,7 +3,8 @@
 An ``unknown`` delivery was interrupted mid-send: it may or may not have arrived, and Bulletin
 never guesses. Once someone has looked (the mail server's log for its Message-ID, the Slack or
 Teams channel), ``settle`` records the answer: ``sent`` (it did arrive), ``failed`` (it did not,
-and is not to be sent) or ``resend`` (it did not: queue it again). Only ``unknown`` rows move,
+and is not to be sent) or ``resend`` (it did not: queue it again, with a fresh retry budget
+as any deliberate retry). Only ``unknown`` rows move,
 by a conditional UPDATE that names that state, all named ids or none.
 """
 
@@ -19,7 +20,7 @@ from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from bulletin.dispatch.lifecycle import audit
+from bulletin.dispatch.lifecycle import FRESH_BUDGET, audit
 from bulletin.domain.models import Announcement, Attempt, Delivery, DeliveryState
 from bulletin.domain.records import AuditAction
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def _changes(verdict: str, reason: str, now: datetime) -> dict[str, Any]:
     if verdict == "resend":
-        return {"state": DeliveryState.PENDING, "due_at": now, "last_error": ""}
+        return {"state": DeliveryState.PENDING, "due_at": now, "last_error": "", **FRESH_BUDGET}
     if verdict == "failed":
         note = f"settled by hand: did not arrive{f' ({reason})' if reason else ''}"
         return {"state": DeliveryState.FAILED, "last_error": note}

@@ -415,6 +415,11 @@ class Delivery(models.Model):
         max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING
     )
     attempts = models.PositiveSmallIntegerField(default=0)
+    # ``attempts`` when its current retry budget began: 0, or the count at the last deliberate
+    # retry (HR, the API, settle --resend). The policy counts ``attempts - budget_start``;
+    # ``attempts`` itself never goes back, as it numbers the Attempt rows (unique per delivery),
+    # so a fresh budget keeps the history. Raw fan-out inserts leave it 0 (db_default).
+    budget_start = models.PositiveSmallIntegerField(default=0, db_default=0, editable=False)
     due_at = models.DateTimeField()
     # Fencing: an outcome is written only by the holder of the current lease token.
     # NULL, not "", means "no lease": fan-out inserts rows without naming this column.
