@@ -18,6 +18,7 @@ from bulletin.dispatch.sender import Dispatcher
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
+    AudienceKind,
     AuditEvent,
     Delivery,
     DeliveryState,
@@ -168,3 +169,38 @@ def test_text_edited_while_paused_needs_approval_before_it_resumes(
     assert item.status == AnnouncementStatus.PENDING_APPROVAL and item.next_fire_at is None
     lifecycle.approve(item, april)
     assert item.status == AnnouncementStatus.SCHEDULED
+
+
+def test_changing_the_chosen_people_is_audited_naming_who_was_added_and_removed(ann: Any) -> None:
+    first, second, third = factories.employees(3)
+    item = lifecycle.create(draft(audience_kind=AudienceKind.LIST), ann)
+    item.recipients.set([first, second])
+
+    lifecycle.edit(item, ann, recipients=[second, third])
+
+    assert set(item.recipients.all()) == {second, third}
+    event = item.audit.get(action="edited")
+    assert event.detail["fields"] == ["recipients"]
+    assert event.detail["recipients_added"] == [third.pk]
+    assert event.detail["recipients_removed"] == [first.pk]
+
+
+def test_an_edit_of_the_text_and_the_people_names_both_and_a_refused_one_changes_neither(
+    ann: Any,
+) -> None:
+    first, second = factories.employees(2)
+    item = lifecycle.create(draft(audience_kind=AudienceKind.LIST), ann)
+    item.recipients.set([first])
+
+    with pytest.raises(ValidationError):
+        lifecycle.edit(item, ann, recipients=[second], cron="not a cron")
+    assert list(item.recipients.all()) == [first]
+
+    item.refresh_from_db()
+    lifecycle.edit(item, ann, recipients=[first, second], title="Canteen reopens at last")
+    event = item.audit.get(action="edited")
+    assert event.detail["fields"] == ["recipients", "title"]
+    assert (event.detail["recipients_added"], event.detail["recipients_removed"]) == (
+        [second.pk],
+        [],
+    )

@@ -28,6 +28,7 @@ from bulletin.domain.models import (
     AuditEvent,
     Delivery,
     DeliveryState,
+    Employee,
     Occurrence,
     Place,
     installation_id,
@@ -103,10 +104,18 @@ def announce_from_console(announcement: Announcement, places: Sequence[Place] = 
 
 
 def edit(
-    announcement: Announcement, by: Any, places: Sequence[Place] | None = None, **changes: Any
+    announcement: Announcement,
+    by: Any,
+    places: Sequence[Place] | None = None,
+    recipients: Sequence[Employee] | None = None,
+    **changes: Any,
 ) -> Announcement:
     """Change an announcement. New content is a new version: occurrences planned from now on
-    send it; what was planned or sent before keeps the version it had."""
+    send it; what was planned or sent before keeps the version it had.
+
+    ``recipients`` are the chosen people of a "list" audience (None: unchanged); the audit
+    names who was added and who removed, as it names every field that changed.
+    """
     require(by, "change_announcement")
     if announcement.status not in EDITABLE:
         raise ValidationError(
@@ -119,10 +128,30 @@ def edit(
         announcement.save()
         if places is not None:
             announcement.places.set(places)
+        # Before rescheduling: a per-person schedule takes its zones from the new people.
+        people = _choose_people(announcement, recipients)
         version = announcements.snapshot_version(announcement, by)
-        audit(by, AuditAction.EDITED, announcement, version=version.number, fields=sorted(changes))
+        fields = sorted([*changes, *(["recipients"] if people else [])])
+        audit(by, AuditAction.EDITED, announcement, version=version.number, fields=fields, **people)
         _after_edit(announcement, by)
     return announcement
+
+
+def _choose_people(
+    announcement: Announcement, recipients: Sequence[Employee] | None
+) -> dict[str, list[int]]:
+    """Set the chosen people; who was added and removed (empty when nobody changed)."""
+    if recipients is None:
+        return {}
+    before = set(announcement.recipients.values_list("pk", flat=True))
+    after = {person.pk for person in recipients}
+    if before == after:
+        return {}
+    announcement.recipients.set(recipients)
+    return {
+        "recipients_added": sorted(after - before),
+        "recipients_removed": sorted(before - after),
+    }
 
 
 def _after_edit(announcement: Announcement, by: Any) -> None:

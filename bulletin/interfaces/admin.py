@@ -221,7 +221,9 @@ class AnnouncementAdmin(admin.ModelAdmin):
         if change:
             changed = {f: getattr(obj, f) for f in form.changed_data if hasattr(obj, f)}
             changed = {f: v for f, v in changed.items() if f not in ("places", "recipients")}
-            lifecycle.edit(obj, request.user, places=places, **changed)
+            people = form.cleaned_data.get("recipients")  # set here so the audit names who
+            chosen = None if people is None else list(people)
+            lifecycle.edit(obj, request.user, places=places, recipients=chosen, **changed)
         else:
             lifecycle.create(obj, request.user, places=places)
 

@@ -139,10 +139,8 @@ def edit_announcement(request: HttpRequest, id: int, payload: AnnouncementPatch)
     people = (
         chosen_people(kind, ids or []) if ids is not None or "audience_kind" in values else None
     )
-    with transaction.atomic():
-        if people is not None:  # first, so rescheduling sees the new audience's zones
-            item.recipients.set(people)
-        lifecycle.edit(item, by=request.user, places=places, **values)
+    with transaction.atomic():  # the service sets the people, so the audit names who changed
+        lifecycle.edit(item, by=request.user, places=places, recipients=people, **values)
     return item
 
 

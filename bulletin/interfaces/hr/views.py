@@ -226,10 +226,8 @@ def edit(request: HttpRequest, pk: int) -> HttpResponse:
     edited = bool(changes or places_changed or people_changed)
     try:
         with transaction.atomic():
-            if people_changed:
-                item.recipients.set(people)
-            if edited:
-                lifecycle.edit(item, user, places=places, **changes)
+            if edited:  # the service sets the people, so the audit names who changed
+                lifecycle.edit(item, user, places=places, recipients=people, **changes)
             if action == "schedule" and item.status == AnnouncementStatus.DRAFT:
                 lifecycle.submit(item, user)
     except ValidationError as exc:
