@@ -11,6 +11,7 @@ import os
 
 from celery import Celery
 
+# Stays outside bulletin.conf: it names the settings module, so comes before any settings.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bulletin.settings")
 
 app = Celery("bulletin")

@@ -7,6 +7,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Stays outside bulletin.conf: it names the settings module, so comes before any settings.
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bulletin.settings")
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line

@@ -1,16 +1,34 @@
-"""Bulletin's own knobs, read once from ``BULLETIN_*`` environment variables.
+"""Every knob, read once from the environment into one frozen ``Options`` value.
 
-Settings hold one frozen ``Options`` value (``settings.BULLETIN``); code reads it through
-``options()`` so tests can swap it with Django's ``override_settings``.
+Bulletin's own ``BULLETIN_*`` variables, the channels' paces and timeouts, and the Django and
+Celery switches and numbers that Bulletin parses (``DEBUG``, ``EMAIL_PORT``, ``CONN_MAX_AGE``…)
+are all read here, with one vocabulary for booleans (``BOOLEANS``); a bad value is one
+``ImproperlyConfigured`` naming the variable, raised while settings load, so it stops every
+command. Settings hold the value (``settings.BULLETIN``); code reads it through ``options()``,
+so a test changes any knob with ``settings.BULLETIN = replace(conf.load({}), …)``.
+
+Only secrets (``secret()``, with their ``NAME_FILE`` twins) are read later, when used.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass, field, fields
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+
+
+def _named(variable: str, default: Any, **bounds: int) -> Any:
+    """A knob whose variable is not ``BULLETIN_<FIELD>`` (Django's, Celery's, Slack's names)."""
+    return field(default=default, metadata={"variable": variable, **bounds})
+
+
+def _bounded(default: Any, **bounds: int) -> Any:
+    """A number allowed other bounds than "positive" (``minimum=0``, ``maximum=…``)."""
+    return field(default=default, metadata=bounds)
 
 
 @dataclass(frozen=True)
@@ -52,10 +70,83 @@ class Options:
     prepared_statements: bool = True
     # The working week of employees without a location (see bulletin.scheduling.working).
     working_week: str = "Mon-Fri 08:00-18:00"
+    # Where the SQLite file, the generated secret key and static files live ("": ./var).
+    var_dir: str = ""
+
+    # --- The channels: paces shared by all workers (bulletin.dispatch.pacing), timeouts.
+    slack_per_minute: float = 100.0
+    # Slack's Tier 3 budget, for users.lookupByEmail and for conversations.open each.
+    slack_lookups_per_minute: float = 50.0
+    teams_per_second: float = 4.0
+    webhook_per_second: float = 20.0
+    # Seconds, for Teams and webhooks: connect, write, read and pool alike.
+    http_timeout: float = 10.0
+    slack_timeout: float = _named("SLACK_TIMEOUT", 10.0)
+    # Kept with one trailing slash: slack_sdk appends the method name.
+    slack_api_url: str = _named("SLACK_API_URL", "https://slack.com/api/")
+
+    # --- Security (README, "Security").
+    https: bool = False
+    hsts_seconds: int = _bounded(365 * 24 * 3600, minimum=0)
+    hsts_include_subdomains: bool = True
+    hsts_preload: bool = False
+    # The header a proxy in front sets to "https" (and strips from clients); "": none.
+    proxy_ssl_header: str = ""
+    proxy_count: int = _bounded(0, minimum=0)
+    login_failure_limit: int = 5
+    login_lockout_minutes: int = 15
+
+    # --- Django's and Celery's names, parsed here so a bad value is one line naming it.
+    debug: bool = _named("DEBUG", False)
+    allowed_hosts: str = _named("ALLOWED_HOSTS", "127.0.0.1,localhost")
+    conn_max_age: int = _named("CONN_MAX_AGE", 0, minimum=0)
+    email_host: str = _named("EMAIL_HOST", "")
+    email_port: int = _named("EMAIL_PORT", 25, maximum=65535)
+    email_host_user: str = _named("EMAIL_HOST_USER", "")
+    email_use_tls: bool = _named("EMAIL_USE_TLS", False)
+    email_use_ssl: bool = _named("EMAIL_USE_SSL", False)
+    email_timeout: int = _named("EMAIL_TIMEOUT", 30)
+    email_backend: str = _named("EMAIL_BACKEND", "")
+    email_file_path: str = _named("EMAIL_FILE_PATH", "")
+    # "": BULLETIN_FROM_EMAIL (from_email above).
+    default_from_email: str = _named("DEFAULT_FROM_EMAIL", "")
+    celery_visibility_timeout: int = _named("CELERY_VISIBILITY_TIMEOUT", 300)
+    # 0: the machine's CPU count (a value given must be positive).
+    celery_worker_concurrency: int = _named("CELERY_WORKER_CONCURRENCY", 0)
+    log_format: str = _named("LOG_FORMAT", "text")
+    log_level: str = _named("LOG_LEVEL", "INFO")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "site_url", _site_url(self.site_url))
+        object.__setattr__(self, "slack_api_url", _slack_api_url(self.slack_api_url))
+        object.__setattr__(self, "log_level", self.log_level.strip().upper())
         _check_working_week(self.working_week)
+        _check_choice("LOG_FORMAT", self.log_format, LOG_FORMATS)
+        _check_choice("LOG_LEVEL", self.log_level, LOG_LEVELS)
+        if self.email_use_tls and self.email_use_ssl:
+            raise ImproperlyConfigured(
+                "EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be on: choose one"
+            )
+
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _check_choice(variable: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        words = " or ".join(allowed) if len(allowed) == 2 else f"one of {', '.join(allowed)}"
+        raise ImproperlyConfigured(f"{variable} must be {words}, got {value!r}")
+
+
+def _slack_api_url(raw: str) -> str:
+    raw = raw.strip()
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or not _port_ok(parts):
+        raise ImproperlyConfigured(
+            f"SLACK_API_URL must be an absolute http:// or https:// URL, got {raw!r}"
+        )
+    return raw if raw.endswith("/") else f"{raw}/"
 
 
 # Where links point when BULLETIN_SITE_URL is unset: `bulletin run`'s default address, which
@@ -99,7 +190,8 @@ def _site_url(raw: str) -> str:
     raise ImproperlyConfigured(f"BULLETIN_SITE_URL must be {problem}, got {shown!r}")
 
 
-_BOOLEANS = {
+# The one vocabulary for switches, in the environment and in HR's files alike (any case).
+BOOLEANS = {
     "1": True,
     "true": True,
     "yes": True,
@@ -109,35 +201,71 @@ _BOOLEANS = {
     "no": False,
     "off": False,
 }
+BOOLEAN_WORDS = "true/false, yes/no, on/off or 1/0"
 
 
-def _parse(name: str, raw: str, kind: type) -> object:
-    if kind is bool:
-        if raw.strip().lower() not in _BOOLEANS:
-            raise ImproperlyConfigured(
-                f"BULLETIN_{name.upper()} must be true or false, got {raw!r}"
-            )
-        return _BOOLEANS[raw.strip().lower()]
+def boolean(raw: str) -> bool | None:
+    """True or False for a word of ``BOOLEANS`` (surrounding spaces and case ignored), else None."""
+    return BOOLEANS.get(raw.strip().lower())
+
+
+def variable(knob: Field[Any]) -> str:
+    """The environment variable a field of Options is read from."""
+    return str(knob.metadata.get("variable", f"BULLETIN_{knob.name.upper()}"))
+
+
+def variables() -> dict[str, str]:
+    """Each field of Options and its environment variable."""
+    return {knob.name: variable(knob) for knob in fields(Options)}
+
+
+def _number(name: str, raw: str, kind: type) -> int | float:
     try:
         value = kind(raw)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
         number = "a whole number" if kind is int else "a number"
-        message = f"BULLETIN_{name.upper()} must be {number}, got {raw!r}"
-        raise ImproperlyConfigured(message) from None
-    if kind in (int, float) and value <= 0:
-        raise ImproperlyConfigured(f"BULLETIN_{name.upper()} must be positive, got {raw!r}")
+        raise ImproperlyConfigured(f"{name} must be {number}, got {raw!r}")
+    return value  # type: ignore[no-any-return]
+
+
+def _check_bounds(name: str, raw: str, value: float, bounds: Any) -> None:
+    minimum = bounds.get("minimum")
+    if minimum is None and value <= 0:
+        raise ImproperlyConfigured(f"{name} must be positive, got {raw!r}")
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be {minimum} or more, got {raw!r}")
+    # A billion (seconds: 31 years) is past any sane knob, and short of the overflows that
+    # timedelta and socket timeouts would raise mid-run instead of at start.
+    maximum = bounds.get("maximum", 10**9)
+    if value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {raw!r}")
+
+
+def _parse(knob: Field[Any], raw: str) -> object:
+    name, kind = variable(knob), type(knob.default)
+    if kind is bool:
+        if (switch := boolean(raw)) is None:
+            raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+        return switch
+    if kind is str:
+        return raw
+    value = _number(name, raw, kind)
+    _check_bounds(name, raw, value, knob.metadata)
     return value
 
 
 def load(environ: os._Environ[str] | dict[str, str] = os.environ) -> Options:
-    """Build Options from the environment; a bad value is one clear error naming the variable."""
-    values = {}
-    for field in fields(Options):
-        raw = environ.get(f"BULLETIN_{field.name.upper()}")
+    """Build Options from the environment; a bad value is one clear error naming the variable.
+
+    An empty variable counts as unset."""
+    values: dict[str, Any] = {}
+    for knob in fields(Options):
+        raw = environ.get(variable(knob))
         if raw is not None and raw != "":
-            kind = type(field.default)
-            values[field.name] = _parse(field.name, raw, kind)
-    return Options(**values)  # type: ignore[arg-type]
+            values[knob.name] = _parse(knob, raw)
+    return Options(**values)
 
 
 def options() -> Options:

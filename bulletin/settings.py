@@ -1,4 +1,7 @@
-"""Django settings, driven by the environment. SQLite in ./var is the default database."""
+"""Django settings, driven by the environment. SQLite in ./var is the default database.
+
+Every knob is read once, by bulletin.conf (``BULLETIN``); secrets through ``_secret``.
+"""
 
 from __future__ import annotations
 
@@ -12,27 +15,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 from bulletin import conf, logs
 
+# First: a bad value of any knob stops every command here, with one line naming it.
+BULLETIN = conf.load()
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("BULLETIN_VAR_DIR", BASE_DIR / "var"))
-
-
-def _flag(name: str, default: bool = False) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    if raw:  # a misspelt switch must not quietly mean "off" (BULLETIN_HTTPS=ture)
-        raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
-    return default
-
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
+VAR_DIR = Path(BULLETIN.var_dir or BASE_DIR / "var")
 
 
 def _secret(name: str, default: str = "") -> str:
@@ -60,8 +46,8 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-DEBUG = _flag("DEBUG")
-ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+DEBUG = BULLETIN.debug
+ALLOWED_HOSTS = [host for host in BULLETIN.allowed_hosts.split(",") if host]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -116,7 +102,7 @@ try:
     DATABASES = {
         "default": dj_database_url.parse(
             _secret("DATABASE_URL", _default_db),
-            conn_max_age=_int("CONN_MAX_AGE", 0),
+            conn_max_age=BULLETIN.conn_max_age,
             conn_health_checks=True,
         )
     }
@@ -151,24 +137,23 @@ with contextlib.suppress(OSError):  # WhiteNoise warns on every request if it is
 WHITENOISE_USE_FINDERS = True
 
 # Email: console by default (each message printed on stdout); SMTP as soon as EMAIL_HOST is set.
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
-EMAIL_PORT = _int("EMAIL_PORT", 25)
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST = BULLETIN.email_host
+EMAIL_PORT = BULLETIN.email_port
+EMAIL_HOST_USER = BULLETIN.email_host_user
 EMAIL_HOST_PASSWORD = _secret("EMAIL_HOST_PASSWORD")
-EMAIL_USE_TLS = _flag("EMAIL_USE_TLS")
-EMAIL_USE_SSL = _flag("EMAIL_USE_SSL")
-EMAIL_TIMEOUT = _int("EMAIL_TIMEOUT", 30)
-if os.environ.get("EMAIL_BACKEND"):
-    EMAIL_BACKEND = os.environ["EMAIL_BACKEND"]
-elif os.environ.get("EMAIL_FILE_PATH"):
+EMAIL_USE_TLS = BULLETIN.email_use_tls
+EMAIL_USE_SSL = BULLETIN.email_use_ssl
+EMAIL_TIMEOUT = BULLETIN.email_timeout
+if BULLETIN.email_backend:
+    EMAIL_BACKEND = BULLETIN.email_backend
+elif BULLETIN.email_file_path:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
+    EMAIL_FILE_PATH = BULLETIN.email_file_path
 elif EMAIL_HOST:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
-BULLETIN = conf.load()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Whether psycopg may prepare the statements dispatch asks it to (bulletin.dispatch.
     # statements); it never prepares on its own count (the threshold is out of reach), and
@@ -176,7 +161,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
         2**31 - 1 if BULLETIN.prepared_statements else None
     )
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", BULLETIN.from_email)
+DEFAULT_FROM_EMAIL = BULLETIN.default_from_email or BULLETIN.from_email
 
 # Celery (scale-out only; `bulletin run` does not use it). Why each setting: README, "Running on
 # several machines".
@@ -186,8 +171,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _int("CELERY_VISIBILITY_TIMEOUT", 300)}
-CELERY_WORKER_CONCURRENCY = _int("CELERY_WORKER_CONCURRENCY", os.cpu_count() or 1)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BULLETIN.celery_visibility_timeout}
+CELERY_WORKER_CONCURRENCY = BULLETIN.celery_worker_concurrency or os.cpu_count() or 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Generous: a hard kill mid-send turns that delivery into `unknown`.
 CELERY_TASK_TIME_LIMIT = 600
@@ -199,21 +184,21 @@ CELERY_BEAT_SCHEDULE = {
 # --- Security. Why each setting: README, "Security". ---------------------------------------------
 # The production switch: Bulletin is reached over HTTPS only. Off by default, so that
 # http://127.0.0.1 (`bulletin run`, the tests) keeps working.
-HTTPS = _flag("BULLETIN_HTTPS")
+HTTPS = BULLETIN.https
 SECURE_SSL_REDIRECT = HTTPS
 # Load balancers call these over plain HTTP; patterns match the path without its leading "/".
 SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^metrics/?$"]
-SECURE_HSTS_SECONDS = _int("BULLETIN_HSTS_SECONDS", 365 * 24 * 3600) if HTTPS else 0
-SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("BULLETIN_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_SECONDS = BULLETIN.hsts_seconds if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = BULLETIN.hsts_include_subdomains
 # Preloading commits the whole domain to HTTPS in browsers' built-in lists, for months; an
 # operator opts in knowingly, so its deploy-check reminder (W021) is silenced until then.
-SECURE_HSTS_PRELOAD = _flag("BULLETIN_HSTS_PRELOAD")
+SECURE_HSTS_PRELOAD = BULLETIN.hsts_preload
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SESSION_COOKIE_HTTPONLY = CSRF_COOKIE_HTTPONLY = True  # hr.js reads the token from the form
 # Lax, not Strict: a link to an inbox item in an email must open it logged in.
 SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
-if _proxy_header := os.environ.get("BULLETIN_PROXY_SSL_HEADER", "").strip():
+if _proxy_header := BULLETIN.proxy_ssl_header.strip():
     # Only when a proxy in front sets this header (and strips it from clients): otherwise
     # anyone could claim to be on HTTPS.
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_header.upper().replace("-", "_"), "https")
@@ -245,8 +230,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = _int("BULLETIN_LOGIN_FAILURE_LIMIT", 5)
-AXES_COOLOFF_TIME = timedelta(minutes=_int("BULLETIN_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_FAILURE_LIMIT = BULLETIN.login_failure_limit
+AXES_COOLOFF_TIME = timedelta(minutes=BULLETIN.login_lockout_minutes)
 # Username and address together: an attacker elsewhere cannot lock a colleague out.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
@@ -254,7 +239,7 @@ AXES_LOCKOUT_CALLABLE = "bulletin.interfaces.security.locked_out"
 AXES_VERBOSE = False  # no banner on every command; lockouts are still logged
 # Behind proxies every login arrives from their address; how many there are says which
 # X-Forwarded-For entry is the client's (bulletin.interfaces.security.client_address).
-PROXY_COUNT = _int("BULLETIN_PROXY_COUNT", 0)
+PROXY_COUNT = BULLETIN.proxy_count
 AXES_CLIENT_IP_CALLABLE = "bulletin.interfaces.security.client_address"
 
 # Values the log filter blanks out wherever they appear (bulletin.logs.RedactSecrets). Its name
@@ -273,10 +258,8 @@ REDACTED_SECRETS = tuple(
 )
 DEFAULT_EXCEPTION_REPORTER_FILTER = "bulletin.logs.SafeReporterFilter"
 
-LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
-if LOG_FORMAT not in ("text", "json"):
-    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = BULLETIN.log_format
+LOG_LEVEL = BULLETIN.log_level
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

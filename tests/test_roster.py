@@ -129,7 +129,7 @@ def test_extra_columns_in_any_position_are_allowed_and_ignored() -> None:
         ("FALSE", False),
         ("0", False),
         ("no", False),
-        ("n", False),
+        ("off", False),
         ("true", True),
         ("Yes", True),
         ("1", True),

@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from slack_sdk import WebClient
@@ -18,6 +20,7 @@ from slack_sdk.http_retry import (
     default_retry_handlers,
 )
 
+from bulletin import conf
 from bulletin.channels.base import (
     AmbiguousError,
     Destination,
@@ -54,13 +57,12 @@ def message(
 
 
 @pytest.fixture
-def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackServer]:
+def slack(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[SlackServer]:
     users = {ADA.email: "U0ADA", GRACE.email: "U0GRACE"}
     with SlackServer(token=TOKEN, users=users) as server:
         monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
         monkeypatch.delenv("SLACK_BOT_TOKEN_FILE", raising=False)
-        monkeypatch.setenv("SLACK_API_URL", server.url)
-        monkeypatch.setenv("SLACK_TIMEOUT", "2")
+        settings.BULLETIN = replace(conf.load({}), slack_api_url=server.url, slack_timeout=2.0)
         yield server
 
 
@@ -286,10 +288,8 @@ def test_an_unreadable_answer_is_ambiguous_only_from_chat_post_message(
     assert type(failure(transport, message(to=ADA))) is outcome
 
 
-def test_a_timeout_while_posting_is_ambiguous(
-    slack: SlackServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SLACK_TIMEOUT", "0.3")
+def test_a_timeout_while_posting_is_ambiguous(slack: SlackServer, settings: Any) -> None:
+    settings.BULLETIN = replace(settings.BULLETIN, slack_timeout=0.3)
     slack.delay("chat.postMessage", 2.0)
     error = failure(SlackTransport(), message(at=GENERAL))
     assert isinstance(error, AmbiguousError)
@@ -297,9 +297,9 @@ def test_a_timeout_while_posting_is_ambiguous(
 
 
 def test_a_timeout_while_looking_up_is_transient_and_posts_nothing(
-    slack: SlackServer, monkeypatch: pytest.MonkeyPatch
+    slack: SlackServer, settings: Any
 ) -> None:
-    monkeypatch.setenv("SLACK_TIMEOUT", "0.3")
+    settings.BULLETIN = replace(settings.BULLETIN, slack_timeout=0.3)
     slack.delay("users.lookupByEmail", 2.0)
     assert type(failure(SlackTransport(), message(to=ADA))) is TransientError
     assert slack.methods == ["users.lookupByEmail"]
@@ -343,10 +343,10 @@ def test_no_token_is_a_permanent_error_and_no_request_is_made(
 
 
 def test_the_token_never_appears_in_an_error_or_a_log(
-    slack: SlackServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    slack: SlackServer, caplog: pytest.LogCaptureFixture, settings: Any
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setenv("SLACK_TIMEOUT", "0.3")
+    settings.BULLETIN = replace(settings.BULLETIN, slack_timeout=0.3)
     slack.fail("chat.postMessage", "invalid_auth")
     slack.fail("chat.postMessage", "some_new_code")
     slack.rate_limit("chat.postMessage", retry_after=1)
@@ -402,9 +402,9 @@ def test_a_message_with_neither_title_nor_body_is_refused_before_any_request(
 
 
 def test_a_channel_post_is_paced_per_channel_and_per_workspace(
-    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> None:
-    monkeypatch.delenv("BULLETIN_SLACK_PER_MINUTE", raising=False)
+    settings.BULLETIN = conf.load({})
     paces = dict(SlackTransport().paces(message(at=GENERAL)))
     assert paces["slack:channel:C0GENERAL"] == 1.0
     assert paces["slack:workspace"] == pytest.approx(0.6)
@@ -412,9 +412,9 @@ def test_a_channel_post_is_paced_per_channel_and_per_workspace(
 
 
 def test_a_person_is_paced_by_email_and_the_workspace_budget_is_configurable(
-    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> None:
-    monkeypatch.setenv("BULLETIN_SLACK_PER_MINUTE", "30")
+    settings.BULLETIN = replace(settings.BULLETIN, slack_per_minute=30.0)
     paces = dict(SlackTransport().paces(message(to=ADA)))
     assert paces["slack:user:ada@example.com"] == 1.0
     assert paces["slack:workspace"] == 2.0

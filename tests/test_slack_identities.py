@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from bulletin import conf
 from bulletin.channels.base import Destination, Message, Recipient
 from bulletin.channels.slack import SlackTransport
 from bulletin.dispatch.sender import Dispatcher
@@ -34,15 +35,18 @@ STALE = ["users_not_found", "user_not_found", "account_inactive", "cannot_dm_bot
 
 
 @pytest.fixture
-def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackServer]:
+def slack(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[SlackServer]:
     with SlackServer(users=dict(PEOPLE)) as server:
         monkeypatch.setenv("SLACK_BOT_TOKEN", server.token)
         monkeypatch.delenv("SLACK_BOT_TOKEN_FILE", raising=False)
-        monkeypatch.setenv("SLACK_API_URL", server.url)
-        monkeypatch.setenv("SLACK_TIMEOUT", "5")
         # Budgets far above these tests' needs: they count calls; the pace tests set their own.
-        monkeypatch.setenv("BULLETIN_SLACK_PER_MINUTE", "60000")
-        monkeypatch.setenv("BULLETIN_SLACK_LOOKUPS_PER_MINUTE", "60000")
+        settings.BULLETIN = replace(
+            conf.load({}),
+            slack_api_url=server.url,
+            slack_timeout=5.0,
+            slack_per_minute=60000.0,
+            slack_lookups_per_minute=60000.0,
+        )
         yield server
 
 
@@ -234,9 +238,10 @@ def test_a_member_id_changed_by_hand_opens_its_own_dm(slack: SlackServer) -> Non
 
 
 def test_tier_3_pace_keys_are_reserved_only_by_a_dm_that_calls_those_methods(
-    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> None:
-    monkeypatch.setenv("BULLETIN_SLACK_LOOKUPS_PER_MINUTE", "50")  # Slack's Tier 3: 50+ a minute
+    # Slack's Tier 3: 50+ a minute
+    settings.BULLETIN = replace(settings.BULLETIN, slack_lookups_per_minute=50.0)
     new = Recipient("ada@example.com", "Ada", "UTC")
     typed = replace(new, slack_user_id="U0ADA")
     known = replace(
@@ -257,14 +262,15 @@ def test_tier_3_pace_keys_are_reserved_only_by_a_dm_that_calls_those_methods(
     assert tier_3(typed) == {"slack:conversations.open": 1.2}
     assert tier_3(known) == {}
     assert tier_3(None, Destination("#general", "C0GENERAL")) == {}
-    monkeypatch.setenv("BULLETIN_SLACK_LOOKUPS_PER_MINUTE", "20")
+    settings.BULLETIN = replace(settings.BULLETIN, slack_lookups_per_minute=20.0)
     assert tier_3(new) == dict.fromkeys(TIER_3_KEYS, 3.0)
 
 
 def test_lookups_reach_slack_no_faster_than_the_tier_3_budget(
-    slack: SlackServer, monkeypatch: pytest.MonkeyPatch
+    slack: SlackServer, settings: Any
 ) -> None:
-    monkeypatch.setenv("BULLETIN_SLACK_LOOKUPS_PER_MINUTE", "120")  # one each half second
+    # One each half second.
+    settings.BULLETIN = replace(settings.BULLETIN, slack_lookups_per_minute=120.0)
     slack.users |= {f"p{n}@example.com": f"U0P{n}" for n in range(3)}
     staff(*PEOPLE, *(f"p{n}@example.com" for n in range(3)))
 

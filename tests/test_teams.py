@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 
+from bulletin import conf
 from bulletin.channels.base import (
     AmbiguousError,
     Destination,
@@ -30,9 +33,8 @@ BODY = "Hello team,\n\nThe office is **closed** on *Friday*.\n\n- bring laptops\
 
 
 @pytest.fixture(autouse=True)
-def short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BULLETIN_HTTP_TIMEOUT", "2")
-    monkeypatch.delenv("BULLETIN_TEAMS_PER_SECOND", raising=False)
+def short_timeout(settings: Any) -> None:
+    settings.BULLETIN = replace(conf.load({}), http_timeout=2.0)
 
 
 @pytest.fixture
@@ -201,9 +203,9 @@ def test_a_4xx_is_permanent(receiver: HttpReceiver, teams: TeamsTransport, reply
 
 
 def test_no_answer_in_time_after_the_request_was_sent_is_ambiguous(
-    receiver: HttpReceiver, teams: TeamsTransport, monkeypatch: pytest.MonkeyPatch
+    receiver: HttpReceiver, teams: TeamsTransport, settings: Any
 ) -> None:
-    monkeypatch.setenv("BULLETIN_HTTP_TIMEOUT", "0.3")
+    settings.BULLETIN = replace(settings.BULLETIN, http_timeout=0.3)
     receiver.script(Reply(202, delay=2))
     error = failure(teams, message(workflow_url(receiver)))
     assert type(error) is AmbiguousError
@@ -211,9 +213,9 @@ def test_no_answer_in_time_after_the_request_was_sent_is_ambiguous(
 
 
 def test_a_held_request_is_ambiguous_when_the_sender_gives_up(
-    receiver: HttpReceiver, teams: TeamsTransport, monkeypatch: pytest.MonkeyPatch
+    receiver: HttpReceiver, teams: TeamsTransport, settings: Any
 ) -> None:
-    monkeypatch.setenv("BULLETIN_HTTP_TIMEOUT", "0.3")
+    settings.BULLETIN = replace(settings.BULLETIN, http_timeout=0.3)
     receiver.script(Reply.hold())
     error = failure(teams, message(workflow_url(receiver)))
     assert type(error) is AmbiguousError
@@ -234,9 +236,9 @@ def test_a_connection_dropped_after_sending_is_ambiguous(
 
 
 def test_a_200_whose_body_is_cut_off_is_ambiguous(
-    receiver: HttpReceiver, teams: TeamsTransport, monkeypatch: pytest.MonkeyPatch
+    receiver: HttpReceiver, teams: TeamsTransport, settings: Any
 ) -> None:
-    monkeypatch.setenv("BULLETIN_HTTP_TIMEOUT", "0.3")
+    settings.BULLETIN = replace(settings.BULLETIN, http_timeout=0.3)
     receiver.script(Reply(200, "1", {"Content-Length": "400"}))
     assert type(failure(teams, message(workflow_url(receiver)))) is AmbiguousError
 
@@ -299,7 +301,7 @@ def test_a_malformed_url_is_permanent(teams: TeamsTransport) -> None:
 
 
 def test_each_webhook_url_is_paced_under_one_key_at_the_configured_rate(
-    receiver: HttpReceiver, teams: TeamsTransport, monkeypatch: pytest.MonkeyPatch
+    receiver: HttpReceiver, teams: TeamsTransport, settings: Any
 ) -> None:
     url = workflow_url(receiver)
     [(key, interval)] = teams.paces(message(url))
@@ -308,7 +310,7 @@ def test_each_webhook_url_is_paced_under_one_key_at_the_configured_rate(
     assert teams.paces(message(resigned))[0][0] == key  # same workflow, new signature
     other = receiver.url("/workflows/ffffffffffffffffffffffffffffffff/triggers" + QUERY)
     assert teams.paces(message(other))[0][0] != key
-    monkeypatch.setenv("BULLETIN_TEAMS_PER_SECOND", "2")
+    settings.BULLETIN = replace(settings.BULLETIN, teams_per_second=2.0)
     assert teams.paces(message(url))[0][1] == 0.5
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from bulletin import conf
 from bulletin.channels import webhook as webhook_module
 from bulletin.channels.base import (
     AmbiguousError,
@@ -39,9 +41,8 @@ ADA = Recipient(email="ada@example.com", name="Ada Lovelace", timezone="Europe/L
 
 
 @pytest.fixture(autouse=True)
-def short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BULLETIN_HTTP_TIMEOUT", "2")
-    monkeypatch.delenv("BULLETIN_WEBHOOK_PER_SECOND", raising=False)
+def short_timeout(settings: Any) -> None:
+    settings.BULLETIN = replace(conf.load({}), http_timeout=2.0)
 
 
 @pytest.fixture
@@ -238,9 +239,9 @@ def test_a_429_or_a_503_with_retry_after_holds_the_endpoint(
 
 
 def test_no_answer_in_time_is_ambiguous_and_the_resend_carries_the_same_webhook_id(
-    receiver: HttpReceiver, webhook: WebhookTransport, monkeypatch: pytest.MonkeyPatch
+    receiver: HttpReceiver, webhook: WebhookTransport, settings: Any
 ) -> None:
-    monkeypatch.setenv("BULLETIN_HTTP_TIMEOUT", "0.3")
+    settings.BULLETIN = replace(settings.BULLETIN, http_timeout=0.3)
     receiver.script(Reply(200, delay=2), Reply(200))
     msg = message(receiver.url("/hook"))
     assert type(failure(webhook, msg)) is AmbiguousError
@@ -304,13 +305,13 @@ def test_secrets_never_appear_in_error_messages(
 
 
 def test_each_endpoint_is_paced_under_its_own_key_at_the_configured_rate(
-    webhook: WebhookTransport, monkeypatch: pytest.MonkeyPatch
+    webhook: WebhookTransport, settings: Any
 ) -> None:
     [(key, interval)] = webhook.paces(message("https://hooks.example.com/a?token=abc"))
     assert (key, interval) == (pace_key("https://hooks.example.com/a?token=abc"), 0.05)
     assert key.startswith("webhook:") and "abc" not in key and "example" not in key
     assert webhook.paces(message("https://hooks.example.com/b"))[0][0] != key
-    monkeypatch.setenv("BULLETIN_WEBHOOK_PER_SECOND", "10")
+    settings.BULLETIN = replace(settings.BULLETIN, webhook_per_second=10.0)
     assert webhook.paces(message("https://hooks.example.com/a"))[0][1] == 0.1
     person_only = Message(idempotency_key="k", title="t", text="x", html="x", recipient=ADA)
     assert webhook.paces(person_only) == []

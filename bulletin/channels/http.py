@@ -10,8 +10,8 @@ differ in the body and in how they read a 2xx; everything else lives here:
 - **No hidden retries.** httpx never resends a request by itself (its transport's ``retries``
   is 0 and only ever covers connecting) and redirects are not followed; a retry is dispatch's
   decision, recorded as an attempt.
-- **Timeouts** from ``BULLETIN_HTTP_TIMEOUT`` (seconds, default 10) for connect, write, read and
-  pool alike.
+- **Timeouts** from ``options().http_timeout`` (``BULLETIN_HTTP_TIMEOUT``, seconds, default
+  10) for connect, write, read and pool alike, read when a drain opens its client.
 - **Where it broke decides the outcome.** Failing to connect (refused, DNS, TLS, connect
   timeout, no pooled connection) means nothing was sent: ``TransientError``. A bad URL or a
   header httpx refuses to write: ``PermanentError``. Anything after the connection was made —
@@ -35,7 +35,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,7 +43,6 @@ from typing import ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-from django.core.exceptions import ImproperlyConfigured
 
 from bulletin.channels.base import (
     AmbiguousError,
@@ -53,11 +51,11 @@ from bulletin.channels.base import (
     Transport,
     TransportError,
 )
+from bulletin.conf import options
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "Bulletin"
-DEFAULT_TIMEOUT = 10.0
 # How much of an answer is read: enough for any error text, bounded against a hostile receiver.
 MAX_BODY_BYTES = 64 * 1024
 # Status codes that mean "not now" rather than "never" (RFC 9110: 408 Request Timeout, 409
@@ -65,27 +63,13 @@ MAX_BODY_BYTES = 64 * 1024
 RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 
-def env_number(name: str, default: float) -> float:
-    """A positive number from the environment; a bad value is one clear error naming it."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ImproperlyConfigured(f"{name} must be positive, got {raw!r}")
-    return value
-
-
 def timeout_seconds() -> float:
-    return env_number("BULLETIN_HTTP_TIMEOUT", DEFAULT_TIMEOUT)
+    return options().http_timeout
 
 
-def interval(variable: str, default_per_second: float) -> float:
-    """Seconds between two sends from a per-second rate setting."""
-    return 1.0 / env_number(variable, default_per_second)
+def interval(per_second: float) -> float:
+    """Seconds between two sends from a per-second rate (a positive number: bulletin.conf)."""
+    return 1.0 / per_second
 
 
 def url_digest(url: str, *, with_query: bool = True) -> str:
@@ -258,7 +242,7 @@ class HttpTransport(Transport):
 
     def __init__(self) -> None:
         self._client: httpx.Client | None = None
-        self._timeout = DEFAULT_TIMEOUT
+        self._timeout = 0.0  # set by open(), which every post() calls first
 
     def open(self) -> None:
         if self._client is not None:

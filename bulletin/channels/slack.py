@@ -23,7 +23,6 @@ How failures map (Slack's documented ``error`` codes, https://docs.slack.dev/ref
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable
 from http.client import HTTPException
@@ -53,13 +52,12 @@ from bulletin.channels.slack_identity import (
     known_channel,
     known_user,
 )
-from bulletin.conf import secret
+from bulletin.conf import options, secret
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://slack.com/api/"
-DEFAULT_TIMEOUT = 10.0
-DEFAULT_PER_MINUTE = 100.0
+# Paces, the timeout and the API's base URL (SLACK_API_URL, which tests point at a loopback
+# server) are options(): bulletin.conf.
 POST = "chat.postMessage"
 # The message itself (rich_text blocks within Slack's limits) is bulletin.channels.slack_blocks.
 
@@ -87,22 +85,6 @@ _PERMANENT = frozenset(
         "deprecated_endpoint",
     }
 )  # fmt: skip
-
-
-def _number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise ImproperlyConfigured(f"{name} must be a positive number, got {raw!r}")
-    return value
-
-
-def _api_url() -> str:
-    url = os.environ.get("SLACK_API_URL", "").strip() or DEFAULT_API_URL
-    return url if url.endswith("/") else f"{url}/"
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -165,10 +147,9 @@ def classify(method: str, error: SlackApiError) -> TransportError:
 LOOKUP = "users.lookupByEmail"
 OPEN = "conversations.open"
 # Slack's rate-limit tiers (https://docs.slack.dev/apis/web-api/rate-limits): both methods are
-# Tier 3, "50+ per minute", counted per method, per app, per workspace. Each has its own pace
-# key at that budget, apart from chat.postMessage's, reserved only by a message that will make
-# the call: a remembered DM reserves neither.
-DEFAULT_LOOKUPS_PER_MINUTE = 50.0
+# Tier 3, "50+ per minute" (options().slack_lookups_per_minute), counted per method, per app,
+# per workspace. Each has its own pace key at that budget, apart from chat.postMessage's,
+# reserved only by a message that will make the call: a remembered DM reserves neither.
 # Answers that can mean a remembered identity went stale (the person was deactivated, removed
 # and invited again under a new id, the DM is gone). Nothing was posted: the identity is
 # forgotten and the delivery tried again, looking the person up afresh under the Tier 3 pace.
@@ -205,8 +186,7 @@ class SlackTransport(Transport):
         The zero-spaced method keys cost nothing until a 429 holds them (``pace_key``), and
         then make every worker wait out Slack's Retry-After, not just the one that got it.
         """
-        per_minute = _number("BULLETIN_SLACK_PER_MINUTE", DEFAULT_PER_MINUTE)
-        paces = [("slack:workspace", 60.0 / per_minute), (f"slack:{POST}", 0.0)]
+        paces = [("slack:workspace", 60.0 / options().slack_per_minute), (f"slack:{POST}", 0.0)]
         if message.recipient is None:
             return [(f"slack:channel:{message.destination.target}", 1.0), *paces]
         person = message.recipient
@@ -215,7 +195,7 @@ class SlackTransport(Transport):
     def _lookups(self, person: Recipient) -> list[tuple[str, float]]:
         if _who(person) in self._dms or known_channel(person):
             return []
-        budget = _number("BULLETIN_SLACK_LOOKUPS_PER_MINUTE", DEFAULT_LOOKUPS_PER_MINUTE)
+        budget = options().slack_lookups_per_minute
         calls = [OPEN] if known_user(person) else [LOOKUP, OPEN]
         return [(f"slack:{method}", 60.0 / budget) for method in calls]
 
@@ -223,8 +203,7 @@ class SlackTransport(Transport):
         if self._client is not None:
             return
         try:
-            token = secret("SLACK_BOT_TOKEN")
-            timeout = _number("SLACK_TIMEOUT", DEFAULT_TIMEOUT)
+            token = secret("SLACK_BOT_TOKEN")  # a secret, read when used (SLACK_BOT_TOKEN_FILE)
         except ImproperlyConfigured as exc:
             raise PermanentError(f"slack is misconfigured: {exc}") from None
         if not token:
@@ -234,8 +213,8 @@ class SlackTransport(Transport):
         # Retrying is dispatch's decision, made with the delivery's state in the database.
         self._client = WebClient(
             token=token,
-            base_url=_api_url(),
-            timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
+            base_url=options().slack_api_url,
+            timeout=options().slack_timeout,  # type: ignore[arg-type]  # urllib takes float seconds
             retry_handlers=[],
         )
         self._dms = {}

@@ -69,8 +69,8 @@ from bulletin.channels.http import (
     url_digest,
 )
 from bulletin.channels.teams_card import PAYLOAD_LIMIT, teams_card
+from bulletin.conf import options
 
-DEFAULT_PER_SECOND = 4.0
 THROTTLE_SECONDS = 15.0
 
 _FAILURE_TEXT = re.compile(r"delivery failed|returned HTTP error", re.IGNORECASE)
@@ -117,7 +117,7 @@ class TeamsTransport(HttpTransport):
         return [
             (
                 pace_key(message.place.target),
-                interval("BULLETIN_TEAMS_PER_SECOND", DEFAULT_PER_SECOND),
+                interval(options().teams_per_second),
             )
         ]
 

@@ -78,9 +78,9 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 from bulletin.channels.base import Message, PermanentError
 from bulletin.channels.http import HttpTransport, interval, status_error, url_digest
 from bulletin.channels.render import render_markdown
+from bulletin.conf import options
 
 EVENT_TYPE = "announcement.delivered"
-DEFAULT_PER_SECOND = 20.0
 
 
 def pace_key(url: str) -> str:
@@ -158,7 +158,7 @@ class WebhookTransport(HttpTransport):
         return [
             (
                 pace_key(message.place.target),
-                interval("BULLETIN_WEBHOOK_PER_SECOND", DEFAULT_PER_SECOND),
+                interval(options().webhook_per_second),
             )
         ]
 

@@ -28,6 +28,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
+from bulletin.conf import BOOLEAN_WORDS, boolean
 from bulletin.domain.models import Employee
 from bulletin.interfaces import locations
 from bulletin.scheduling.rules import ScheduleError, parse_zone
@@ -41,7 +42,6 @@ FIELDS = ("name", "department", "location", "timezone", "active", "away_until")
 SHOWN_AS = {"location_id": "location"}
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_BYTES = 50 * 1024 * 1024
-_TRUE, _FALSE = {"1", "true", "yes", "y", ""}, {"0", "false", "no", "n"}
 SAVE_AS = "save the file as “CSV UTF-8” and import it again"
 
 
@@ -212,8 +212,9 @@ def _check(row: dict[str, str]) -> str | None:
             parse_zone(row["timezone"])
     except ScheduleError as exc:
         return f"timezone: {exc}"
-    if row.get("active", "").lower() not in _TRUE | _FALSE:
-        return f"active '{row['active']}' is not true or false"
+    # Bulletin's one vocabulary of switches; an empty cell is "active".
+    if row.get("active", "") and boolean(row["active"]) is None:
+        return f"active '{row['active']}' is not true or false ({BOOLEAN_WORDS})"
     return _away_problem(row.get("away_until", ""))
 
 
@@ -278,7 +279,7 @@ def _values(row: dict[str, str], places: locations.Plan) -> dict[str, object] | 
     # Without an "active" column a re-import must not re-activate people deactivated by hand;
     # without "away_until", leave booked by hand stays.
     if "active" in row:
-        values["active"] = row["active"].lower() not in _FALSE
+        values["active"] = boolean(row["active"]) is not False
     if "away_until" in row:
         values["away_until"] = date.fromisoformat(row["away_until"]) if row["away_until"] else None
     return values
