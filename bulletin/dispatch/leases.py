@@ -170,8 +170,9 @@ def _people(ids: list[int]) -> dict[int, Recipient]:
 def _update_returning(
     ids: list[int], token: str, state: DeliveryState, changes: str, params: list[Any]
 ) -> tuple[str, list[Any]]:
-    """``UPDATE … RETURNING id, n`` for the rows of ``ids`` this lease holds in ``state``, where
-    n is the try's place in the current retry budget (see Delivery.budget_start).
+    """``UPDATE … RETURNING id, tries, attempts`` for the rows of ``ids`` this lease holds in
+    ``state``: ``tries`` is the try's place in the current retry budget (what the policy
+    counts, see Delivery.budget_start), ``attempts`` the attempt's number in the history.
 
     One statement for a whole batch: the lease token in the WHERE clause is the fence.
     """
@@ -179,7 +180,8 @@ def _update_returning(
     among, values = _one_of("id", ids)
     sql = (
         f"UPDATE {table} SET {changes} WHERE lease_token = %s AND state = %s "
-        f"AND {among} RETURNING id, attempts - budget_start"
+        # ``attempts`` too, by name: the outcome's history row (see _record) is numbered by it.
+        f"AND {among} RETURNING id, attempts - budget_start AS tries, attempts"
     )
     return sql, [*params, token, state.value, *values]
 
