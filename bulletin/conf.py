@@ -195,13 +195,15 @@ BOOLEANS = {
     "1": True,
     "true": True,
     "yes": True,
+    "y": True,  # HR files often say Y/N
     "on": True,
     "0": False,
     "false": False,
     "no": False,
+    "n": False,
     "off": False,
 }
-BOOLEAN_WORDS = "true/false, yes/no, on/off or 1/0"
+BOOLEAN_WORDS = "true/false, yes/no, y/n, on/off or 1/0"
 
 
 def boolean(raw: str) -> bool | None:

@@ -224,7 +224,9 @@ def test_every_environment_read_outside_the_reader_says_why_it_stays() -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("cell", "active"), [("on", True), ("OFF", False), ("", True)])
+@pytest.mark.parametrize(
+    ("cell", "active"), [("on", True), ("OFF", False), ("Y", True), ("n", False), ("", True)]
+)
 def test_the_roster_s_active_column_reads_the_one_vocabulary(cell: str, active: bool) -> None:
     import_employees(
         csv_bytes(
@@ -237,6 +239,8 @@ def test_the_roster_s_active_column_reads_the_one_vocabulary(cell: str, active: 
 @pytest.mark.django_db
 def test_a_roster_active_cell_outside_the_vocabulary_is_refused_with_the_words_it_takes() -> None:
     [(line, words)] = rejected(
-        csv_bytes("ann@example.com,Ann Lee,Eng,London,Europe/London,y", header=f"{HEADER},active")
+        csv_bytes(
+            "ann@example.com,Ann Lee,Eng,London,Europe/London,maybe", header=f"{HEADER},active"
+        )
     )
-    assert line == 2 and "active 'y'" in words and "yes/no" in words
+    assert line == 2 and "active 'maybe'" in words and "yes/no" in words
