@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
+
+from bulletin.domain.roles import ADMINISTRATOR
+from tests import factories
+from tests.test_api import Api, api_for, user_with_role
 
 ENDPOINTS = {
     "/announcements": {"get", "post"},
@@ -29,6 +34,12 @@ ENDPOINTS = {
     "/locations/{id}": {"get", "patch"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+@pytest.fixture
+def admin(django_user_model: Any) -> Api:
+    """A full-scope token of an administrator, who may do everything."""
+    return api_for(user_with_role(django_user_model, "admin", ADMINISTRATOR))
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +102,170 @@ def test_the_new_members_for_working_hours_are_documented(schema: dict[str, Any]
 def test_the_docs_page_is_served() -> None:
     # Only the page itself: its scripts come from a CDN this test must not need.
     assert Client().get("/api/v1/docs").status_code == 200
+
+
+# --- the schema tells the truth about the server ------------------------------------------------
+
+
+def operations_of(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path.removeprefix("/api/v1"), method, operation)
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+        if method in HTTP_METHODS
+    ]
+
+
+def conforms(schema: dict[str, Any], body_schema: dict[str, Any], value: Any) -> bool:
+    """Whether ``value`` is valid for ``body_schema`` (its $refs resolved in ``schema``)."""
+    document = {**body_schema, "components": schema["components"]}
+    validator = OAS31Validator(document, format_checker=OAS31Validator.FORMAT_CHECKER)
+    return validator.is_valid(value)
+
+
+def body_schema_of(schema: dict[str, Any], path: str, method: str) -> dict[str, Any]:
+    content = schema["paths"][f"/api/v1{path}"][method]["requestBody"]["content"]
+    return content["application/json"]["schema"]  # type: ignore[no-any-return]
+
+
+def test_no_member_of_a_patch_is_documented_as_nullable(schema: dict[str, Any]) -> None:
+    patches = {n: c for n, c in schema["components"]["schemas"].items() if n.endswith("Patch")}
+    assert set(patches) == {"AnnouncementPatch", "AudiencePatch", "SchedulePatch", "LocationPatch"}
+    for name, component in patches.items():
+        for member, rules in component["properties"].items():
+            assert {"type": "null"} not in rules.get("anyOf", []), (name, member)
+            assert rules.get("type") != "null" and "default" not in rules, (name, member)
+    assert not conforms(
+        schema, body_schema_of(schema, "/announcements/{id}", "patch"), {"title": None}
+    )
+
+
+BODY_OPERATIONS = {
+    ("/announcements", "post"),
+    ("/announcements/{id}", "patch"),
+    ("/announcements/{id}/retry", "post"),
+    ("/employees/bulk", "post"),
+    ("/locations", "post"),
+    ("/locations/{id}", "patch"),
+}
+STATEFUL = {"schedule", "approve", "pause", "resume", "cancel"}
+
+
+def documented_4xx(path: str, method: str) -> set[str]:
+    """What each operation can answer besides success: every one 401, 403 and 422; 400 for a
+    body that is not JSON; 404 for an id; 409 where the announcement's state may forbid it."""
+    codes = {"401", "403", "422"}
+    if (path, method) in BODY_OPERATIONS:
+        codes.add("400")
+    if "{id}" in path:
+        codes.add("404")
+    last = path.rsplit("/", 1)[-1]
+    if path.startswith("/announcements/{id}") and (
+        last in STATEFUL or method in {"patch", "delete"}
+    ):
+        codes.add("409")
+    return codes
+
+
+def test_each_operation_documents_every_4xx_it_can_answer(schema: dict[str, Any]) -> None:
+    for path, method, operation in operations_of(schema):
+        documented = {code for code in operation["responses"] if code.startswith("4")}
+        assert documented == documented_4xx(path, method), (path, method)
+
+
+@pytest.mark.django_db
+def test_a_body_that_is_not_json_is_a_documented_400_on_every_operation_that_reads_one(
+    schema: dict[str, Any], admin: Api
+) -> None:
+    with_body = {(p, m): op for p, m, op in operations_of(schema) if "requestBody" in op}
+    assert set(with_body) == BODY_OPERATIONS
+    for (path, method), operation in with_body.items():
+        assert "400" in operation["responses"], (path, method)
+        target = path.replace("{id}", str(target_of(admin, path)))
+        response = getattr(admin.client, method)(
+            f"/api/v1{target}",
+            data='{"title": ',
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {admin.token}",
+        )
+        assert response.status_code == 400, (path, response.content)
+        assert "not valid JSON" in response.json()["detail"]
+
+
+REFUSED = [
+    ("/announcements", "post", factories.api_announcement(title="   "), "title"),
+    ("/announcements", "post", factories.api_announcement(title="Two\nlines"), "title"),
+    ("/announcements", "post", factories.api_announcement(body=""), "body"),
+    ("/announcements", "post", factories.api_announcement(title="A\0"), "title"),
+    (
+        "/announcements",
+        "post",
+        factories.api_announcement(schedule={"kind": "cron", "timezone": "UTC"}),
+        "cron",
+    ),
+    (
+        "/announcements",
+        "post",
+        factories.api_announcement(schedule={"kind": "once", "timezone": "UTC"}),
+        "at_local",
+    ),
+    (
+        "/announcements",
+        "post",
+        factories.api_announcement(schedule={"kind": "cron", "cron": "0 9 * * *"}),
+        "timezone",
+    ),
+    (
+        "/employees/bulk",
+        "post",
+        [{"email": "nobody", "name": "N", "department": "", "location": "", "timezone": ""}],
+        "email",
+    ),
+    (
+        "/employees/bulk",
+        "post",
+        [{"email": "n@example.com", "name": " ", "department": "", "location": "", "timezone": ""}],
+        "name",
+    ),
+    ("/locations", "post", {"name": "  ", "timezone": "UTC"}, "name"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("path", "method", "body", "field"), REFUSED)
+def test_the_schema_refuses_what_the_server_refuses(
+    schema: dict[str, Any], admin: Api, path: str, method: str, body: Any, field: str
+) -> None:
+    assert not conforms(schema, body_schema_of(schema, path, method), body)
+    response = admin.call(method, path, body)
+    assert response.status_code == 422, response.content
+    assert field in {problem["field"] for problem in response.json()["detail"]}
+
+
+def test_string_rules_are_stated_where_the_server_enforces_them(schema: dict[str, Any]) -> None:
+    components = schema["components"]["schemas"]
+    title = components["AnnouncementIn"]["properties"]["title"]
+    assert title["minLength"] == 1 and title["maxLength"] == 200 and "pattern" in title
+    assert components["AnnouncementIn"]["properties"]["body"]["minLength"] == 1
+    assert components["EmployeeIn"]["properties"]["email"]["format"] == "email"
+    kinds = [branch["properties"]["kind"]["const"] for branch in components["ScheduleIn"]["oneOf"]]
+    assert kinds == ["cron", "once"]
+
+
+def target_of(api: Api, path: str) -> int:
+    """A fresh row for a path's {id}: a draft announcement, or a location."""
+    if path.startswith("/locations/"):
+        return api.post("/locations", {"name": "Leeds", "timezone": "Europe/London"}).json()["id"]  # type: ignore[no-any-return]
+    return api.post("/announcements", factories.api_announcement()).json()["id"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("path", "method"), sorted(BODY_OPERATIONS))
+def test_each_request_bodys_example_is_valid_and_accepted_by_the_server(
+    schema: dict[str, Any], admin: Api, path: str, method: str
+) -> None:
+    content = schema["paths"][f"/api/v1{path}"][method]["requestBody"]["content"]
+    example = content["application/json"]["example"]
+    assert conforms(schema, body_schema_of(schema, path, method), example)
+    response = admin.call(method, path.replace("{id}", str(target_of(admin, path))), example)
+    assert 200 <= response.status_code < 300, response.content

@@ -13,6 +13,7 @@ from ninja import Router
 
 from bulletin.dispatch import lifecycle
 from bulletin.domain.models import Announcement, Delivery, DeliveryState
+from bulletin.interfaces.api import examples
 from bulletin.interfaces.api.auth import ANNOUNCEMENTS_WRITE, needs
 from bulletin.interfaces.api.common import found
 from bulletin.interfaces.api.outputs import AnnouncementOut, RetryOut, SendNowOut
@@ -68,8 +69,8 @@ def cancel(request: HttpRequest, id: int) -> Any:
 
 @router.post(
     "/{int:id}/retry",
-    response=replies({200: RetryOut}, 404),
-    **needs(ANNOUNCEMENTS_WRITE, "retry_delivery"),
+    response=replies({200: RetryOut}, 400, 404),
+    **needs(ANNOUNCEMENTS_WRITE, "retry_delivery", example=examples.RETRY),
 )
 def retry(request: HttpRequest, id: int, payload: RetryIn) -> dict[str, int]:
     """Send failed deliveries again (of one occurrence, or all). ``unknown`` ones may already

@@ -83,7 +83,13 @@ class BearerToken(HttpBearer):
         return found
 
 
-def needs(scope: str, *permissions: str) -> dict[str, Any]:
-    """Keyword arguments for a route: its auth, and the scope and permissions it documents."""
-    extra = {"x-scope": scope, "x-permissions": [f"bulletin.{p}" for p in permissions]}
+def needs(scope: str, *permissions: str, example: Any = None) -> dict[str, Any]:
+    """Keyword arguments for a route: its auth, and the scope and permissions it documents
+    (and, for a route that reads a body, an example of it)."""
+    extra: dict[str, Any] = {
+        "x-scope": scope,
+        "x-permissions": [f"bulletin.{p}" for p in permissions],
+    }
+    if example is not None:
+        extra["requestBody"] = {"content": {"application/json": {"example": example}}}
     return {"auth": BearerToken(scope, permissions), "openapi_extra": extra}

@@ -15,6 +15,7 @@ from ninja.pagination import paginate
 
 from bulletin.domain.models import Employee
 from bulletin.interfaces import roster
+from bulletin.interfaces.api import examples
 from bulletin.interfaces.api.auth import EMPLOYEES_READ, EMPLOYEES_WRITE, needs
 from bulletin.interfaces.api.common import Pages, found
 from bulletin.interfaces.api.errors import Problems, problem
@@ -93,8 +94,8 @@ def _checked(items: list[EmployeeIn]) -> roster.Wanted:
 
 @router.post(
     "/bulk",
-    response=replies({200: BulkResult}),
-    **needs(EMPLOYEES_WRITE, "add_employee", "change_employee"),
+    response=replies({200: BulkResult}, 400),
+    **needs(EMPLOYEES_WRITE, "add_employee", "change_employee", example=examples.EMPLOYEES),
 )
 def bulk_upsert(request: HttpRequest, items: list[EmployeeIn]) -> dict[str, int]:
     """Upsert employees by email from a JSON list. All or nothing: if any item is bad, each

@@ -16,6 +16,7 @@ from ninja import Router, Status
 from ninja.pagination import paginate
 
 from bulletin.domain.models import Location
+from bulletin.interfaces.api import examples
 from bulletin.interfaces.api.auth import EMPLOYEES_READ, EMPLOYEES_WRITE, needs
 from bulletin.interfaces.api.common import Pages, found
 from bulletin.interfaces.api.errors import Problems, problem
@@ -52,8 +53,8 @@ def list_locations(request: HttpRequest, name: str | None = None) -> Any:
 
 @router.post(
     "",
-    response=replies({201: LocationOut}),
-    **needs(EMPLOYEES_WRITE, "add_location"),
+    response=replies({201: LocationOut}, 400),
+    **needs(EMPLOYEES_WRITE, "add_location", example=examples.NEW_LOCATION),
 )
 def create_location(request: HttpRequest, payload: LocationIn) -> Any:
     """A new location; its name must be new."""
@@ -72,8 +73,8 @@ def get_location(request: HttpRequest, id: int) -> Location:
 
 @router.patch(
     "/{int:id}",
-    response=replies({200: LocationOut}, 404),
-    **needs(EMPLOYEES_WRITE, "change_location"),
+    response=replies({200: LocationOut}, 400, 404),
+    **needs(EMPLOYEES_WRITE, "change_location", example=examples.LOCATION_CHANGES),
 )
 def edit_location(request: HttpRequest, id: int, payload: LocationPatch) -> Any:
     """Change the members given. Deliveries already held keep the window they were given; the

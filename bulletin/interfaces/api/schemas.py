@@ -1,4 +1,9 @@
-"""Request bodies, which reject members they do not know (422 naming them), and error bodies."""
+"""Request bodies, which reject members they do not know (422 naming them), and error bodies.
+
+Their schema states the rules the server enforces where JSON Schema can say them (a fuzzer
+generating from it should meet few refusals): non-blank text, no NUL, single-line titles, the
+members each schedule kind needs. The service still checks everything and names the field.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
 from pydantic import ConfigDict, StrictBool, StrictInt, field_validator
+from pydantic.config import JsonDict
 
 from bulletin.domain.models import AudienceKind, ScheduleKind
 from bulletin.domain.records import MAX_BODY_CHARS
@@ -17,8 +23,32 @@ EmployeeId = Annotated[StrictInt, Field(ge=SMALLEST, le=LARGEST)]
 A_YEAR = 365 * 24 * 60
 
 
+# JSON Schema patterns (ECMA-262, unanchored unless they say so).
+NO_NUL = r"^[^\x00]*$"
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+# A title: something besides spaces, and after the spaces around it are dropped, one line.
+TITLE = r"^\s*[^\r\n\x00]*[^\s\x00][^\r\n\x00]*\s*$"
+# A roster cell: no control character at all (the roster refuses them after trimming).
+CELL = r"^[^\x00-\x1f\x7f-\x9f]*$"
+NAME = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+CRON = r"^\s*\S+(\s+\S+){4}\s*$"
+LOCAL_TIME = r"^\s*\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?\s*$"
+
+
+def _text_refuses_nul(schema: dict[str, Any]) -> None:
+    """Every text member without a pattern of its own says it refuses NUL (as no_nul does)."""
+    for member in schema.get("properties", {}).values():
+        for branch in [member, member.get("items", {}), *member.get("anyOf", [])]:
+            if (
+                branch.get("type") == "string"
+                and "pattern" not in branch
+                and "format" not in branch
+            ):
+                branch["pattern"] = NO_NUL
+
+
 class Strict(Schema):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_text_refuses_nul)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -35,8 +65,24 @@ def trimmed(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """A patch's members default to None only to tell "left out" apart: ``null`` itself is
+    refused, so the schema must not offer it."""
+    for member in schema.get("properties", {}).values():
+        choices = [choice for choice in member.pop("anyOf", []) if choice != {"type": "null"}]
+        if len(choices) == 1:  # the member's own rules (a title's pattern) win over the type's
+            member.update({key: value for key, value in choices[0].items() if key not in member})
+        elif choices:
+            member["anyOf"] = choices
+        if "default" in member and member["default"] is None:
+            del member["default"]
+    _text_refuses_nul(schema)
+
+
 class Patch(Strict):
     """Members left out are left alone; ``null`` is refused rather than guessed at."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_not_nullable)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -91,7 +137,25 @@ FOLD = (
 )
 
 
+def _schedule_rules(schema: dict[str, Any]) -> None:
+    """What each kind needs, and a zone unless each recipient's own is used."""
+    _text_refuses_nul(schema)
+    needs_cron = {"cron": {"type": "string", "minLength": 9, "pattern": CRON}}
+    needs_time = {"at_local": {"type": "string", "pattern": LOCAL_TIME}}
+    schema["oneOf"] = [
+        {"properties": {"kind": {"const": "cron"}, **needs_cron}, "required": ["kind", "cron"]},
+        {"properties": {"kind": {"const": "once"}, **needs_time}, "required": ["kind", "at_local"]},
+    ]
+    zone = {"timezone": {"type": "string", "minLength": 1, "pattern": NOT_BLANK}}
+    schema["anyOf"] = [
+        {"properties": {"per_recipient_zone": {"const": True}}, "required": ["per_recipient_zone"]},
+        {"properties": zone, "required": ["timezone"]},
+    ]
+
+
 class ScheduleIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_schedule_rules)
+
     kind: ScheduleKind
     cron: str = Field(default="", description="5-field cron expression, for kind 'cron'")
     at_local: str = Field(default="", description="local YYYY-MM-DDTHH:MM, for kind 'once'")
@@ -100,12 +164,14 @@ class ScheduleIn(Strict):
     per_recipient_zone: StrictBool = False
 
 
+TITLE_RULES: JsonDict = {"minLength": 1, "maxLength": 200, "pattern": TITLE}
+BODY = "Markdown; {{ name }} and {{ first_name }} are personalised"
+BODY_RULES: JsonDict = {"minLength": 1, "pattern": NO_NUL}
+
+
 class AnnouncementIn(Strict):
-    title: str
-    body: str = Field(
-        description="Markdown; {{ name }} and {{ first_name }} are personalised",
-        max_length=MAX_BODY_CHARS,
-    )
+    title: str = Field(json_schema_extra=TITLE_RULES, description="one line; spaces around dropped")
+    body: str = Field(description=BODY, max_length=MAX_BODY_CHARS, json_schema_extra=BODY_RULES)
     audience: AudienceIn = AudienceIn()
     channels: list[str] = Field(default_factory=list, examples=[["email", "inapp"]])
     places: list[str] = Field(default_factory=list, examples=[["slack:#general"]])
@@ -135,8 +201,10 @@ class SchedulePatch(Patch):
 
 
 class AnnouncementPatch(Patch):
-    title: str | None = None
-    body: str | None = Field(default=None, max_length=MAX_BODY_CHARS)
+    title: str | None = Field(default=None, json_schema_extra=TITLE_RULES)
+    body: str | None = Field(
+        default=None, description=BODY, max_length=MAX_BODY_CHARS, json_schema_extra=BODY_RULES
+    )
     audience: AudiencePatch | None = None
     channels: list[str] | None = None
     places: list[str] | None = None
@@ -190,13 +258,17 @@ class RetryIn(Strict):
 class EmployeeIn(Strict):
     """One employee as the HR system has them; upserted by email."""
 
-    email: str
-    name: str
-    department: str
+    email: str = Field(json_schema_extra={"format": "email", "maxLength": 254})
+    name: str = Field(json_schema_extra={"pattern": NAME, "maxLength": 200})
+    department: str = Field(json_schema_extra={"pattern": CELL, "maxLength": 100})
     location: str = Field(
-        description="the location's name (created, in this timezone, if new); empty: none"
+        description="the location's name (created, in this timezone, if new); empty: none",
+        json_schema_extra={"pattern": CELL, "maxLength": 100},
     )
-    timezone: str = Field(description="IANA zone; empty: the location's zone")
+    timezone: str = Field(
+        description="IANA zone; empty: the location's zone",
+        json_schema_extra={"pattern": CELL, "maxLength": 64},
+    )
     active: StrictBool | None = Field(default=None, description="left alone when omitted")
     away_until: date | None = Field(
         default=None,
@@ -220,8 +292,14 @@ WEEK = "days and hours on the employee's own clock, e.g. 'Mon-Fri 08:00-18:00'"
 
 
 class LocationIn(Strict):
-    name: str = Field(description="unique; employees and audiences name their location by it")
-    timezone: str = Field(description="IANA zone of its employees whose own zone is not given")
+    name: str = Field(
+        description="unique; employees and audiences name their location by it",
+        json_schema_extra={"pattern": NOT_BLANK},
+    )
+    timezone: str = Field(
+        description="IANA zone of its employees whose own zone is not given",
+        json_schema_extra={"pattern": NOT_BLANK},
+    )
     country: str = Field(default="", description="ISO 3166-1 alpha-2 code, for public holidays")
     subdivision: str = Field(default="", description="a state or region code, e.g. MH, ENG")
     working_week: str | None = Field(
@@ -232,8 +310,12 @@ class LocationIn(Strict):
 
 
 class LocationPatch(Patch):
-    name: str | None = Field(default=None, description="only while no employee is in it")
-    timezone: str | None = None
+    name: str | None = Field(
+        default=None,
+        description="only while no employee is in it",
+        json_schema_extra={"pattern": NOT_BLANK},
+    )
+    timezone: str | None = Field(default=None, json_schema_extra={"pattern": NOT_BLANK})
     country: str | None = Field(default=None, description="'' for none")
     subdivision: str | None = None
     working_week: str | None = Field(default=None, description=WEEK)
