@@ -1,5 +1,6 @@
-"""Changing an announcement's chosen people is audited with who was added and who removed, by
-every interface that can change them: the HR screen, the REST API and the admin."""
+"""An announcement's chosen people are audited: named when it is created, and who was added and
+who removed when they change, by every interface that can set them: the HR screen, the REST API
+and the admin."""
 
 from __future__ import annotations
 
@@ -29,12 +30,17 @@ def edited(item: Announcement) -> dict[str, Any]:
     return dict(AuditEvent.objects.get(announcement=item, action="edited").detail)
 
 
+def created_for(item: Announcement) -> list[int]:
+    return list(AuditEvent.objects.get(announcement=item, action="created").detail["recipients"])
+
+
 def test_the_hr_screen_audits_the_people_it_adds_and_removes(ann: Any) -> None:
     first, second, third = factories.employees(3)
     client = logged_in(ann)
     list_of = factories.compose_form
     client.post("/hr/new/", list_of(audience_kind="list", recipients=[first.pk, second.pk]))
     item = Announcement.objects.get()
+    assert created_for(item) == [first.pk, second.pk]
 
     client.post(
         f"/hr/{item.pk}/edit/",
@@ -56,6 +62,7 @@ def test_the_api_audits_the_people_a_patch_adds_and_removes(django_user_model: A
     audience = {"kind": "list", "employee_ids": [first.pk]}
     created = api.post("/announcements", factories.api_announcement(audience=audience))
     item = Announcement.objects.get(pk=created.json()["id"])
+    assert created_for(item) == [first.pk]
 
     audience["employee_ids"] = [second.pk]
     assert api.patch(f"/announcements/{item.pk}", {"audience": audience}).status_code == 200
@@ -72,7 +79,7 @@ def test_the_admin_audits_the_people_it_adds_and_removes(admin_client: Client) -
     form = announcement_form(audience_kind="list", recipients=[first.pk])
     admin_client.post("/admin/bulletin/announcement/add/", form)
     item = Announcement.objects.get()
-    assert list(item.recipients.all()) == [first]
+    assert list(item.recipients.all()) == [first] and created_for(item) == [first.pk]
 
     form["recipients"] = [second.pk]
     response = admin_client.post(f"/admin/bulletin/announcement/{item.pk}/change/", form)

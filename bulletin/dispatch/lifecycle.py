@@ -74,20 +74,33 @@ def audit(actor: Any, action: str, announcement: Announcement | None, **detail: 
 CONSOLE = {"via": "command line"}
 
 
-def create(announcement: Announcement, by: Any, places: Sequence[Place] = ()) -> Announcement:
-    """Save a draft (checked as if it were to be scheduled, so mistakes surface early)."""
+def create(
+    announcement: Announcement,
+    by: Any,
+    places: Sequence[Place] = (),
+    recipients: Sequence[Employee] = (),
+) -> Announcement:
+    """Save a draft (checked as if it were to be scheduled, so mistakes surface early), with
+    the chosen people of a "list" audience, named in the audit."""
     require(by, "add_announcement")
-    return _create(announcement, by, places)
+    return _create(announcement, by, places, recipients)
 
 
 def _create(
-    announcement: Announcement, by: Any, places: Sequence[Place], **detail: Any
+    announcement: Announcement,
+    by: Any,
+    places: Sequence[Place],
+    recipients: Sequence[Employee] = (),
+    **detail: Any,
 ) -> Announcement:
     announcements.validate(announcement, places=places)
     with transaction.atomic():
         announcement.status, announcement.created_by = AnnouncementStatus.DRAFT, by
         announcement.save()
         announcement.places.set(places)
+        if recipients:
+            announcement.recipients.set(recipients)
+            detail["recipients"] = sorted(person.pk for person in recipients)
         version = announcements.snapshot_version(announcement, by)
         audit(by, AuditAction.CREATED, announcement, version=version.number, **detail)
     return announcement

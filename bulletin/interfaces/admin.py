@@ -225,7 +225,8 @@ class AnnouncementAdmin(admin.ModelAdmin):
             chosen = None if people is None else list(people)
             lifecycle.edit(obj, request.user, places=places, recipients=chosen, **changed)
         else:
-            lifecycle.create(obj, request.user, places=places)
+            people = form.cleaned_data.get("recipients") or []
+            lifecycle.create(obj, request.user, places=places, recipients=list(people))
 
     def _apply(
         self, request: HttpRequest, queryset: QuerySet[Announcement], action: Any, done: str

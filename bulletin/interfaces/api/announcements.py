@@ -25,7 +25,6 @@ from bulletin.domain.models import (
     Employee,
     Place,
 )
-from bulletin.interfaces.api import examples
 from bulletin.interfaces.api.auth import ANNOUNCEMENTS_READ, ANNOUNCEMENTS_WRITE, needs
 from bulletin.interfaces.api.common import Pages, found
 from bulletin.interfaces.api.errors import Problems, problem
@@ -99,8 +98,8 @@ def list_announcements(request: HttpRequest, status: AnnouncementStatus | None =
 
 @router.post(
     "",
-    response=replies({201: AnnouncementOut}, 400),
-    **needs(ANNOUNCEMENTS_WRITE, "add_announcement", example=examples.NEW_ANNOUNCEMENT),
+    response=replies({201: AnnouncementOut}),
+    **needs(ANNOUNCEMENTS_WRITE, "add_announcement"),
 )
 def create_announcement(request: HttpRequest, payload: AnnouncementIn) -> Any:
     """Save a draft (checked as if it were to be scheduled); ``/schedule`` schedules it."""
@@ -124,8 +123,8 @@ def get_announcement(request: HttpRequest, id: int) -> Announcement:
 
 @router.patch(
     "/{int:id}",
-    response=replies({200: AnnouncementOut}, 400, 404, 409),
-    **needs(ANNOUNCEMENTS_WRITE, "change_announcement", example=examples.ANNOUNCEMENT_CHANGES),
+    response=replies({200: AnnouncementOut}, 404, 409),
+    **needs(ANNOUNCEMENTS_WRITE, "change_announcement"),
 )
 def edit_announcement(request: HttpRequest, id: int, payload: AnnouncementPatch) -> Any:
     """Change the members given. New content is a new version; a scheduled announcement

@@ -182,8 +182,8 @@ def compose(request: HttpRequest) -> HttpResponse:
     item = Announcement(**form.values())
     try:
         with transaction.atomic():
-            lifecycle.create(item, user, places=form.places_chosen())
-            item.recipients.set(form.recipients_chosen())
+            people = form.recipients_chosen()
+            lifecycle.create(item, user, places=form.places_chosen(), recipients=people)
             if action == "schedule":
                 lifecycle.submit(item, user)
     except ValidationError as exc:
