@@ -149,3 +149,22 @@ def test_a_one_off_time_a_day_before_the_calendars_end_is_accepted_and_previewed
     assert response.status_code == 201, response.content[:300]
     preview = admin.get(f"/announcements/{response.json()['id']}/preview")
     assert [fire["utc"][:16] for fire in preview.json()["fire_times"]] == ["9999-12-29T22:00"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "name"),
+    [
+        ("/employees", {"email": "a\0@example.com"}, "email"),
+        ("/employees", {"department": "Sa\0les"}, "department"),
+        ("/employees", {"location": "Le\0eds"}, "location"),
+        ("/locations", {"name": "Le\0eds"}, "name"),
+        ("/preview", {"cron": "0 9 * * *\0", "timezone": "UTC"}, "cron"),
+        ("/preview", {"cron": "0 9 * * *", "timezone": "UTC\0"}, "timezone"),
+    ],
+)
+def test_a_nul_in_a_text_filter_is_a_422_naming_it_which_postgresql_could_not_compare(
+    admin: Api, path: str, params: dict[str, str], name: str
+) -> None:
+    response = admin.get(path, **params)
+    assert_json_error(response, 422)
+    assert "NUL" in fields_of(response)[name]

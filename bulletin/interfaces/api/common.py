@@ -8,6 +8,7 @@ from django.db.models import Model, QuerySet
 from ninja import Field, Schema
 from ninja.errors import HttpError
 from ninja.pagination import LimitOffsetPagination
+from pydantic import AfterValidator
 
 MAX_PAGE = 500
 M = TypeVar("M", bound=Model)
@@ -17,6 +18,19 @@ M = TypeVar("M", bound=Model)
 LARGEST = 2**63 - 1
 SMALLEST = -(2**63)
 RowId = Annotated[int, Field(ge=SMALLEST, le=LARGEST)]
+
+
+def _no_nul(text: str) -> str:
+    # PostgreSQL cannot compare with NUL either: refuse it by name, not with a 500 there.
+    if "\0" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+# A text query parameter (a filter, a cron expression, a zone).
+QueryText = Annotated[
+    str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": r"^[^\x00]*$"})
+]
 
 
 class Pages(LimitOffsetPagination):

@@ -17,7 +17,7 @@ from bulletin.domain.models import Employee
 from bulletin.interfaces import roster
 from bulletin.interfaces.api import examples
 from bulletin.interfaces.api.auth import EMPLOYEES_READ, EMPLOYEES_WRITE, needs
-from bulletin.interfaces.api.common import Pages, found
+from bulletin.interfaces.api.common import Pages, QueryText, found
 from bulletin.interfaces.api.errors import Problems, problem
 from bulletin.interfaces.api.outputs import EmployeeOut
 from bulletin.interfaces.api.schemas import BulkResult, EmployeeIn, replies
@@ -46,10 +46,10 @@ _FIELDS = {
 @paginate(Pages)
 def list_employees(
     request: HttpRequest,
-    department: str | None = None,
-    location: str | None = None,
+    department: QueryText | None = None,
+    location: QueryText | None = None,
     active: bool | None = None,
-    email: str | None = None,
+    email: QueryText | None = None,
 ) -> Any:
     """Employees by name; each filter is an exact match (email ignores case; ``location=``
     empty: those without a location)."""

@@ -18,7 +18,7 @@ from ninja.pagination import paginate
 from bulletin.domain.models import Location
 from bulletin.interfaces.api import examples
 from bulletin.interfaces.api.auth import EMPLOYEES_READ, EMPLOYEES_WRITE, needs
-from bulletin.interfaces.api.common import Pages, found
+from bulletin.interfaces.api.common import Pages, QueryText, found
 from bulletin.interfaces.api.errors import Problems, problem
 from bulletin.interfaces.api.outputs import LocationOut
 from bulletin.interfaces.api.schemas import LocationIn, LocationPatch, replies
@@ -45,7 +45,7 @@ def _saved(location: Location) -> Location:
 
 @router.get("", response=replies({200: list[LocationOut]}), **READ)
 @paginate(Pages)
-def list_locations(request: HttpRequest, name: str | None = None) -> Any:
+def list_locations(request: HttpRequest, name: QueryText | None = None) -> Any:
     """Locations by name; ``name`` finds one (exact match)."""
     rows = _counted()
     return rows.filter(name=name) if name is not None else rows
