@@ -112,7 +112,7 @@ def announce_from_console(announcement: Announcement, places: Sequence[Place] = 
     approver like anything else. The operator has the shell, not a role: no permission check,
     but never a way around the four-eyes rule."""
     with transaction.atomic():
-        _create(announcement, None, places, **CONSOLE)
+        _create(announcement, None, places, (), **CONSOLE)
         return _submit(announcement, None, **CONSOLE)
 
 
