@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -269,3 +270,17 @@ def test_each_request_bodys_example_is_valid_and_accepted_by_the_server(
     assert conforms(schema, body_schema_of(schema, path, method), example)
     response = admin.call(method, path.replace("{id}", str(target_of(admin, path))), example)
     assert 200 <= response.status_code < 300, response.content
+
+
+def readme_api_section() -> str:
+    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    return text.split("\n## REST API\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_names_every_operation_of_the_schema(schema: dict[str, Any]) -> None:
+    section = readme_api_section()
+    for path, method, _ in operations_of(schema):
+        parent, last = path.rsplit("/", 1)
+        named = f"{method.upper()} {path}`" in section or f"{method.upper()} {path}?" in section
+        grouped = f"{method.upper()} {parent}/" in section and f"`/{last}`" in section
+        assert named or grouped, (method, path)
