@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from bulletin import conf
@@ -38,13 +39,30 @@ def retry_failed(item: Announcement, delivery: Delivery, by: Any) -> None:
     assert lifecycle.retry(item, by) == 1
 
 
+def retry_on_the_hr_screen(item: Announcement, delivery: Delivery, by: Any) -> None:
+    client = Client()
+    client.force_login(by)
+    assert client.post(f"/hr/{item.pk}/retry/").status_code == 302
+    assert Delivery.objects.get(pk=delivery.pk).state == DeliveryState.PENDING
+
+
+def retry_through_the_api(item: Announcement, delivery: Delivery, by: Any) -> None:
+    from tests.test_api import api_for
+
+    answer = api_for(by).post(f"/announcements/{item.pk}/retry", {})
+    assert answer.status_code == 200 and answer.json()["retried"] == 1
+
+
 def resend_unknown(item: Announcement, delivery: Delivery, by: Any) -> None:
     # As if its last try had been interrupted and a person found it never arrived.
     Delivery.objects.filter(pk=delivery.pk).update(state=DeliveryState.UNKNOWN)
     assert settle([delivery.pk], "resend", "not in the relay's log") == 1
 
 
-@pytest.mark.parametrize("deliberately_retry", [retry_failed, resend_unknown])
+@pytest.mark.parametrize(
+    "deliberately_retry",
+    [retry_failed, retry_on_the_hr_screen, retry_through_the_api, resend_unknown],
+)
 def test_a_deliberate_retry_gets_a_fresh_budget_and_keeps_the_attempt_history(
     settings: Any,
     smtp_settings: SmtpSink,
