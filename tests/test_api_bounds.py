@@ -168,3 +168,9 @@ def test_a_nul_in_a_text_filter_is_a_422_naming_it_which_postgresql_could_not_co
     response = admin.get(path, **params)
     assert_json_error(response, 422)
     assert "NUL" in fields_of(response)[name]
+
+
+def test_a_body_larger_than_the_server_takes_is_a_json_413(admin: Api, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = admin.post("/announcements", factories.api_announcement(body="x" * 2000))
+    assert "1000" in assert_json_error(response, 413)["detail"]

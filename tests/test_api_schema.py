@@ -154,10 +154,11 @@ STATEFUL = {"schedule", "approve", "pause", "resume", "cancel"}
 
 def documented_4xx(path: str, method: str) -> set[str]:
     """What each operation can answer besides success: every one 401, 403 and 422; 400 for a
-    body that is not JSON; 404 for an id; 409 where the announcement's state may forbid it."""
+    body that is not JSON and 413 for one too large; 404 for an id; 409 where the
+    announcement's state may forbid it."""
     codes = {"401", "403", "422"}
     if (path, method) in BODY_OPERATIONS:
-        codes.add("400")
+        codes |= {"400", "413"}
     if "{id}" in path:
         codes.add("404")
     last = path.rsplit("/", 1)[-1]

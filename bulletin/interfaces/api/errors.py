@@ -10,6 +10,7 @@
   ValidationError without field names for those): ``{"detail": "…"}``.
 * 400 — a body that is not JSON at all: ``{"detail": "the request body is not valid JSON: …"}``
   naming where it breaks.
+* 413 — a body larger than Django's DATA_UPLOAD_MAX_MEMORY_SIZE.
 * 401, 403, 404, 405 — ``{"detail": "…"}``: a path under /api/v1/ that names no endpoint
   (``/announcements/abc`` too: ids are integers) is a 404, a method the endpoint lacks a 405.
 * 500 — ``{"detail": "internal error"}``; the traceback goes to the log, never to the client.
@@ -22,7 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -134,6 +136,11 @@ def install(api: NinjaAPI) -> None:
         response = reply(request, 401, "a valid API token is required (Authorization: Bearer …)")
         response["WWW-Authenticate"] = 'Bearer realm="bulletin"'
         return response
+
+    @api.exception_handler(RequestDataTooBig)
+    def too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return reply(request, 413, f"the request body is larger than {limit} bytes")
 
     @api.exception_handler(Exception)
     def crashed(request: HttpRequest, exc: Exception) -> HttpResponse:

@@ -107,8 +107,9 @@ class ProblemList(Schema):
 
 
 def replies(ok: dict[int, Any], *codes: int) -> dict[int, Any]:
-    """A route's documented responses: its own, every route's 401/403/422, and ``codes``."""
-    errors = {code: Detail for code in (401, 403, *codes)}
+    """A route's documented responses: its own, every route's 401/403/422, and ``codes``
+    (a route that reads a body, 400, also answers 413 for one too large)."""
+    errors = {code: Detail for code in (401, 403, *codes, *((413,) if 400 in codes else ()))}
     return {**ok, **errors, 422: ProblemList}
 
 
