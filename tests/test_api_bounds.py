@@ -174,3 +174,20 @@ def test_a_body_larger_than_the_server_takes_is_a_json_413(admin: Api, settings:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     response = admin.post("/announcements", factories.api_announcement(body="x" * 2000))
     assert "1000" in assert_json_error(response, 413)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("audience", "field"),
+    [
+        ({"kind": "list", "employee_ids": list(range(1, 10_002))}, "recipients"),
+        ({"kind": "department", "values": [f"D{n}" for n in range(1_001)]}, "audience_values"),
+    ],
+)
+def test_an_audience_too_long_for_one_database_query_is_a_422_naming_it(
+    admin: Api, audience: dict[str, Any], field: str
+) -> None:
+    response = admin.post("/announcements", factories.api_announcement(audience=audience))
+    assert "at most" in fields_of(response)[field]
+    item = admin.post("/announcements", factories.api_announcement()).json()
+    response = admin.patch(f"/announcements/{item['id']}", {"audience": audience})
+    assert "at most" in fields_of(response)[field]

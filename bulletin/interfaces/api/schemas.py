@@ -116,6 +116,12 @@ def replies(ok: dict[int, Any], *codes: int) -> dict[int, Any]:
 # --- announcements in -------------------------------------------------------------------------
 
 
+# Each becomes one parameter of an IN (...) query, and PostgreSQL takes at most 65,535: a larger
+# audience is a department or location one, not a list.
+MAX_PEOPLE = 10_000
+MAX_NAMES = 1_000
+
+
 class AudienceIn(Strict):
     kind: AudienceKind = AudienceKind.ALL
     values: list[str] = Field(
@@ -123,8 +129,11 @@ class AudienceIn(Strict):
         description="the departments or locations, for those kinds: anyone in any of them when "
         "it is sent (later joiners too)",
         examples=[["Sales", "Support"]],
+        max_length=MAX_NAMES,
     )
-    employee_ids: list[EmployeeId] = Field(default_factory=list, description="for kind 'list'")
+    employee_ids: list[EmployeeId] = Field(
+        default_factory=list, description="for kind 'list'", max_length=MAX_PEOPLE
+    )
 
 
 WORKING_HOURS = (
@@ -188,8 +197,8 @@ class AnnouncementIn(Strict):
 
 class AudiencePatch(Patch):
     kind: AudienceKind | None = None
-    values: list[str] | None = None
-    employee_ids: list[EmployeeId] | None = None
+    values: list[str] | None = Field(default=None, max_length=MAX_NAMES)
+    employee_ids: list[EmployeeId] | None = Field(default=None, max_length=MAX_PEOPLE)
 
 
 class SchedulePatch(Patch):
