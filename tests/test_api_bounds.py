@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from bulletin.domain.roles import ADMINISTRATOR
@@ -191,3 +192,15 @@ def test_an_audience_too_long_for_one_database_query_is_a_422_naming_it(
     item = admin.post("/announcements", factories.api_announcement()).json()
     response = admin.patch(f"/announcements/{item['id']}", {"audience": audience})
     assert "at most" in fields_of(response)[field]
+
+
+def test_a_fault_inside_the_server_is_a_json_500_without_its_traceback(
+    admin: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    with connection.cursor() as cursor:  # a real fault, undone with the test's transaction
+        cursor.execute("DROP TABLE bulletin_attempt")
+        cursor.execute("DROP TABLE bulletin_delivery")
+    response = admin.get("/deliveries")
+    assert assert_json_error(response, 500) == {"detail": "internal error"}
+    logged = [r for r in caplog.records if r.getMessage() == "api request failed"]
+    assert [record.levelname for record in logged] == ["ERROR"]
