@@ -230,6 +230,24 @@ REFUSED = [
         "name",
     ),
     ("/locations", "post", {"name": "  ", "timezone": "UTC"}, "name"),
+    (
+        "/announcements",
+        "post",
+        factories.api_announcement(audience={"kind": "all", "values": ["Sales"]}),
+        "audience_values",
+    ),
+    (
+        "/announcements",
+        "post",
+        factories.api_announcement(audience={"kind": "department", "values": []}),
+        "audience_values",
+    ),
+    (
+        "/announcements",
+        "post",
+        factories.api_announcement(audience={"kind": "list"}),
+        "recipients",
+    ),
 ]
 
 
@@ -252,6 +270,12 @@ def test_string_rules_are_stated_where_the_server_enforces_them(schema: dict[str
     assert components["EmployeeIn"]["properties"]["email"]["format"] == "email"
     kinds = [branch["properties"]["kind"]["const"] for branch in components["ScheduleIn"]["oneOf"]]
     assert kinds == ["cron", "once"]
+    audiences = components["AudienceIn"]["oneOf"]
+    assert [branch["properties"]["kind"] for branch in audiences] == [
+        {"const": "all"},
+        {"enum": ["department", "location"]},
+        {"const": "list"},
+    ]
 
 
 def target_of(api: Api, path: str) -> int:

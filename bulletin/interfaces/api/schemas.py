@@ -122,7 +122,33 @@ MAX_PEOPLE = 10_000
 MAX_NAMES = 1_000
 
 
+def _audience_rules(schema: dict[str, Any]) -> None:
+    """Names only for a department or location audience, people only for a list (at least one
+    of either); everyone (the default kind) takes neither."""
+    _text_refuses_nul(schema)
+    none: dict[str, Any] = {"type": "array", "maxItems": 0}
+    some: dict[str, Any] = {"type": "array", "minItems": 1}
+    names = {**some, "items": {"type": "string", "maxLength": 100, "pattern": NOT_BLANK}}
+    schema["oneOf"] = [
+        {"properties": {"kind": {"const": "all"}, "values": none, "employee_ids": none}},
+        {
+            "properties": {
+                "kind": {"enum": ["department", "location"]},
+                "values": names,
+                "employee_ids": none,
+            },
+            "required": ["kind", "values"],
+        },
+        {
+            "properties": {"kind": {"const": "list"}, "values": none, "employee_ids": some},
+            "required": ["kind", "employee_ids"],
+        },
+    ]
+
+
 class AudienceIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_audience_rules)
+
     kind: AudienceKind = AudienceKind.ALL
     values: list[str] = Field(
         default_factory=list,
