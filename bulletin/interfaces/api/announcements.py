@@ -25,6 +25,7 @@ from bulletin.domain.models import (
     Employee,
     Place,
 )
+from bulletin.interfaces.api import examples
 from bulletin.interfaces.api.auth import ANNOUNCEMENTS_READ, ANNOUNCEMENTS_WRITE, needs
 from bulletin.interfaces.api.common import Pages, found
 from bulletin.interfaces.api.errors import Problems, problem
@@ -98,8 +99,8 @@ def list_announcements(request: HttpRequest, status: AnnouncementStatus | None =
 
 @router.post(
     "",
-    response=replies({201: AnnouncementOut}),
-    **needs(ANNOUNCEMENTS_WRITE, "add_announcement"),
+    response=replies({201: AnnouncementOut}, 400),
+    **needs(ANNOUNCEMENTS_WRITE, "add_announcement", example=examples.NEW_ANNOUNCEMENT),
 )
 def create_announcement(request: HttpRequest, payload: AnnouncementIn) -> Any:
     """Save a draft (checked as if it were to be scheduled); ``/schedule`` schedules it."""
@@ -123,8 +124,8 @@ def get_announcement(request: HttpRequest, id: int) -> Announcement:
 
 @router.patch(
     "/{int:id}",
-    response=replies({200: AnnouncementOut}, 404, 409),
-    **needs(ANNOUNCEMENTS_WRITE, "change_announcement"),
+    response=replies({200: AnnouncementOut}, 400, 404, 409),
+    **needs(ANNOUNCEMENTS_WRITE, "change_announcement", example=examples.ANNOUNCEMENT_CHANGES),
 )
 def edit_announcement(request: HttpRequest, id: int, payload: AnnouncementPatch) -> Any:
     """Change the members given. New content is a new version; a scheduled announcement
