@@ -21,7 +21,7 @@ def project_copy(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "scripts" / "test.sh", scripts / "test.sh")
     python = tmp_path / ".venv" / "bin" / "python"
     python.parent.mkdir(parents=True)
-    python.write_text("#!/bin/sh\necho \"pytest $*\" >> \"$(dirname \"$0\")/../../runs\"\n")
+    python.write_text('#!/bin/sh\necho "pytest $*" >> "$(dirname "$0")/../../runs"\n')
     python.chmod(0o755)
     return tmp_path
 
