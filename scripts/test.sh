@@ -17,7 +17,7 @@ pytest() {
 }
 
 echo "== SQLite"
-pytest -m "not scale_out" || exit 1
+pytest -m "not scale_out and not fuzz" || exit 1
 
 if [ "${BULLETIN_SKIP_POSTGRES:-}" = 1 ]; then
   echo "== PostgreSQL: skipped (BULLETIN_SKIP_POSTGRES=1)"
@@ -38,4 +38,4 @@ once_is_enough=(
   test_authorisation.py test_config.py test_security.py test_deploy_check.py
 )
 DATABASE_URL="${BULLETIN_TEST_POSTGRES_URL%/*}/bulletin" \
-  pytest "${once_is_enough[@]/#/--ignore=tests/}" || exit 1
+  pytest -m "not fuzz" "${once_is_enough[@]/#/--ignore=tests/}" || exit 1
