@@ -40,10 +40,9 @@ services:
 chaos: install
 	scripts/services.sh run $(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
-# The REST API under Schemathesis (tests/test_fuzz.py): about a minute. Not yet part of
-# `make test`: it still finds schema-valid requests the server refuses (issue 16).
+# The REST API under Schemathesis alone (tests/test_fuzz.py, also part of `make test`).
 fuzz: install
-	$(BIN)/python -m pytest -m fuzz tests/test_fuzz.py
+	$(BIN)/python -m pytest tests/test_fuzz.py
 
 # The benchmark suite (bench/README.md): prints the table, writes bench/results.json, and
 # fails if an answer is wrong or a target is missed. `make bench BENCH=fanout-sqlite` runs one.

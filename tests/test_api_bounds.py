@@ -204,3 +204,37 @@ def test_a_fault_inside_the_server_is_a_json_500_without_its_traceback(
     assert assert_json_error(response, 500) == {"detail": "internal error"}
     logged = [r for r in caplog.records if r.getMessage() == "api request failed"]
     assert [record.levelname for record in logged] == ["ERROR"]
+
+
+def test_a_fold_given_as_a_boolean_is_refused_as_the_schema_says(admin: Api) -> None:
+    body = {
+        "title": "Clocks go back",
+        "body": "Twice at 01:30.",
+        "schedule": {"kind": "once", "at_local": "2099-11-01T01:30", "timezone": "UTC"},
+    }
+    schedule = {**body["schedule"], "at_fold": False}
+    refused = admin.post("/announcements", {**body, "schedule": schedule})
+    assert refused.status_code == 422
+    assert "at_fold" in str(refused.json()["detail"])
+
+
+def test_an_empty_cron_or_zone_in_a_preview_is_refused_by_the_schema_itself(admin: Api) -> None:
+    schema = Client().get("/api/v1/openapi.json").json()
+    parameters = schema["paths"]["/api/v1/preview"]["get"]["parameters"]
+    needed = {p["name"]: p["schema"] for p in parameters if p["name"] in ("cron", "timezone")}
+    assert all(rule.get("minLength") == 1 for rule in needed.values()), needed
+    assert_json_error(admin.get("/preview", cron="", timezone="UTC"), 422)
+
+
+def test_a_place_that_is_no_channel_label_is_refused_by_the_schema_itself(admin: Api) -> None:
+    body = {
+        "title": "Canteen",
+        "body": "Open.",
+        "places": [""],
+        "schedule": {"kind": "cron", "cron": "0 9 * * 1", "timezone": "UTC"},
+    }
+    refused = admin.post("/announcements", body)
+    assert refused.status_code == 422 and "places" in str(refused.json()["detail"])
+    schema = Client().get("/api/v1/openapi.json").json()
+    item = schema["components"]["schemas"]["AnnouncementIn"]["properties"]["places"]["items"]
+    assert item["pattern"] == r"^(slack|teams|webhook):\S", item

@@ -155,7 +155,7 @@ STATEFUL = {"schedule", "approve", "pause", "resume", "cancel"}
 def documented_4xx(path: str, method: str) -> set[str]:
     """What each operation can answer besides success: every one 401, 403 and 422; 400 for a
     body that is not JSON and 413 for one too large; 404 for an id; 409 where the
-    announcement's state may forbid it."""
+    announcement's state may forbid it, or a location's employees keep its name."""
     codes = {"401", "403", "422"}
     if (path, method) in BODY_OPERATIONS:
         codes |= {"400", "413"}
@@ -165,6 +165,8 @@ def documented_4xx(path: str, method: str) -> set[str]:
     if path.startswith("/announcements/{id}") and (
         last in STATEFUL or method in {"patch", "delete"}
     ):
+        codes.add("409")
+    if (path, method) == ("/locations/{id}", "patch"):
         codes.add("409")
     return codes
 

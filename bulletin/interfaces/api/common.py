@@ -31,6 +31,12 @@ def _no_nul(text: str) -> str:
 QueryText = Annotated[
     str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": r"^[^\x00]*$"})
 ]
+# One that must say something (a cron expression, a zone): empty is refused by the schema.
+NeededText = Annotated[
+    str,
+    AfterValidator(_no_nul),
+    Field(min_length=1, json_schema_extra={"pattern": r"^[^\x00]*\S[^\x00]*$"}),
+]
 
 
 class Pages(LimitOffsetPagination):

@@ -9,6 +9,7 @@ week that cannot be read is a 422 naming the field, as every input problem here 
 import logging
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
@@ -19,7 +20,6 @@ from bulletin.domain.models import Location
 from bulletin.interfaces.api import examples
 from bulletin.interfaces.api.auth import EMPLOYEES_READ, EMPLOYEES_WRITE, needs
 from bulletin.interfaces.api.common import Pages, QueryText, found
-from bulletin.interfaces.api.errors import Problems, problem
 from bulletin.interfaces.api.outputs import LocationOut
 from bulletin.interfaces.api.schemas import LocationIn, LocationPatch, replies
 from bulletin.interfaces.locations import renaming_problem
@@ -73,7 +73,7 @@ def get_location(request: HttpRequest, id: int) -> Location:
 
 @router.patch(
     "/{int:id}",
-    response=replies({200: LocationOut}, 400, 404),
+    response=replies({200: LocationOut}, 400, 404, 409),
     **needs(EMPLOYEES_WRITE, "change_location", example=examples.LOCATION_CHANGES),
 )
 def edit_location(request: HttpRequest, id: int, payload: LocationPatch) -> Any:
@@ -82,7 +82,7 @@ def edit_location(request: HttpRequest, id: int, payload: LocationPatch) -> Any:
     location = found(Location.objects.all(), id)
     changes = payload.model_dump(exclude_unset=True)
     if "name" in changes and (why := renaming_problem(location, changes["name"])):
-        raise Problems([problem("name", why)])
+        raise ValidationError(why)  # a conflict with the location's state: 409
     new_country = changes.get("country", location.country).upper()
     if new_country != location.country and "subdivision" not in changes:
         changes["subdivision"] = ""  # the old subdivision was the old country's

@@ -11,7 +11,7 @@ from ninja import Query, Router
 
 from bulletin.dispatch.announcements import EARLIEST_DAY, LATEST_DAY
 from bulletin.interfaces.api.auth import ANNOUNCEMENTS_READ, needs
-from bulletin.interfaces.api.common import QueryText
+from bulletin.interfaces.api.common import NeededText
 from bulletin.interfaces.api.errors import Problems, problem
 from bulletin.interfaces.api.outputs import PreviewOut
 from bulletin.interfaces.api.schemas import replies
@@ -57,8 +57,8 @@ def _start(value: str | None, zone: ZoneInfo) -> datetime:
 )
 def preview_schedule(
     request: HttpRequest,
-    cron: QueryText,
-    timezone: QueryText,
+    cron: NeededText,
+    timezone: NeededText,
     count: int = Query(10, ge=1, le=100),
     after: str | None = Query(None, alias="from", description="ISO date-time; default now"),
 ) -> dict[str, Any]:

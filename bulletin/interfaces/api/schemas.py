@@ -8,7 +8,7 @@ members each schedule kind needs. The service still checks everything and names 
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from ninja import Field, Schema
 from pydantic import ConfigDict, StrictBool, StrictInt, field_validator
@@ -19,6 +19,10 @@ from bulletin.domain.records import MAX_BODY_CHARS
 from bulletin.interfaces.api.common import LARGEST, SMALLEST
 
 EmployeeId = Annotated[StrictInt, Field(ge=SMALLEST, le=LARGEST)]
+# A place as "channel:name" (slack:#general); which places exist, the server knows.
+PlaceName = Annotated[str, Field(min_length=3, pattern=r"^(slack|teams|webhook):\S")]
+# 0 or 1, as a JSON number: `false` is not a fold (lax validation took it for 0).
+Fold = Annotated[StrictInt, Field(ge=0, le=1)]
 
 A_YEAR = 365 * 24 * 60
 
@@ -195,7 +199,7 @@ class ScheduleIn(Strict):
     kind: ScheduleKind
     cron: str = Field(default="", description="5-field cron expression, for kind 'cron'")
     at_local: str = Field(default="", description="local YYYY-MM-DDTHH:MM, for kind 'once'")
-    at_fold: Literal[0, 1] | None = Field(default=None, description=FOLD)
+    at_fold: Fold | None = Field(default=None, description=FOLD)
     timezone: str = Field(default="", description="IANA zone, unless per_recipient_zone")
     per_recipient_zone: StrictBool = False
 
@@ -210,7 +214,7 @@ class AnnouncementIn(Strict):
     body: str = Field(description=BODY, max_length=MAX_BODY_CHARS, json_schema_extra=BODY_RULES)
     audience: AudienceIn = AudienceIn()
     channels: list[str] = Field(default_factory=list, examples=[["email", "inapp"]])
-    places: list[str] = Field(default_factory=list, examples=[["slack:#general"]])
+    places: list[PlaceName] = Field(default_factory=list, examples=[["slack:#general"]])
     schedule: ScheduleIn
     misfire_grace_minutes: StrictInt | None = Field(default=None, ge=0, le=A_YEAR)
     send_late: StrictBool = False
@@ -231,7 +235,7 @@ class SchedulePatch(Patch):
     kind: ScheduleKind | None = None
     cron: str | None = None
     at_local: str | None = None
-    at_fold: Literal[0, 1] | None = Field(default=None, description=FOLD)
+    at_fold: Fold | None = Field(default=None, description=FOLD)
     timezone: str | None = None
     per_recipient_zone: StrictBool | None = None
 
@@ -243,7 +247,7 @@ class AnnouncementPatch(Patch):
     )
     audience: AudiencePatch | None = None
     channels: list[str] | None = None
-    places: list[str] | None = None
+    places: list[PlaceName] | None = None
     schedule: SchedulePatch | None = None
     misfire_grace_minutes: StrictInt | None = Field(default=None, ge=0, le=A_YEAR)
     send_late: StrictBool | None = None
