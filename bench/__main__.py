@@ -76,6 +76,33 @@ BENCHMARKS = {
 }
 
 
+# Issue 17: what HR and monitoring read, at 10k and at 1M deliveries (flat cost); the CSV
+# export against a raw SELECT written with csv; the employee import end to end.
+BENCHMARKS |= {
+    "ledger-reads-sqlite": Benchmark(
+        "bench.ledger_reads",
+        "sqlite",
+        {"small": 10_000, "large": 1_000_000, "rounds": 5},
+        {"small": 100, "large": 1000, "rounds": 1},
+    ),
+    "ledger-reads-postgres": Benchmark(
+        "bench.ledger_reads",
+        "postgresql",
+        {"small": 10_000, "large": 1_000_000, "rounds": 5},
+        {"small": 100, "large": 1000, "rounds": 1},
+    ),
+    "csv-export": Benchmark(
+        "bench.csv_export", "sqlite", {"rows": 1_000_000, "rounds": 3}, {"rows": 500, "rounds": 1}
+    ),
+    "employee-import": Benchmark(
+        "bench.employee_import",
+        "sqlite",
+        {"rows": 100_000, "rounds": 3},
+        {"rows": 300, "rounds": 1},
+    ),
+}
+
+
 def postgres_server() -> str:
     server = os.environ.get("BULLETIN_BENCH_POSTGRES_URL") or os.environ.get(
         "BULLETIN_TEST_POSTGRES_URL"
