@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import RATIO_AT_LEAST, RATIO_AT_MOST, ROOT
+from bench.common import RATIO_AT_LEAST, RATIO_AT_MOST, ROOT, VALUE_AT_LEAST
 
 
 @dataclass(frozen=True)
@@ -173,6 +173,8 @@ def target_text(row: dict[str, Any]) -> str:
         return f"≥ {row['target']:g}×"
     if row["compare"] == RATIO_AT_MOST:
         return f"≤ {row['target']:g}×"
+    if row["compare"] == VALUE_AT_LEAST:
+        return f"≥ {row['target']:g} {row['unit']}"
     return f"≤ {row['target']:g} {row['unit']}"
 
 

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RATIO_AT_LEAST = "ratio >= target"
 RATIO_AT_MOST = "ratio <= target"
 VALUE_AT_MOST = "value <= target"
+VALUE_AT_LEAST = "value >= target"  # an absolute floor, such as rows/s the issue names
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Result:
             return self.ratio >= self.target
         if self.compare == RATIO_AT_MOST:
             return self.ratio <= self.target
+        if self.compare == VALUE_AT_LEAST:
+            return self.value >= self.target
         return self.value <= self.target
 
     def as_json(self) -> dict[str, Any]:
