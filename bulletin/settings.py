@@ -155,8 +155,8 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Whether psycopg may prepare the statements dispatch asks it to (bulletin.dispatch.
-    # statements); it never prepares on its own count (the threshold is out of reach), and
+    # Whether psycopg may prepare the statements dispatch asks it to (bulletin.dispatch.ledger.
+    # cursors); it never prepares on its own count (the threshold is out of reach), and
     # Django's own cursors bind on the client, which never prepares, whatever this says.
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
         2**31 - 1 if BULLETIN.prepared_statements else None

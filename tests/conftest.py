@@ -46,6 +46,21 @@ def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """After every test that used the database, the kept delivery counts still equal a fresh
+    GROUP BY of the ledger: whatever the test did to deliveries, it did through the ledger
+    (or one saved at a time), or this says which counts drifted."""
+    result = yield
+    uses_db = {"db", "transactional_db", "live_server"} & set(getattr(item, "fixturenames", ()))
+    if uses_db or item.get_closest_marker("django_db"):
+        from bulletin.dispatch.ledger import counts
+
+        drift = counts.check()
+        assert not drift, f"kept counts differ from the ledger (kept, counted): {drift}"
+    return result
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps calling home on a closed network.
 CHROMIUM_ARGS = [

@@ -187,3 +187,26 @@ def api_announcement(**overrides: Any) -> dict[str, Any]:
         "schedule": {"kind": "cron", "cron": "0 9 * * 1-5", "timezone": "Europe/London"},
     }
     return body | overrides
+
+
+def put(rows: Any, **fields: Any) -> int:
+    """Test set-up: put deliveries straight into the state a scenario needs (as no product
+    path would), then rebuild the kept counts from the ledger so they stay right."""
+    from django.db.models import QuerySet
+
+    from bulletin.dispatch.ledger import counts
+
+    changed = QuerySet.update(rows.all(), **fields)  # around the ledger's guard, deliberately
+    counts.recount()
+    return changed
+
+
+def forget(rows: Any) -> None:
+    """Test set-up: delete deliveries outright (no product path does: retention prunes), then
+    rebuild the kept counts."""
+    from django.db.models import QuerySet
+
+    from bulletin.dispatch.ledger import counts
+
+    QuerySet.delete(rows.all())
+    counts.recount()

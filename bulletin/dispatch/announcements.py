@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bulletin.channels import TRANSPORTS
+from bulletin.dispatch.ledger import orders
 from bulletin.dispatch.planning import rule_of, schedule_of
 from bulletin.domain.models import (
     Announcement,
@@ -239,14 +240,9 @@ def cancel(announcement: Announcement) -> None:
         Occurrence.objects.filter(announcement=announcement, state=OccurrenceState.PLANNED).update(
             state=OccurrenceState.CANCELLED
         )
-        skipped = Delivery.objects.filter(
-            occurrence__announcement=announcement,
-            state__in=(DeliveryState.PENDING, DeliveryState.HELD),
-        ).update(
-            state=DeliveryState.SKIPPED,
-            last_error="announcement cancelled",
-            updated_at=timezone.now(),
-        )
+        waiting = Delivery.objects.filter(occurrence__announcement=announcement)
+        states = (DeliveryState.PENDING, DeliveryState.HELD)
+        skipped = orders.skip(waiting, states, "announcement cancelled", timezone.now())
     log.info(
         "pending deliveries skipped",
         extra={"announcement_id": announcement.pk, "skipped": skipped},

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from bulletin.channels.base import Destination, Message
 from bulletin.channels.render import render_html, render_text
 from bulletin.conf import secret, site_link
-from bulletin.dispatch.leases import Claimed
+from bulletin.dispatch.ledger import Claimed
 from bulletin.dispatch.unsubscribe import unsubscribe_url
 from bulletin.domain.models import Announcement, Channel, Occurrence, Place, delivery_key
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import (
     CharField,
     DateTimeField,
@@ -28,6 +28,7 @@ from django.db.models import (
 
 from bulletin.dispatch.audience import audience_of
 from bulletin.dispatch.holding import hold_outside_windows
+from bulletin.dispatch.ledger import orders
 from bulletin.domain.models import (
     Channel,
     ChannelOptOut,
@@ -42,11 +43,6 @@ from bulletin.domain.models import (
 )
 
 log = logging.getLogger(__name__)
-
-_COLUMNS = (
-    "occurrence_id, employee_id, place_id, channel, state, attempts, due_at, last_error, "
-    "created_at, updated_at"
-)
 
 
 def fan_out(occurrence: Occurrence, now: datetime) -> int:
@@ -101,7 +97,7 @@ def _insert_place(
 ) -> int:
     if place.per_person:
         return _insert_people(people, occurrence, place.channel, place.pk, now)
-    Delivery.objects.create(occurrence=occurrence, place=place, channel=place.channel, due_at=now)
+    orders.create_one(occurrence.pk, place.pk, place.channel, now)
     return 1
 
 
@@ -164,11 +160,8 @@ def _insert_rows(
             "new_updated",
         )
     )
-    select_sql, params = rows.query.sql_with_params()
-    table = Delivery._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} ({_COLUMNS}) {select_sql}", params)
-        return int(cursor.rowcount)
+    # The ledger inserts them (sql.COLUMNS, in this order) and counts them.
+    return orders.create(rows.query.sql_with_params(), occurrence.pk, channel, state.value)
 
 
 def fan_out_planned(now: datetime, limit: int = 50) -> int:

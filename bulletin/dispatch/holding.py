@@ -24,6 +24,7 @@ from django.db.models import Case, Count, DateField, F, Q, QuerySet, When
 
 from bulletin.conf import options
 from bulletin.dispatch.audience import audience_of
+from bulletin.dispatch.ledger import orders
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
@@ -138,8 +139,8 @@ def _people(group: Group, now: datetime) -> QuerySet[Employee]:
 
 
 def _hold(waiting: QuerySet[Delivery], group: Group, hold: Hold, now: datetime) -> int:
-    return waiting.filter(employee__in=_people(group, now)).update(
-        state=DeliveryState.HELD, due_at=hold.until, hold_reason=hold.reason[:200], updated_at=now
+    return orders.hold(
+        waiting.filter(employee__in=_people(group, now)), hold.until, hold.reason, now
     )
 
 
@@ -151,7 +152,7 @@ def release_opened(now: datetime) -> int:
     )
     # A read first: dispatchers call this every idle second, and on SQLite even an UPDATE
     # that changes nothing takes the write lock.
-    released = opened.update(state=DeliveryState.PENDING, updated_at=now) if opened.exists() else 0
+    released = orders.unhold(opened, now) if opened.exists() else 0
     if released:
         log.info("held deliveries released: working window open", extra={"deliveries": released})
     return released
@@ -160,7 +161,7 @@ def release_opened(now: datetime) -> int:
 def release_now(announcement: Announcement, now: datetime) -> int:
     """Send the announcement's held deliveries now, working hours or not; returns how many."""
     held = Delivery.objects.filter(occurrence__announcement=announcement, state=DeliveryState.HELD)
-    released = held.update(state=DeliveryState.PENDING, due_at=now, updated_at=now)
+    released = orders.unhold(held, now, due=now)
     log.info(
         "held deliveries released: sent now regardless",
         extra={"announcement_id": announcement.pk, "deliveries": released},

@@ -2,7 +2,7 @@
 
 Written by email (unique, and what ``users.lookupByEmail`` was asked about): if the person's
 email changed meanwhile, the write finds no one, and the next send looks them up afresh. The
-claim reads these columns back onto the ``Recipient`` (``dispatch.leases``). Writes use
+claim reads these columns back onto the ``Recipient`` (``dispatch.ledger``). Writes use
 ``update()``: a remembered id is a cache, not an edit, so ``updated_at`` stays as it was.
 """
 

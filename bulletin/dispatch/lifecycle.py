@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from bulletin.channels.base import Message, Recipient, TransportError
@@ -21,6 +21,7 @@ from bulletin.channels.email import EmailTransport
 from bulletin.channels.render import render_html, render_text
 from bulletin.conf import options
 from bulletin.dispatch import announcements, holding
+from bulletin.dispatch.ledger import orders
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
@@ -45,12 +46,6 @@ EDITABLE = (
 )
 SUBMITTABLE = (AnnouncementStatus.DRAFT, AnnouncementStatus.PENDING_APPROVAL)
 RETRYABLE = (DeliveryState.FAILED, DeliveryState.UNKNOWN)
-
-# A person's deliberate retry starts a fresh retry budget: the policy counts the tries since
-# ``budget_start``, so a transient failure after it is retried again, up to max_attempts.
-# ``attempts`` is not reset: it numbers the Attempt rows, unique per delivery, and the
-# history before the retry is kept.
-FRESH_BUDGET = {"budget_start": F("attempts")}
 
 
 def require(user: Any, permission: str) -> None:
@@ -320,7 +315,7 @@ def retry(
 
     An ``unknown`` delivery may already have arrived: retrying it risks a duplicate, so it
     happens only when the caller confirms that risk with ``include_unknown``. Each gets a
-    fresh retry budget (``FRESH_BUDGET``).
+    fresh retry budget (see ``Delivery.budget_start``).
     """
     require(by, "retry_delivery")
     states = RETRYABLE if include_unknown else (DeliveryState.FAILED,)
@@ -328,13 +323,7 @@ def retry(
     if occurrence is not None:
         rows = rows.filter(occurrence=occurrence)
     with transaction.atomic():
-        count = rows.update(
-            state=DeliveryState.PENDING,
-            due_at=timezone.now(),
-            last_error="",
-            updated_at=timezone.now(),
-            **FRESH_BUDGET,
-        )
+        count = orders.retry(rows, states, timezone.now())
         audit(
             by,
             AuditAction.RETRIED,

@@ -26,7 +26,11 @@ What stays, and why:
   deliveries that never reached the inbox (failed, skipped) have no item and may go.
 - Audit events point at announcements, not deliveries; the delivery ids some carry in their
   detail are history and stay as written. ``Occurrence.delivery_count`` keeps how many were
-  fanned out; HR's counts by state show only the rows that are left.
+  fanned out.
+- **The counts.** A pruned delivery still counts in the totals HR, ``status`` and
+  ``/metrics`` show: the ledger moves its count from ``live`` to ``pruned``
+  (``bulletin.dispatch.ledger.counts``). Only the lists of deliveries (the detail page's
+  rows, the CSV export, the API's ``/deliveries``) lose it.
 
 Deletion runs in batches, each one short transaction over at most ``batch_size`` rows: memory is
 bounded by the batch, and other writers (SQLite has one at a time) wait for a batch, not for the
@@ -43,6 +47,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
+from bulletin.dispatch.ledger import orders
 from bulletin.domain.models import Attempt, Delivery, DeliveryState, InboxItem
 
 log = logging.getLogger(__name__)
@@ -129,5 +134,5 @@ def _delete_batch(cutoff: datetime, batch_size: int) -> Pruned:
         ids = list(batch[:batch_size])
         if not ids:
             return Pruned()
-        _, deleted = Delivery.objects.filter(pk__in=ids).delete()
-    return Pruned(deleted.get(Delivery._meta.label, 0), deleted.get(Attempt._meta.label, 0))
+        deliveries, attempts = orders.prune(ids)
+    return Pruned(deliveries, attempts)

@@ -38,9 +38,9 @@ from bulletin.channels.base import (
     TransportError,
 )
 from bulletin.conf import options
-from bulletin.dispatch import holding, identities, leases, ledger, pacing
+from bulletin.dispatch import holding, identities, ledger, pacing
 from bulletin.dispatch.compose import BatchContent
-from bulletin.dispatch.leases import Claimed, Outcome
+from bulletin.dispatch.ledger import Claimed, Outcome
 from bulletin.dispatch.retry import RetryPolicy
 from bulletin.domain.models import AttemptOutcome, DeliveryState, Occurrence, Tallied, Tally
 
@@ -73,7 +73,7 @@ class _Lap:
 
     def __init__(self, lease: timedelta) -> None:
         self.lease = lease
-        self.token = leases.new_token()
+        self.token = ledger.new_token()
         self.ids: list[int] = []
         # When the claim was made, and when the current group's attempts began.
         self.renewed = self.claimed_at = self.started = timezone.now()
@@ -86,7 +86,7 @@ class _Lap:
         if now - self.renewed <= self._renew_every:
             return False
         self.renewed = now
-        leases.renew(self.ids, self.token, now, self.lease)
+        ledger.renew(self.ids, self.token, now, self.lease)
         return True
 
 
@@ -113,7 +113,7 @@ class Dispatcher:
     def reap(self) -> int:
         """Settle expired leases, and let held deliveries whose working window opened go."""
         holding.release_opened(timezone.now())
-        reaped = leases.reap(timezone.now(), deduplicating_channels())
+        reaped = ledger.reap(timezone.now(), deduplicating_channels())
         return len(reaped.requeued) + len(reaped.resent) + len(reaped.unknown)
 
     def dispatch_batch(self) -> int:
@@ -169,7 +169,7 @@ class Dispatcher:
 
     def _batch(self) -> int:
         lap = _Lap(timedelta(seconds=self.options.lease_seconds))
-        claimed = leases.claim_rows(
+        claimed = ledger.claim_rows(
             lap.token, self.options.batch_size, lap.claimed_at, lap.lease, self._starting
         )
         ids = lap.ids = [row.id for row in claimed]
@@ -183,10 +183,10 @@ class Dispatcher:
                 else:
                     self._deliver_each(channel, transport, rows, lap)
         except BaseException:
-            leases.release(ids, lap.token, timezone.now())
+            ledger.release(ids, lap.token, timezone.now())
             raise  # the caller closes the connections: one in an unknown state is not reused
         if self.stop.is_set():  # a graceful stop: what was not attempted goes back
-            self.released += leases.release(ids, lap.token, timezone.now())
+            self.released += ledger.release(ids, lap.token, timezone.now())
         return len(ids)
 
     def _transport(self, channel: str) -> Transport:
@@ -281,18 +281,18 @@ class Dispatcher:
         waiting = [m.delivery_id for m in messages if m.delivery_id not in numbers]
         lap.started = timezone.now() if waiting else lap.claimed_at
         if waiting:  # not begun by the claim: write the intent now
-            numbers |= leases.begin_attempts(waiting, lap.token, lap.started, lap.lease)
+            numbers |= ledger.begin_attempts(waiting, lap.token, lap.started, lap.lease)
         recorded: set[int] = set()
         try:
             with transaction.atomic() if transport.transactional else nullcontext():
                 recorded = self._send_together(transport, messages, numbers, lap)
-        except leases.LeaseLost:
+        except ledger.LeaseLost:
             recorded = set()  # the inbox writes were rolled back with their outcomes
             log.warning("lease lost; inbox writes rolled back", extra={"delivery_ids": [*numbers]})
             # The count finish_many made went with the rollback: every outcome was refused.
             Tally.add(Tallied.OUTCOME_AFTER_LOST_LEASE, len(numbers))
         unsent = [pk for pk in numbers if pk not in recorded]
-        self.released += leases.withdraw(unsent, lap.token, timezone.now())
+        self.released += ledger.withdraw(unsent, lap.token, timezone.now())
 
     def _send_together(
         self, transport: Transport, messages: list[Message], numbers: dict[int, int], lap: _Lap
@@ -310,9 +310,9 @@ class Dispatcher:
         return recorded | self._record(transport, outcomes, lap)
 
     def _record(self, transport: Transport, outcomes: dict[int, Outcome], lap: _Lap) -> set[int]:
-        recorded = leases.finish_many(outcomes, lap.token, timezone.now(), lap.started)
+        recorded = ledger.finish_many(outcomes, lap.token, timezone.now(), lap.started)
         if transport.transactional and len(recorded) < len(outcomes):
-            raise leases.LeaseLost  # inbox items must not outlive a lost lease
+            raise ledger.LeaseLost  # inbox items must not outlive a lost lease
         outcomes.clear()
         return recorded
 
@@ -325,11 +325,11 @@ class Dispatcher:
         except Exception as exc:
             log.exception("cannot prepare delivery", extra={"delivery_id": row.id})
             started = lap.claimed_at if row.attempt else timezone.now()
-            attempt = row.attempt or leases.begin_attempt(row.id, lap.token, started, lap.lease)
+            attempt = row.attempt or ledger.begin_attempt(row.id, lap.token, started, lap.lease)
             if attempt:
                 outcome = self._retry(attempt, f"cannot prepare: {exc!r}")
                 self._note(row.id, outcome)
-                leases.finish(row.id, lap.token, outcome, timezone.now(), started)
+                ledger.finish(row.id, lap.token, outcome, timezone.now(), started)
             return None
         return message
 
@@ -346,7 +346,7 @@ class Dispatcher:
         while paces:
             slot = pacing.book(paces, self.horizon())
             if not slot.booked:
-                if leases.defer(row.id, lap.token, slot.at, timezone.now()):
+                if ledger.defer(row.id, lap.token, slot.at, timezone.now()):
                     self._held.append(slot.at)
                 return False
             if slot.wait <= 0:

@@ -11,35 +11,24 @@ by a conditional UPDATE that names that state, all named ids or none.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from bulletin.dispatch.lifecycle import FRESH_BUDGET, audit
-from bulletin.domain.models import Announcement, Attempt, Delivery, DeliveryState
+from bulletin.dispatch.ledger import orders
+from bulletin.dispatch.lifecycle import audit
+from bulletin.domain.models import Announcement, Delivery, DeliveryState
 from bulletin.domain.records import AuditAction
 
 log = logging.getLogger(__name__)
 
 
-def _changes(verdict: str, reason: str, now: datetime) -> dict[str, Any]:
-    if verdict == "resend":
-        return {"state": DeliveryState.PENDING, "due_at": now, "last_error": "", **FRESH_BUDGET}
-    if verdict == "failed":
-        note = f"settled by hand: did not arrive{f' ({reason})' if reason else ''}"
-        return {"state": DeliveryState.FAILED, "last_error": note}
-    # When the interrupted attempt began is the best estimate of when it was handed over.
-    began = Attempt.objects.filter(delivery=OuterRef("pk")).order_by("-number")
-    return {
-        "state": DeliveryState.SENT,
-        "sent_at": Coalesce(Subquery(began.values("started_at")[:1]), now),
-        "last_error": "",
-    }
+def _note(verdict: str, reason: str) -> str:
+    if verdict != "failed":
+        return ""
+    return f"settled by hand: did not arrive{f' ({reason})' if reason else ''}"
 
 
 def _check(ids: list[int], found: dict[int, str]) -> None:
@@ -56,11 +45,8 @@ def settle(ids: list[int], verdict: str, reason: str = "") -> int:
     """Move the named unknown deliveries as ``verdict`` says, auditing it per announcement."""
     now = timezone.now()
     with transaction.atomic():
-        locked = Delivery.objects.select_for_update().filter(pk__in=ids)
-        found = dict(locked.values_list("pk", "state"))
-        _check(ids, found)
-        unknown = Delivery.objects.filter(pk__in=ids, state=DeliveryState.UNKNOWN)
-        moved = unknown.update(updated_at=now, **_changes(verdict, reason, now))
+        _check(ids, orders.lock(ids))
+        moved = orders.settle(ids, verdict, _note(verdict, reason), now)
         if moved != len(ids):  # the lock makes this impossible; the UPDATE is the last word
             raise ValidationError("the deliveries changed meanwhile; nothing was changed")
         _audit(ids, verdict, reason)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
+
+from bulletin.domain.tallies import DeliveryQuerySet, count_saved
 
 
 def validate_single_line(value: str) -> None:
@@ -435,6 +438,8 @@ class Delivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = DeliveryQuerySet.as_manager()
+
     class Meta:
         verbose_name_plural = "deliveries"
         ordering = ["id"]
@@ -471,7 +476,8 @@ class Delivery(models.Model):
                 name="delivery_leased_idx",
                 condition=Q(lease_expires_at__isnull=False),
             ),
-            # HR views and status: counts by state per occurrence
+            # Lists of an occurrence's deliveries by state (the HR detail page, the API's
+            # /deliveries?state=, retry and cancel); counts are kept (ledger/counts.py)
             models.Index(fields=["occurrence", "state"], name="delivery_occurrence_state_idx"),
             # deleting a place (PROTECT asks: place_id IN …) and a place's delivery history
             models.Index(
@@ -481,6 +487,19 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.pk} ({self.channel}, {self.state})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The ledger moves deliveries in sets and counts each move; one saved on its own (the
+        # admin, a fixture) is counted here, in the same transaction.
+        was = None if self._state.adding else _state_of(self.pk)
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            count_saved(self.occurrence_id, self.channel, was, self.state)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        with transaction.atomic():
+            count_saved(self.occurrence_id, self.channel, _state_of(self.pk), None)
+            return super().delete(*args, **kwargs)
 
     @property
     def idempotency_key(self) -> str:
@@ -492,6 +511,12 @@ class Delivery(models.Model):
             self.place_id,
             self.channel,
         )
+
+
+def _state_of(pk: int | None) -> str | None:
+    if pk is None:
+        return None
+    return Delivery.objects.filter(pk=pk).values_list("state", flat=True).first()
 
 
 def delivery_key(
@@ -586,7 +611,12 @@ from bulletin.domain.records import (  # noqa: E402 - they refer to the models a
     Approval,
     AuditEvent,
 )
-from bulletin.domain.tallies import Tallied, Tally  # noqa: E402
+from bulletin.domain.tallies import (  # noqa: E402
+    DeliveryCount,
+    DeliveryCountChange,
+    Tallied,
+    Tally,
+)
 
 __all__ = [
     "Announcement",
@@ -602,6 +632,8 @@ __all__ = [
     "ChannelOptOut",
     "ChannelPace",
     "Delivery",
+    "DeliveryCount",
+    "DeliveryCountChange",
     "DeliveryState",
     "Employee",
     "InboxItem",

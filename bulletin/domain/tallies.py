@@ -51,3 +51,88 @@ class Tally(models.Model):
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [name.value, count])
+
+
+class DeliveryCount(models.Model):
+    """How many deliveries of one occurrence and channel are in one state: kept, not computed.
+
+    Every state change adds a :class:`DeliveryCountChange` in its own transaction (the ledger,
+    ``bulletin.dispatch.ledger``, is the only writer); folding moves those into these rows.
+    The count of a key is its row here plus its changes not yet folded, so a read costs the
+    same at ten thousand deliveries and at ten million.
+    """
+
+    occurrence = models.ForeignKey(
+        "bulletin.Occurrence", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    channel = models.CharField(max_length=16)
+    state = models.CharField(max_length=16)
+    live = models.BigIntegerField(default=0)  # rows in the ledger now
+    # Rows retention deleted: gone from the ledger, still counted in the totals HR sees.
+    pruned = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # counts.fold's upsert; reads by occurrence use its leading column.
+            models.UniqueConstraint(
+                fields=["occurrence", "channel", "state"], name="delivery_count_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.occurrence_id} {self.channel} {self.state}: {self.live}+{self.pruned}"
+
+
+class DeliveryCountChange(models.Model):
+    """A change to the kept counts, not yet folded into :class:`DeliveryCount`.
+
+    Appended, never updated: concurrent dispatchers moving rows of the same occurrence would
+    otherwise all wait on the one count row of (occurrence, channel, ``pending``) — an
+    insert takes no lock another insert waits for. Folding (every tick) keeps this table small.
+    """
+
+    occurrence = models.ForeignKey(
+        "bulletin.Occurrence", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    channel = models.CharField(max_length=16)
+    state = models.CharField(max_length=16)
+    live = models.BigIntegerField(default=0)
+    pruned = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.occurrence_id} {self.channel} {self.state}: {self.live:+}{self.pruned:+}"
+
+
+class LedgerOnly(Exception):
+    """A delivery's state was to be written around the ledger, which keeps its counts."""
+
+
+class DeliveryQuerySet(models.QuerySet):  # type: ignore[type-arg]
+    """Deliveries, to read as any QuerySet. Their state moves only through the ledger
+    (``bulletin.dispatch.ledger``): an ``update`` of it here would leave the kept counts
+    wrong, so it is refused outright rather than left to drift."""
+
+    def update(self, **kwargs: object) -> int:
+        if "state" in kwargs:
+            raise LedgerOnly(
+                "a delivery's state moves only through bulletin.dispatch.ledger, "
+                "which keeps the counts"
+            )
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise LedgerOnly(
+            "deliveries are deleted only by retention (bulletin.dispatch.ledger), "
+            "which keeps the counts"
+        )
+
+
+def count_saved(occurrence_id: int, channel: str, was: str | None, now: str | None) -> None:
+    """One delivery saved or deleted through the ORM (the admin, fixtures): its count moves
+    from ``was`` to ``now`` (None: it did not exist / no longer does)."""
+    changes = [(was, -1), (now, 1)] if was != now else []
+    DeliveryCountChange.objects.bulk_create(
+        DeliveryCountChange(occurrence_id=occurrence_id, channel=channel, state=state, live=n)
+        for state, n in changes
+        if state is not None
+    )

@@ -9,18 +9,26 @@ ended, each with its history row, and the intents of the ones about to begin.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from bulletin.dispatch import statements
-from bulletin.dispatch.leases import Outcome, group_outcomes, log_intent, log_outcomes
-from bulletin.domain.models import Attempt, Delivery, DeliveryState, Tallied, Tally
+from bulletin.dispatch.ledger import cursors, sql
+from bulletin.dispatch.ledger.counts import Changes
+from bulletin.dispatch.ledger.dialect import Dialect
+from bulletin.dispatch.ledger.leases import (
+    Outcome,
+    group_outcomes,
+    log_intent,
+    log_outcomes,
+    outcome_params,
+)
+from bulletin.domain.models import Tallied, Tally
 
 log = logging.getLogger(__name__)
 
@@ -35,60 +43,36 @@ class Attempted(NamedTuple):
 
 @dataclass(frozen=True)
 class _SerialStatements:
-    """The serial ledger's SQL for one database, with the placeholders its driver takes."""
+    """The serial ledger's statements for one database, as its driver takes them."""
 
     own: tuple[str, str, str]  # begin, commit, rollback: a transaction of the ledger's own
     nested: tuple[str, str, str]  # the same inside a caller's transaction: a savepoint
     outcome: str
     history: str
     intent: str
-    time: Callable[[datetime], Any]  # a timestamp as the driver takes it
-
-
-def _sqlite_time(value: datetime) -> str:
-    return str(value.astimezone(UTC).replace(tzinfo=None))  # Django's own stored text form
-
-
-def _aware_time(value: datetime) -> datetime:
-    return value
+    change: str
 
 
 @lru_cache(maxsize=4)
 def _serial_statements(vendor: str) -> _SerialStatements:
-    table, attempts = Delivery._meta.db_table, Attempt._meta.db_table
-    sending, claimed = DeliveryState.SENDING.value, DeliveryState.CLAIMED.value
-    sqlite = vendor == "sqlite"
+    dialect = Dialect(vendor)
+    one = "id = %(id)s"  # one delivery per statement here: no list to unpack
 
-    def bind(sql: str) -> str:  # sqlite3 takes "?" where psycopg takes "%s"
-        return sql.replace("%s", "?") if sqlite else sql
+    def bind(template: str) -> str:
+        return dialect.for_driver(sql.of(dialect, template, ids=one))
 
     savepoint = "bulletin_serial_step"
     return _SerialStatements(
-        # IMMEDIATE: take SQLite's write lock at BEGIN, as the ORM's transactions do here.
-        own=("BEGIN IMMEDIATE" if sqlite else "BEGIN", "COMMIT", "ROLLBACK"),
+        own=(dialect.begin, "COMMIT", "ROLLBACK"),
         nested=(
             f"SAVEPOINT {savepoint}",
             f"RELEASE SAVEPOINT {savepoint}",
             f"ROLLBACK TO SAVEPOINT {savepoint}",
         ),
-        outcome=bind(
-            f"UPDATE {table} SET state = %s, lease_token = NULL, lease_expires_at = NULL, "
-            f"last_error = %s, updated_at = %s, sent_at = COALESCE(%s, sent_at), "
-            f"due_at = COALESCE(%s, due_at) "
-            f"WHERE id = %s AND lease_token = %s AND state = '{sending}' RETURNING attempts"
-        ),
-        history=bind(
-            f"INSERT INTO {attempts} (delivery_id, number, started_at, finished_at, outcome, "
-            f"error) VALUES (%s, %s, %s, %s, %s, %s)"
-        ),
-        intent=bind(
-            f"UPDATE {table} SET state = '{sending}', attempts = attempts + 1, "
-            f"lease_expires_at = %s, updated_at = %s "
-            f"WHERE id = %s AND lease_token = %s AND state = '{claimed}' "
-            # The try's place in its retry budget, for the policy; history uses ``attempts``.
-            f"RETURNING attempts - budget_start"
-        ),
-        time=_sqlite_time if sqlite else _aware_time,
+        outcome=bind(sql.OUTCOME),
+        history=bind(sql.HISTORY_ROW),
+        intent=bind(sql.INTENT),
+        change=bind(sql.CHANGE),
     )
 
 
@@ -109,6 +93,7 @@ class SerialLedger:
         self.token, self.lease = token, lease
         self._db = connections[DEFAULT_DB_ALIAS]  # this thread's: a ledger never changes hands
         self._sql = _serial_statements(self._db.vendor)
+        self._time = Dialect(self._db.vendor).time
 
     def step(
         self, ended: Sequence[Attempted], starting: Sequence[int], now: datetime
@@ -118,36 +103,46 @@ class SerialLedger:
         longer this lease's: it must not be sent)."""
         if not ended and not starting:
             return {}
+        changes = Changes()
         with self._transaction() as cursor:
-            recorded = {done.delivery_id for done in ended if self._record(cursor, done, now)}
-            begun = {pk: number for pk in starting if (number := self._begin(cursor, pk, now))}
+            recorded = {d.delivery_id for d in ended if self._record(cursor, d, now, changes)}
+            begun = {
+                pk: number
+                for pk in starting
+                if (number := self._begin(cursor, pk, now, changes)) is not None
+            }
+            if changes.live:
+                cursor.executemany(self._sql.change, changes.rows())
             Tally.add(Tallied.OUTCOME_AFTER_LOST_LEASE, len(ended) - len(recorded))
             Tally.add(Tallied.INTENT_AFTER_LOST_LEASE, len(starting) - len(begun))
         log_outcomes(group_outcomes((d.delivery_id, d.outcome) for d in ended), recorded)
         log_intent([pk for pk in starting if pk not in begun], sorted(begun))
         return begun
 
-    def _record(self, cursor: Any, done: Attempted, now: datetime) -> bool:
-        outcome, time = done.outcome, self._sql.time
-        at = time(now)
-        retry_at = time(outcome.retry_at) if outcome.retry_at else None
-        sent_at = at if outcome.state == DeliveryState.SENT else None
-        changes = (outcome.state.value, outcome.error, at, sent_at, retry_at)
-        cursor.execute(self._sql.outcome, (*changes, done.delivery_id, self.token))
+    def _record(self, cursor: Any, done: Attempted, now: datetime, changes: Changes) -> bool:
+        params = outcome_params(done.outcome, now, done.started)
+        cursor.execute(self._sql.outcome, params | {"id": done.delivery_id, "token": self.token})
         row = cursor.fetchone()
         if row is None:
             return False
-        history = (done.delivery_id, row[0], time(done.started), at, outcome.attempt.value)
-        cursor.execute(self._sql.history, (*history, outcome.error))
+        changes.moved([row], "sending")
+        history = params | {"delivery": done.delivery_id, "number": row[4]}
+        cursor.execute(self._sql.history, history)
         return True
 
-    def _begin(self, cursor: Any, delivery_id: int, now: datetime) -> int | None:
-        time = self._sql.time
-        cursor.execute(
-            self._sql.intent, (time(now + self.lease), time(now), delivery_id, self.token)
-        )
+    def _begin(self, cursor: Any, delivery_id: int, now: datetime, changes: Changes) -> int | None:
+        params = {
+            "expires": self._time(now + self.lease),
+            "now": self._time(now),
+            "id": delivery_id,
+            "token": self.token,
+        }
+        cursor.execute(self._sql.intent, params)
         row = cursor.fetchone()
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        changes.moved([row], "claimed")
+        return int(row[4])
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
@@ -156,7 +151,7 @@ class SerialLedger:
             db.ensure_connection()
             nested = db.in_atomic_block
             begin, commit, rollback = self._sql.nested if nested else self._sql.own
-            cursor = statements.driver_cursor(db)
+            cursor = cursors.driver_cursor(db)
             cursor.execute(begin)
             try:
                 yield cursor

@@ -35,6 +35,9 @@ class _Preparing:
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self._cursor.execute(sql, params, prepare=bool(params))
 
+    def executemany(self, sql: str, params: Sequence[Any]) -> None:
+        self._cursor.executemany(sql, params)
+
     def fetchall(self) -> list[Any]:
         return list(self._cursor.fetchall())
 
