@@ -107,7 +107,7 @@ def test_a_title_with_a_line_break_is_refused(hr: Client) -> None:
 def test_deliveries_are_read_only_and_counted_by_state(hr: Client) -> None:
     factories.employees(3)
     factories.fired()
-    Delivery.objects.filter(pk=Delivery.objects.first().pk).update(state="unknown")  # type: ignore[union-attr]
+    factories.put(Delivery.objects.filter(pk=Delivery.objects.first().pk), state="unknown")  # type: ignore[union-attr]
     page = hr.get("/admin/bulletin/delivery/").content.decode()
     assert "Pending (2)" in page and "Unknown (interrupted mid-send) (1)" in page
     assert hr.get("/admin/bulletin/delivery/add/").status_code == 403

@@ -551,7 +551,7 @@ def test_the_detail_and_occurrences_count_deliveries_by_state(announcer: Api) ->
     factories.employees(3)
     item = factories.fired()
     first = Delivery.objects.order_by("id").first()
-    Delivery.objects.filter(pk=first.pk).update(state=DeliveryState.SENT)  # type: ignore[union-attr]
+    factories.put(Delivery.objects.filter(pk=first.pk), state=DeliveryState.SENT)  # type: ignore[union-attr]
     detail = announcer.get(f"/announcements/{item.pk}").json()
     assert detail["deliveries"]["pending"] == 2 and detail["deliveries"]["sent"] == 1
     occurrences = announcer.get(f"/announcements/{item.pk}/occurrences").json()
@@ -670,8 +670,11 @@ def test_deactivating_an_employee_keeps_them_but_out_of_audiences(
 def test_deliveries_are_listed_with_their_recipient_and_filtered(announcer: Api) -> None:
     factories.employees(2)
     item = factories.fired()
-    Delivery.objects.filter(employee__email="person1@example.com").update(
-        state=DeliveryState.FAILED, attempts=5, last_error="550 mailbox unavailable"
+    factories.put(
+        Delivery.objects.filter(employee__email="person1@example.com"),
+        state=DeliveryState.FAILED,
+        attempts=5,
+        last_error="550 mailbox unavailable",
     )
     page = announcer.get("/deliveries", announcement_id=item.pk, state="failed").json()
     assert page["count"] == 1
@@ -688,8 +691,10 @@ def test_retry_leaves_unknown_deliveries_alone_unless_include_unknown_is_true(
     factories.employees(3)
     item = factories.fired()
     first, *others = Delivery.objects.order_by("id")
-    Delivery.objects.filter(pk=first.pk).update(state=DeliveryState.FAILED)
-    Delivery.objects.filter(pk__in=[d.pk for d in others]).update(state=DeliveryState.UNKNOWN)
+    factories.put(Delivery.objects.filter(pk=first.pk), state=DeliveryState.FAILED)
+    factories.put(
+        Delivery.objects.filter(pk__in=[d.pk for d in others]), state=DeliveryState.UNKNOWN
+    )
     path = f"/announcements/{item.pk}/retry"
 
     assert announcer.post(path, {}).json() == {"retried": 1, "unknown_left": 2}

@@ -169,8 +169,11 @@ def place(w: World) -> Place:
 def held(w: World) -> Announcement:
     """A scheduled announcement whose delivery to Erin waits for her working hours."""
     item = failed(w)
-    Delivery.objects.filter(occurrence__announcement=item).update(
-        state=DeliveryState.HELD, due_at=timezone.now() + timedelta(hours=12), hold_reason="weekend"
+    factories.put(
+        Delivery.objects.filter(occurrence__announcement=item),
+        state=DeliveryState.HELD,
+        due_at=timezone.now() + timedelta(hours=12),
+        hold_reason="weekend",
     )
     return item
 

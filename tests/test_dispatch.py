@@ -18,7 +18,7 @@ from bulletin import conf
 from bulletin.channels import TRANSPORTS
 from bulletin.channels.base import AmbiguousError, PermanentError, TransientError
 from bulletin.channels.fake import FakeTransport
-from bulletin.dispatch import leases
+from bulletin.dispatch import ledger
 from bulletin.dispatch.planning import tick
 from bulletin.dispatch.retry import RetryPolicy
 from bulletin.dispatch.sender import Dispatcher
@@ -55,8 +55,8 @@ def states() -> dict[str, int]:
 def test_a_claim_is_won_by_exactly_one_token(fake: Any) -> None:
     due_deliveries(5)
     now = timezone.now()
-    first = leases.claim("a" * 32, 10, now, LEASE)
-    second = leases.claim("b" * 32, 10, now, LEASE)
+    first = ledger.claim("a" * 32, 10, now, LEASE)
+    second = ledger.claim("b" * 32, 10, now, LEASE)
     assert len(first) == 5 and second == []
     assert set(Delivery.objects.values_list("lease_token", flat=True)) == {"a" * 32}
 
@@ -64,7 +64,7 @@ def test_a_claim_is_won_by_exactly_one_token(fake: Any) -> None:
 def test_claims_respect_the_batch_limit_and_due_time(fake: Any) -> None:
     deliveries = due_deliveries(5)
     Delivery.objects.filter(pk=deliveries[0].pk).update(due_at=timezone.now() + LEASE)
-    claimed = leases.claim(leases.new_token(), 3, timezone.now(), LEASE)
+    claimed = ledger.claim(ledger.new_token(), 3, timezone.now(), LEASE)
     assert len(claimed) == 3 and deliveries[0].pk not in claimed
 
 
@@ -96,13 +96,13 @@ def test_message_is_personalised_and_the_html_is_sanitised(fake: Any) -> None:
 def test_an_outcome_is_not_recorded_once_the_lease_is_lost(fake: Any) -> None:
     (delivery,) = due_deliveries(1)
     now = timezone.now()
-    token = leases.new_token()
-    leases.claim(token, 1, now, LEASE)
-    assert leases.begin_attempt(delivery.pk, token, now, LEASE) == 1
+    token = ledger.new_token()
+    ledger.claim(token, 1, now, LEASE)
+    assert ledger.begin_attempt(delivery.pk, token, now, LEASE) == 1
     # The lease expires mid-send and the reaper settles the row; the slow worker then reports.
-    leases.reap(now + 2 * LEASE, deduplicating=[])
-    sent = leases.Outcome(DeliveryState.SENT, AttemptOutcome.SENT)
-    assert leases.finish(delivery.pk, token, sent, now + 2 * LEASE, now) is False
+    ledger.reap(now + 2 * LEASE, deduplicating=[])
+    sent = ledger.Outcome(DeliveryState.SENT, AttemptOutcome.SENT)
+    assert ledger.finish(delivery.pk, token, sent, now + 2 * LEASE, now) is False
     delivery.refresh_from_db()
     assert delivery.state == DeliveryState.UNKNOWN
 
@@ -110,20 +110,20 @@ def test_an_outcome_is_not_recorded_once_the_lease_is_lost(fake: Any) -> None:
 def test_a_worker_that_lost_its_claim_does_not_start_sending(fake: Any) -> None:
     (delivery,) = due_deliveries(1)
     now = timezone.now()
-    stale = leases.new_token()
-    leases.claim(stale, 1, now, LEASE)
-    leases.reap(now + 2 * LEASE, deduplicating=[])
-    fresh = leases.new_token()
-    assert leases.claim(fresh, 1, now + 2 * LEASE, LEASE) == [delivery.pk]
-    assert leases.begin_attempt(delivery.pk, stale, now + 2 * LEASE, LEASE) is None
-    assert leases.begin_attempt(delivery.pk, fresh, now + 2 * LEASE, LEASE) == 1
+    stale = ledger.new_token()
+    ledger.claim(stale, 1, now, LEASE)
+    ledger.reap(now + 2 * LEASE, deduplicating=[])
+    fresh = ledger.new_token()
+    assert ledger.claim(fresh, 1, now + 2 * LEASE, LEASE) == [delivery.pk]
+    assert ledger.begin_attempt(delivery.pk, stale, now + 2 * LEASE, LEASE) is None
+    assert ledger.begin_attempt(delivery.pk, fresh, now + 2 * LEASE, LEASE) == 1
 
 
 def test_expired_claim_that_never_sent_goes_back_to_the_queue(fake: Any) -> None:
     due_deliveries(3)
     now = timezone.now()
-    leases.claim(leases.new_token(), 10, now, LEASE)
-    reaped = leases.reap(now + 2 * LEASE, deduplicating=[])
+    ledger.claim(ledger.new_token(), 10, now, LEASE)
+    reaped = ledger.reap(now + 2 * LEASE, deduplicating=[])
     assert len(reaped.requeued) == 3 and reaped.unknown == []
     assert states() == {"pending": 3}
     assert Attempt.objects.count() == 0
@@ -132,10 +132,10 @@ def test_expired_claim_that_never_sent_goes_back_to_the_queue(fake: Any) -> None
 def test_expired_send_on_a_deduplicating_channel_is_resent_with_the_same_key(fake: Any) -> None:
     (delivery,) = due_deliveries(1)
     now = timezone.now()
-    token = leases.new_token()
-    leases.claim(token, 1, now, LEASE)
-    leases.begin_attempt(delivery.pk, token, now, LEASE)
-    reaped = leases.reap(now + 2 * LEASE, deduplicating=["fake"])
+    token = ledger.new_token()
+    ledger.claim(token, 1, now, LEASE)
+    ledger.begin_attempt(delivery.pk, token, now, LEASE)
+    reaped = ledger.reap(now + 2 * LEASE, deduplicating=["fake"])
     assert reaped.resent == [delivery.pk]
     delivery.refresh_from_db()
     assert delivery.state == DeliveryState.PENDING
@@ -252,7 +252,7 @@ def test_fan_out_query_count_does_not_grow_with_the_audience(
 
     due_deliveries(1)
     factories.employees(2000, prefix="more")
-    Delivery.objects.all().delete()
+    factories.forget(Delivery.objects)
     Occurrence.objects.update(state=OccurrenceState.PLANNED)
     occurrence = Occurrence.objects.select_related("announcement").get()
     with django_assert_max_num_queries(8):

@@ -131,7 +131,7 @@ def test_only_announcers_and_administrators_retry_failed_deliveries(
 ) -> None:
     factories.employees(2)
     item = factories.fired()
-    Delivery.objects.update(state=DeliveryState.FAILED)
+    factories.put(Delivery.objects, state=DeliveryState.FAILED)
     actor = user_with(django_user_model, "actor", role)
     client = Client()
     client.force_login(actor)

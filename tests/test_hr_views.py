@@ -153,7 +153,7 @@ def test_a_post_without_its_csrf_token_is_refused(ann: Any) -> None:
 def test_the_dashboard_groups_announcements_by_status_with_next_send_and_counts(ann: Any) -> None:
     factories.employees(3)
     sent = factories.fired(title="Sent weekly")
-    Delivery.objects.filter(occurrence__announcement=sent).update(state=DeliveryState.SENT)
+    factories.put(Delivery.objects.filter(occurrence__announcement=sent), state=DeliveryState.SENT)
     draft(ann, title="Still a draft")
     paused = draft(ann, title="On hold")
     lifecycle.submit(paused, ann)
@@ -599,9 +599,9 @@ def test_the_detail_page_shows_counts_by_state_versions_and_the_audit_log(ann: A
     factories.employees(4)
     item = factories.fired(title="Counted")
     rows = list(Delivery.objects.order_by("id"))
-    Delivery.objects.filter(pk=rows[0].pk).update(state=DeliveryState.SENT)
-    Delivery.objects.filter(pk=rows[1].pk).update(state=DeliveryState.FAILED)
-    Delivery.objects.filter(pk=rows[2].pk).update(state=DeliveryState.UNKNOWN)
+    factories.put(Delivery.objects.filter(pk=rows[0].pk), state=DeliveryState.SENT)
+    factories.put(Delivery.objects.filter(pk=rows[1].pk), state=DeliveryState.FAILED)
+    factories.put(Delivery.objects.filter(pk=rows[2].pk), state=DeliveryState.UNKNOWN)
     lifecycle.pause(item, ann)
     html = page(logged_in(ann).get(f"/hr/{item.pk}/"))
     row = html[html.index('class="occurrence') :]
@@ -617,7 +617,7 @@ def test_the_detail_page_shows_counts_by_state_versions_and_the_audit_log(ann: A
 def test_retrying_failed_deliveries_happens_at_once(ann: Any) -> None:
     factories.employees(2)
     item = factories.fired()
-    Delivery.objects.update(state=DeliveryState.FAILED, last_error="550 no such user")
+    factories.put(Delivery.objects, state=DeliveryState.FAILED, last_error="550 no such user")
     response = logged_in(ann).post(f"/hr/{item.pk}/retry/", follow=True)
     assert "2 failed deliveries are queued to be sent again" in page(response)
     assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.PENDING}
@@ -627,7 +627,7 @@ def test_retrying_unknown_deliveries_requires_the_confirmation_step(ann: Any) ->
     factories.employees(2)
     item = factories.fired()
     occurrence = Occurrence.objects.get()
-    Delivery.objects.update(state=DeliveryState.UNKNOWN)
+    factories.put(Delivery.objects, state=DeliveryState.UNKNOWN)
     client = logged_in(ann)
 
     unconfirmed = client.post(
@@ -653,7 +653,7 @@ def test_retrying_unknown_deliveries_requires_the_confirmation_step(ann: Any) ->
 def test_an_approver_may_not_retry_deliveries(ann: Any, april: Any) -> None:
     factories.employees(1)
     item = factories.fired()
-    Delivery.objects.update(state=DeliveryState.FAILED)
+    factories.put(Delivery.objects, state=DeliveryState.FAILED)
     assert logged_in(april).post(f"/hr/{item.pk}/retry/").status_code == 403
     assert Delivery.objects.get().state == DeliveryState.FAILED
 
@@ -706,11 +706,17 @@ def test_the_csv_export_lists_every_delivery_and_neutralises_formulas(ann: Any) 
     factories.employees(2)
     item = factories.fired()
     first, second = Delivery.objects.order_by("id")
-    Delivery.objects.filter(pk=first.pk).update(
-        state=DeliveryState.FAILED, attempts=3, last_error='=HYPERLINK("http://evil")'
+    factories.put(
+        Delivery.objects.filter(pk=first.pk),
+        state=DeliveryState.FAILED,
+        attempts=3,
+        last_error='=HYPERLINK("http://evil")',
     )
-    Delivery.objects.filter(pk=second.pk).update(
-        state=DeliveryState.SENT, attempts=1, sent_at=timezone.now()
+    factories.put(
+        Delivery.objects.filter(pk=second.pk),
+        state=DeliveryState.SENT,
+        attempts=1,
+        sent_at=timezone.now(),
     )
     Employee.objects.filter(pk=second.employee_id).update(email="@sum@example.com")
     response = logged_in(ann).get(f"/hr/{item.pk}/deliveries.csv")

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from bulletin.dispatch import leases
+from bulletin.dispatch import ledger
 from bulletin.dispatch.holding import release_opened
 from bulletin.dispatch.planning import tick
 from bulletin.dispatch.sender import Dispatcher
@@ -54,7 +54,7 @@ def test_idle_planning_and_dispatching_use_only_indexes() -> None:
     factories.employees(3)
     factories.created_earlier(cron="0 9 * * *")
     queries = polled_queries(tick) + polled_queries(Dispatcher().run_until_idle)
-    queries += polled_queries(lambda: leases.reap(timezone.now(), []))
+    queries += polled_queries(lambda: ledger.reap(timezone.now(), []))
     assert queries
     for sql in queries:
         assert full_scans(sql) == [], sql
@@ -88,7 +88,7 @@ def test_a_place_is_looked_up_through_an_index_that_fan_out_to_people_never_writ
 def test_releasing_deliveries_whose_working_window_opened_uses_the_held_index() -> None:
     factories.employees(3)
     factories.tick_after(factories.created_earlier())
-    Delivery.objects.update(state=DeliveryState.HELD, due_at=timezone.now())
+    factories.put(Delivery.objects, state=DeliveryState.HELD, due_at=timezone.now())
     queries = polled_queries(lambda: release_opened(timezone.now()))
     assert any(sql.lstrip().upper().startswith("UPDATE") for sql in queries)
     for sql in queries:

@@ -10,7 +10,7 @@ import pytest
 from django.db import IntegrityError
 from django.utils import timezone
 
-from bulletin.dispatch import leases
+from bulletin.dispatch import ledger as leases
 from bulletin.dispatch.ledger import Attempted, SerialLedger
 from bulletin.domain.models import (
     Attempt,

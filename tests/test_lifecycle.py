@@ -119,7 +119,7 @@ def test_editing_after_the_first_occurrence_changes_only_later_occurrences(ann: 
 def test_retrying_unknown_deliveries_needs_the_risk_confirmed(ann: Any) -> None:
     factories.employees(2)
     item = factories.fired()
-    Delivery.objects.update(state=DeliveryState.UNKNOWN)
+    factories.put(Delivery.objects, state=DeliveryState.UNKNOWN)
     assert lifecycle.retry(item, ann) == 0  # failed only, by default
     assert lifecycle.retry(item, ann, include_unknown=True) == 2
     assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.PENDING}

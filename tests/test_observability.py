@@ -26,7 +26,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from bulletin import conf
-from bulletin.dispatch import leases
+from bulletin.dispatch import ledger
 from bulletin.dispatch.fanout import fan_out
 from bulletin.dispatch.planning import plan_announcement
 from bulletin.domain.models import (
@@ -427,17 +427,17 @@ def test_workers_that_lost_their_leases_are_refused_and_counted_with_the_expired
     factories.fired()
     mid_send, unsent = Delivery.objects.order_by("pk")
     now = timezone.now()
-    slow, stalled = leases.new_token(), leases.new_token()
-    leases.claim(slow, 1, now, LEASE)
-    assert leases.begin_attempt(mid_send.pk, slow, now, LEASE) == 1
-    leases.claim(stalled, 1, now, LEASE)
+    slow, stalled = ledger.new_token(), ledger.new_token()
+    ledger.claim(slow, 1, now, LEASE)
+    assert ledger.begin_attempt(mid_send.pk, slow, now, LEASE) == 1
+    ledger.claim(stalled, 1, now, LEASE)
     later = now + 2 * LEASE
-    reaped = leases.reap(later, deduplicating=[])  # mid_send → unknown, unsent → requeued
+    reaped = ledger.reap(later, deduplicating=[])  # mid_send → unknown, unsent → requeued
     assert (reaped.unknown, reaped.requeued) == ([mid_send.pk], [unsent.pk])
-    sent = leases.Outcome(DeliveryState.SENT, AttemptOutcome.SENT)
+    sent = ledger.Outcome(DeliveryState.SENT, AttemptOutcome.SENT)
 
-    assert leases.finish(mid_send.pk, slow, sent, later, now) is False
-    assert leases.begin_attempt(unsent.pk, stalled, later, LEASE) is None
+    assert ledger.finish(mid_send.pk, slow, sent, later, now) is False
+    assert ledger.begin_attempt(unsent.pk, stalled, later, LEASE) is None
 
     assert duplicates(client) == NONE_PREVENTED | {
         "outcome_after_lost_lease": 1,

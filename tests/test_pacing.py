@@ -16,7 +16,7 @@ from django.utils import timezone
 from bulletin.channels import TRANSPORTS
 from bulletin.channels.base import Message, TransientError
 from bulletin.channels.fake import FakeTransport
-from bulletin.dispatch import leases, pacing
+from bulletin.dispatch import ledger, pacing
 from bulletin.dispatch.sender import Dispatcher, outcomes
 from bulletin.domain.models import Attempt, ChannelPace, Delivery, DeliveryState, InboxItem
 from tests import factories
@@ -230,7 +230,7 @@ def test_an_inbox_write_is_rolled_back_when_the_lease_was_lost(
     factories.employees(1)
     factories.fired(channels=("inapp",))
     # The outcome finds the row no longer ours (reaped and claimed by another worker).
-    monkeypatch.setattr(leases, "finish_many", lambda *args, **kwargs: set())
+    monkeypatch.setattr(ledger, "finish_many", lambda *args, **kwargs: set())
     Dispatcher().dispatch_batch()
     assert InboxItem.objects.count() == 0
     delivery = Delivery.objects.get()

@@ -11,7 +11,7 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from bulletin.dispatch import leases
+from bulletin.dispatch import ledger
 from bulletin.dispatch.planning import PLANNER_LOCK, tick
 from bulletin.domain.models import Delivery, Occurrence
 from tests import factories
@@ -61,7 +61,7 @@ def test_a_claim_skips_rows_another_worker_holds_locked_instead_of_waiting() -> 
         worker.execute("SELECT id FROM bulletin_delivery WHERE id = ANY(%s) FOR UPDATE", [ids[:3]])
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '2s'")  # a blocked claim would fail, not hang
-        claimed = leases.claim(leases.new_token(), 10, timezone.now(), timedelta(seconds=60))
+        claimed = ledger.claim(ledger.new_token(), 10, timezone.now(), timedelta(seconds=60))
     assert claimed == ids[3:]
 
 

@@ -55,7 +55,7 @@ def retry_through_the_api(item: Announcement, delivery: Delivery, by: Any) -> No
 
 def resend_unknown(item: Announcement, delivery: Delivery, by: Any) -> None:
     # As if its last try had been interrupted and a person found it never arrived.
-    Delivery.objects.filter(pk=delivery.pk).update(state=DeliveryState.UNKNOWN)
+    factories.put(Delivery.objects.filter(pk=delivery.pk), state=DeliveryState.UNKNOWN)
     assert settle([delivery.pk], "resend", "not in the relay's log") == 1
 
 

@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from bulletin.channels.email import message_id
-from bulletin.dispatch import leases
+from bulletin.dispatch import ledger
 from bulletin.dispatch.sender import Dispatcher
 from bulletin.domain.models import Attempt, AttemptOutcome, AuditEvent, Delivery, DeliveryState
 from bulletin.domain.records import AuditAction
@@ -26,10 +26,10 @@ def interrupted(count: int = 1) -> list[Delivery]:
     """``count`` email deliveries whose worker died mid-send: the reaper made them unknown."""
     factories.employees(count + 1)
     factories.fired()
-    token, now = leases.new_token(), timezone.now()
-    ids = leases.claim(token, count, now, LEASE)
-    leases.begin_attempts(ids, token, now, LEASE)
-    leases.reap(now + LEASE + timedelta(seconds=1), deduplicating=[])
+    token, now = ledger.new_token(), timezone.now()
+    ids = ledger.claim(token, count, now, LEASE)
+    ledger.begin_attempts(ids, token, now, LEASE)
+    ledger.reap(now + LEASE + timedelta(seconds=1), deduplicating=[])
     rows = list(Delivery.objects.filter(pk__in=ids).order_by("pk"))
     assert {row.state for row in rows} == {DeliveryState.UNKNOWN}
     return rows
@@ -119,7 +119,7 @@ def test_the_list_names_each_unknown_delivery_with_its_message_id() -> None:
         for row in rows
         if row.employee is not None
     ]
-    assert all(line.endswith(leases.INTERRUPTED) for line in lines)
+    assert all(line.endswith(ledger.INTERRUPTED) for line in lines)
 
 
 def test_settling_an_unknown_id_on_the_command_line_is_one_line_and_exit_1(

@@ -10,7 +10,7 @@ import pytest
 from django.db import IntegrityError, connection
 
 from bulletin import conf
-from bulletin.dispatch import statements
+from bulletin.dispatch.ledger import cursors
 from bulletin.dispatch.sender import Dispatcher
 from bulletin.domain.models import Delivery, DeliveryState
 from tests import factories
@@ -68,7 +68,7 @@ def test_a_failing_prepared_statement_raises_djangos_error(settings: Any) -> Non
     dispatch_in_batches_of_two(settings, "inapp")
     delivery = Delivery.objects.first()
     assert delivery is not None
-    with pytest.raises(IntegrityError), statements.cursor() as cursor:
+    with pytest.raises(IntegrityError), cursors.cursor() as cursor:
         cursor.execute(
             "UPDATE bulletin_delivery SET channel = %s WHERE id = %s", [None, delivery.pk]
         )
