@@ -302,3 +302,18 @@ def test_an_occurrence_links_to_its_deliveries_listed_through_its_index(hr: Clie
     theirs = Delivery.objects.filter(occurrence=occurrence).order_by("-id")
     assert listed_ids(html) == list(theirs.values_list("id", flat=True))
     assert whole_table_counts(queries) == [] and other.pk != occurrence.pk
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="reads SQLite's query plan")
+@pytest.mark.parametrize("state", ["sent", "unknown"])
+def test_a_state_filtered_page_is_read_in_index_order_without_sorting(
+    hr: Client, state: str
+) -> None:
+    seed(500)
+    _, queries = page(hr, f"/admin/bulletin/delivery/?state__exact={state}")
+    listing = [q["sql"] for q in queries if q["sql"].startswith('SELECT "bulletin_delivery"."id"')]
+    assert len(listing) == 1
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {listing[0]}")
+        plan = " | ".join(str(row[-1]) for row in cursor.fetchall())
+    assert "delivery_occurrence_state_idx" in plan and "TEMP B-TREE" not in plan, plan

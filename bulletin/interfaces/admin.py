@@ -382,6 +382,15 @@ class DeliveryAdmin(BigTableAdmin):
     ) -> tuple[QuerySet[Delivery], bool]:
         return search_rows(request, queryset, search_term, places=True), False
 
+    def index_ordering(self, request: HttpRequest) -> list[str]:
+        """With a state chosen, rows come from delivery_occurrence_state_idx (see
+        IndexedStateFilter), whose order is (occurrence, state, id): newest occurrence first
+        reads a page straight off it. In id order the database would sort every row in that
+        state first (6.6 s for 990,000 ``sent`` rows on SQLite)."""
+        if request.GET.get("state__exact"):
+            return ["-occurrence_id", "-pk"]
+        return super().index_ordering(request)
+
     @admin.display(description="Message-ID / idempotency key")
     def provider_key(self, delivery: Delivery) -> str:
         """What the receiver saw: the runbook for an ``unknown`` delivery searches for it."""
