@@ -383,12 +383,14 @@ class DeliveryAdmin(BigTableAdmin):
         return search_rows(request, queryset, search_term, places=True), False
 
     def index_ordering(self, request: HttpRequest) -> list[str]:
-        """With a state chosen, rows come from delivery_occurrence_state_idx (see
-        IndexedStateFilter), whose order is (occurrence, state, id): newest occurrence first
-        reads a page straight off it. In id order the database would sort every row in that
-        state first (6.6 s for 990,000 ``sent`` rows on SQLite)."""
-        if request.GET.get("state__exact"):
-            return ["-occurrence_id", "-pk"]
+        """With a state or an occurrence chosen, rows come from delivery_occurrence_state_idx
+        (see IndexedStateFilter), whose order is (occurrence, state, id): that order, newest
+        first, reads a page straight off it. In id order the database sorts every chosen row
+        first (6.6 s for 990,000 ``sent`` rows on SQLite; 85 ms for one 10,000-person
+        occurrence). Within an occurrence the states come in reverse alphabetical order,
+        ``unknown`` (the runbook's first look) first."""
+        if request.GET.get("state__exact") or request.GET.get("occurrence__id__exact"):
+            return ["-occurrence_id", "-state", "-pk"]
         return super().index_ordering(request)
 
     @admin.display(description="Message-ID / idempotency key")
