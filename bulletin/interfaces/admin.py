@@ -31,10 +31,15 @@ from bulletin.domain.models import (
     Occurrence,
     Place,
 )
-from bulletin.interfaces.admin_paging import (
-    BigTableAdmin,
+from bulletin.interfaces.admin_ledger import (
     IndexedStateFilter,
     NarrowedChannelFilter,
+    kept_counts,
+)
+from bulletin.interfaces.admin_paging import (
+    BigTableAdmin,
+    EstimatingPaginator,
+    RowCount,
     search_rows,
 )
 from bulletin.interfaces.locations import renaming_problem
@@ -356,7 +361,8 @@ class AttemptInline(admin.TabularInline):
 @admin.register(Delivery)
 class DeliveryAdmin(BigTableAdmin):
     """Read-only: a delivery's state changes in the ledger only (HR's retry and settle go
-    through it); paged, filtered and searched by indexes (admin_paging)."""
+    through it); paged, filtered and searched by indexes, counted from the ledger's kept
+    counts (admin_paging, admin_ledger)."""
 
     list_display = (
         "pk",
@@ -381,6 +387,17 @@ class DeliveryAdmin(BigTableAdmin):
         self, request: HttpRequest, queryset: QuerySet[Delivery], search_term: str
     ) -> tuple[QuerySet[Delivery], bool]:
         return search_rows(request, queryset, search_term, places=True), False
+
+    def get_paginator(
+        self, request: HttpRequest, queryset: QuerySet[Delivery], per_page: int, *args: Any
+    ) -> EstimatingPaginator:
+        paginator = EstimatingPaginator(queryset, per_page, *args)
+        if (kept := kept_counts(request)).answers:
+            paginator.known = RowCount(kept.count())
+        return paginator
+
+    def facets_are_kept(self, request: HttpRequest) -> bool:
+        return kept_counts(request).answers
 
     def index_ordering(self, request: HttpRequest) -> list[str]:
         """With a state or an occurrence chosen, rows come from delivery_occurrence_state_idx

@@ -6,7 +6,8 @@ items): each page costs the same few indexed queries at ten thousand rows and at
   unfiltered list shows the table's *estimated* size, a filtered list is counted only up to
   ``EXACT_UP_TO`` ("more than 10,000"), and per-choice counts appear only while the whole
   table is that small.
-- **Index-backed filters, sorting and search only**: see the filters and :func:`search_people`.
+- **Index-backed sorting and search only** (:func:`search_rows`); the delivery list's own
+  filters and kept counts are in ``admin_ledger``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.db import connection, models
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from bulletin.domain.models import Employee, Occurrence, Place
+from bulletin.domain.models import Employee, Place
 
 # Up to this many rows a count is exact (counting them is cheap); past it, an unfiltered list
 # shows an estimate and a filtered one "more than EXACT_UP_TO". Tests lower it.
@@ -82,12 +83,16 @@ def table_rows(model: type[models.Model]) -> RowCount:
 
 
 class EstimatingPaginator(Paginator):
-    """Pages a list whose size is estimated or capped; past the real end a page is empty."""
+    """Pages a list whose size is estimated or capped; past the real end a page is empty.
+    ``known``: the size where something cheaper knows it (the ledger's kept counts)."""
 
     object_list: QuerySet[Any]
+    known: RowCount | None = None
 
     @cached_property
     def row_count(self) -> RowCount:
+        if self.known is not None:
+            return self.known
         if self.object_list.query.where:
             return counted(self.object_list)
         return self.table
@@ -110,9 +115,12 @@ class BigTableChangeList(ChangeList):
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
-        # Per-choice counts are one pass over the table (filtered by the other filters) per
-        # filter: shown while the table is small, left off once it is not.
-        self.add_facets = self.add_facets and not self.paginator.table.label
+        # Django's per-choice counts are one pass over the table (filtered by the other
+        # filters) per filter: shown while the table is small, or where the admin has them
+        # for free (kept counts), left off otherwise.
+        admin_: BigTableAdmin = self.model_admin  # type: ignore[assignment]
+        cheap = admin_.facets_are_kept(request) or not self.paginator.table.label
+        self.add_facets = self.add_facets and cheap
 
     def get_ordering(self, request: HttpRequest, queryset: QuerySet[Any]) -> list[Any]:
         """The admin's index order, whatever the query string asks: any other order sorts
@@ -137,6 +145,10 @@ class BigTableAdmin(admin.ModelAdmin):
         """Newest first, along the primary key: a page is its next hundred entries."""
         return ["-pk"]
 
+    def facets_are_kept(self, request: HttpRequest) -> bool:
+        """Whether this list's filters count their choices without reading the table."""
+        return False
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -145,34 +157,6 @@ class BigTableAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-class IndexedStateFilter(admin.ChoicesFieldListFilter):
-    """A delivery's state is indexed only after its occurrence (delivery_occurrence_state_idx:
-    no index leads with state, one per state would be maintained on every state change).
-    Naming every occurrence, ``occurrence_id IN (SELECT id FROM occurrence)`` — the same rows,
-    as every delivery has one — lets SQLite and PostgreSQL walk that index once per occurrence
-    (a skip scan by hand) and read only the chosen state's rows: a rare state such as
-    ``unknown`` is found without reading the millions that are ``sent``."""
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
-        chosen = super().queryset(request, queryset)
-        if chosen is None or not self.used_parameters:
-            return chosen
-        return chosen.filter(occurrence__in=Occurrence.objects.values("pk"))
-
-
-class NarrowedChannelFilter(admin.ChoicesFieldListFilter):
-    """No index holds a delivery's channel, so a channel alone would be found by reading the
-    table newest first until a page fills — all of it for a channel seldom used. Offered once
-    an indexed filter (a state, an occurrence, a search for people) has narrowed the list; a
-    channel already chosen stays visible, so it can be cleared."""
-
-    NARROWING = ("state__exact", "occurrence__id__exact", "q")
-
-    def has_output(self) -> bool:
-        params = self.request.GET
-        return bool(self.used_parameters) or any(params.get(name) for name in self.NARROWING)
 
 
 def people_named(request: HttpRequest, term: str) -> list[int]:
