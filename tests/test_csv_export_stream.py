@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -163,14 +164,14 @@ def test_people_who_may_not_see_deliveries_get_what_they_always_got(eve: Any) ->
 
 
 @contextmanager
-def served() -> Iterator[int]:
+def served(**adjustments: Any) -> Iterator[int]:
     """Bulletin's WSGI application under waitress, as `bulletin run` serves it: its port."""
     from django.core.handlers.wsgi import WSGIHandler
     from waitress import create_server  # type: ignore[import-untyped]
 
     # What bulletin.wsgi serves, without its django.setup(): that would configure logging
     # again and take pytest's log capture off the root logger.
-    server = create_server(WSGIHandler(), host="127.0.0.1", port=0, threads=1)
+    server = create_server(WSGIHandler(), host="127.0.0.1", port=0, threads=1, **adjustments)
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     try:
@@ -217,3 +218,44 @@ def test_a_failure_half_way_is_logged_with_the_announcement_and_breaks_the_downl
     assert [(r.getMessage(), getattr(r, "announcement_id", None)) for r in failures] == [
         ("delivery export failed", item.pk)
     ]
+
+
+def logged(caplog: pytest.LogCaptureFixture, message: str, within: float = 20.0) -> list[Any]:
+    """The export's log records with this message (ids included), once one has come."""
+    deadline = time.monotonic() + within
+    while True:
+        found = [
+            (r.getMessage(), getattr(r, "announcement_id", None))
+            for r in caplog.records
+            if r.name == exports.__name__ and r.getMessage() == message
+        ]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_download_given_up_half_way_is_logged_with_the_announcement(
+    ann: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(exports, "CHUNK", 1)
+    item = an_announcement()
+    where = occurrence(item, MONDAY)
+    # 5 MB in all, more than the server holds for a client (64 kB here) and the sockets
+    # between: it is still writing when the client leaves.
+    for person in factories.employees(100):
+        deliver(where, employee=person, state="failed", last_error="x" * 50_000)
+    cookie = logged_in(ann).cookies["sessionid"].value
+
+    with served(outbuf_high_watermark=65536) as port, caplog.at_level(logging.INFO):
+        web = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        path = f"/hr/{item.pk}/deliveries.csv"
+        web.request("GET", path, headers={"Host": "testserver", "Cookie": f"sessionid={cookie}"})
+        response = web.getresponse()
+        assert response.read(1000).startswith(HEADER.encode())
+        response.close()  # the person closed the browser tab
+        web.close()
+        given_up = logged(caplog, "delivery export abandoned")
+
+    assert given_up == [("delivery export abandoned", item.pk)]
+    assert not logged(caplog, "deliveries exported", within=0)

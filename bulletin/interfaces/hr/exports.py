@@ -51,13 +51,8 @@ CHUNK = 2000  # rows per fetch from the cursor, and per piece of the response
 _CANONICAL = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{6})?")
 
 
-def safe_cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
-
-
 def _neutralised(column: str) -> str:
-    """SQL for ``safe_cell`` of a text column: the apostrophe added by the database."""
+    """SQL for a text column's cell: an apostrophe before a formula's first character."""
     starts = ", ".join(["%s"] * len(_FORMULA_STARTS))
     return (
         f"CASE WHEN substr({column}, 1, 1) IN ({starts}) THEN '''' || {column} "
