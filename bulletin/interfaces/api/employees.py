@@ -87,8 +87,7 @@ def _checked(items: list[EmployeeIn]) -> roster.Wanted:
         raise Problems([_problem(error) for error in exc.errors]) from None
     for item in items:
         if item.slack_user_id is not None:
-            values = wanted.people[item.email.strip().lower()][1]
-            values["slack_user_id"] = item.slack_user_id.strip()
+            wanted.set_slack_user_id(item.email.strip().lower(), item.slack_user_id.strip())
     return wanted
 
 
