@@ -338,3 +338,14 @@ def test_a_page_of_a_state_or_an_occurrence_is_read_in_index_order_without_sorti
         cursor.execute(f"EXPLAIN QUERY PLAN {listing[0]}")
         plan = " | ".join(str(row[-1]) for row in cursor.fetchall())
     assert "delivery_occurrence_state_idx" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_a_search_naming_too_many_people_says_so_once_and_not_on_the_next_page(
+    hr: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin_paging, "EXACT_UP_TO", 10_000)  # small: choices counted too
+    seed(500)
+    html, _ = page(hr, "/admin/bulletin/delivery/?q=example.com")
+    assert html.count("More than 50 people match") == 1
+    after, _ = page(hr, "/admin/bulletin/delivery/")
+    assert "More than 50 people match" not in after

@@ -161,7 +161,15 @@ class BigTableAdmin(admin.ModelAdmin):
 
 def people_named(request: HttpRequest, term: str) -> list[int]:
     """Ids of the people whose email or name contains ``term``, at most PEOPLE_FOUND_AT_MOST
-    (with a message when there are more: searching for a fuller name narrows it)."""
+    (with a message when there are more: searching for a fuller name narrows it). Looked up
+    once per request, though Django filters the list again for each filter's choice counts."""
+    found: dict[str, list[int]] = request.__dict__.setdefault("_bulletin_people_named", {})
+    if term not in found:
+        found[term] = _people_named(request, term)
+    return found[term]
+
+
+def _people_named(request: HttpRequest, term: str) -> list[int]:
     matches = Employee.objects.filter(Q(email__icontains=term) | Q(name__icontains=term))
     found = list(matches.order_by("id").values_list("id", flat=True)[: PEOPLE_FOUND_AT_MOST + 1])
     if len(found) > PEOPLE_FOUND_AT_MOST:
