@@ -66,6 +66,11 @@ log = logging.getLogger(__name__)
 
 OPTIONAL = ("active", "away_until", *locations.COLUMNS)
 FIELDS = roster_writes.FIELDS
+# The cells many rows share (a file names a few departments, locations and zones), judged
+# once per combination; a row's own cells (email, name, away_until) are checked each time.
+_SHARED = ("department", "location", "timezone", "country", "subdivision", "working_week")
+_SHARED += ("active",)
+_BLANKS = ("",) * len(_SHARED)
 # Where a person's location and zone sit in a roster_writes.Person (the line comes first).
 _LOCATION = 1 + roster_writes.STORED.index("location_id")
 _ZONE = 1 + roster_writes.STORED.index("timezone")
@@ -80,6 +85,7 @@ _LIMITS = tuple(
     for name in REQUIRED
     if name != "location" and (limit := getattr(Employee._meta.get_field(name), "max_length", 0))
 )
+_LIMIT = dict(_LIMITS)
 
 
 @dataclass
@@ -176,9 +182,20 @@ class _Intake:
         self._days: dict[str, tuple[str | None, date | None]] = {}
         self._switches: dict[str, bool | None] = {}
         self._same: dict[str, str] = {}
+        self._shared: dict[tuple[object, ...], tuple[object, ...] | None] = {}
 
     def take(self, line: int, row: dict[str, str]) -> None:
         email = row["email"] = row["email"].lower()
+        shared = (*map(row.get, _SHARED, _BLANKS), "active" in row)
+        if (known := self._shared.get(shared)) is None:
+            known = self._shared[shared] = self._judge(row)
+        if known and email not in self.people and self._own_cells_good(row):
+            # Every check passes (those of the shared cells judged before): what _problem
+            # would say, in a third of the time.
+            self._hear(line, row)
+            away = self._day(row["away_until"])[1] if "away_until" in row else ABSENT
+            self.people[email] = (line, row["name"], *known, away, ABSENT)
+            return
         if problem := self._problem(row):
             self.errors.append(RowError(line, problem))
         elif (first := self.people.get(email)) is not None:
@@ -186,6 +203,28 @@ class _Intake:
         else:
             self._hear(line, row)
             self.people[email] = self._person(line, row)
+
+    def _judge(self, row: dict[str, str]) -> tuple[object, ...] | None:
+        """The checks of the cells many rows share (``_SHARED``): their values as the
+        person keeps them (department, location, zone, active), or None if any fails."""
+        if _CONTROL.search("".join(row.get(name, "") for name in _SHARED)):
+            return None
+        if self._cell_problem(row) or any(
+            len(row[name]) > limit for name, limit in _LIMITS if name in _SHARED
+        ):
+            return None
+        zone, active = row["timezone"], row.get("active", "")
+        if (zone and self._zone_problem(zone)) or (active and self._switch(active) is None):
+            return None
+        return self._person(0, row)[2:6]
+
+    def _own_cells_good(self, row: dict[str, str]) -> bool:
+        """Whether the cells of the row's own (email, name, away_until) pass every check."""
+        email, name, away = row["email"], row["name"], row.get("away_until", "")
+        if _CONTROL.search(email + name + away) or not name or self._day(away)[0]:
+            return False
+        too_long = len(email) > _LIMIT["email"] or len(name) > _LIMIT["name"]
+        return not too_long and self._emails.valid(email)
 
     def _problem(self, row: dict[str, str]) -> str | None:
         if problem := _control_problem(row) or _too_long(row) or self._cell_problem(row):
