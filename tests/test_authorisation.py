@@ -39,6 +39,7 @@ from bulletin.domain.models import (
     AnnouncementStatus,
     ApiToken,
     Approval,
+    Attempt,
     AuditEvent,
     ChannelOptOut,
     Delivery,
@@ -202,6 +203,12 @@ BUILDERS: dict[str, Callable[[World], Any]] = {
     "place": place,
     "occurrence": lambda w: failed(w).occurrences.get(),
     "delivery": lambda w: Delivery.objects.get(occurrence__announcement=failed(w)),
+    "attempt": lambda w: Attempt.objects.create(
+        delivery=Delivery.objects.get(occurrence__announcement=failed(w)),
+        number=1,
+        started_at=timezone.now(),
+        outcome="failed",
+    ),
     "inbox item": lambda w: factories.inbox_item(w.bob),
     "bobs occurrence": lambda w: factories.inbox_item(w.bob).delivery.occurrence,
     "token": token_of,
@@ -360,6 +367,7 @@ ADMIN_RIGHTS: dict[str, tuple[str, str, str]] = {
     "bulletin/occurrence": ("v", "v", "v"),  # the ledger is read-only for everyone
     "bulletin/delivery": ("v", "v", "v"),
     "bulletin/inboxitem": ("", "", "v"),
+    "bulletin/attempt": ("", "", "v"),  # every try: administrators (no role has view_attempt)
     "bulletin/apitoken": ("", "", "vcd"),  # issued on the command line, never added here
     "auth/user": ("", "", ""),  # superusers only
     "auth/group": ("", "", ""),
@@ -375,6 +383,7 @@ ADMIN_ITEM = {
     "bulletin/occurrence": "occurrence",
     "bulletin/delivery": "delivery",
     "bulletin/inboxitem": "inbox item",
+    "bulletin/attempt": "attempt",
     "bulletin/apitoken": "token",
     "auth/user": "user",
     "auth/group": "group",
