@@ -183,6 +183,7 @@ class _Intake:
         self._switches: dict[str, bool | None] = {}
         self._same: dict[str, str] = {}
         self._shared: dict[tuple[object, ...], tuple[object, ...] | None] = {}
+        self._settled: set[tuple[object, ...]] = set()
 
     def take(self, line: int, row: dict[str, str]) -> None:
         email = row["email"] = row["email"].lower()
@@ -192,7 +193,8 @@ class _Intake:
         if known and email not in self.people and self._own_cells_good(row):
             # Every check passes (those of the shared cells judged before): what _problem
             # would say, in a third of the time.
-            self._hear(line, row)
+            if shared not in self._settled and self._hear(line, row):
+                self._settled.add(shared)  # its location has heard all these cells can say
             away = self._day(row["away_until"])[1] if "away_until" in row else ABSENT
             self.people[email] = (line, row["name"], *known, away, ABSENT)
             return
@@ -270,11 +272,12 @@ class _Intake:
             self._days[text] = (problem, day)
         return self._days[text]
 
-    def _hear(self, line: int, row: dict[str, str]) -> None:
-        """What the row says about its location; a disagreement is kept for the report."""
+    def _hear(self, line: int, row: dict[str, str]) -> bool:
+        """What the row says about its location; a disagreement is kept for the report.
+        True when a row in the same words would tell nothing new."""
         name = row.get("location", "")
         if not name:
-            return
+            return True
         key = (
             name,
             row.get("country", ""),
@@ -285,13 +288,14 @@ class _Intake:
         if wish is None:
             wish = self._described[name] = locations.Described(name, line)
         elif key in self._heard and (wish.zone or not row["timezone"]):
-            return  # said before in these very words, and heard without a disagreement
+            return True  # said before in these very words, and heard without a disagreement
         try:
             wish.hear(line, row)
         except locations.LocationProblem as exc:
             self._disagreements.append(exc)
-        else:
-            self._heard.add(key)
+            return False
+        self._heard.add(key)
+        return bool(wish.zone or not row["timezone"])
 
     def _person(self, line: int, row: dict[str, str]) -> roster_writes.Person:
         """The employee's field values in the order of ``roster_writes.STORED``; an empty
