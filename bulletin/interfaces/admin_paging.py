@@ -5,7 +5,8 @@ items): each page costs the same few indexed queries at ten thousand rows and at
   filter every choice's rows (facets) on every page; each is a read of the table. Here an
   unfiltered list shows the table's *estimated* size, a filtered list is counted only up to
   ``EXACT_UP_TO`` ("more than 10,000"), and per-choice counts appear only while the whole
-  table is that small.
+  table is that small — unless the admin knows its counts otherwise: the delivery list reads
+  the ledger's kept counts (``admin_ledger``), exact at any size.
 - **Index-backed sorting and search only** (:func:`search_rows`); the delivery list's own
   filters and kept counts are in ``admin_ledger``.
 """
