@@ -19,6 +19,7 @@ from django.utils import timezone
 from bulletin.dispatch.audience import audience_zones
 from bulletin.dispatch.fanout import fan_out_planned
 from bulletin.dispatch.holding import release_opened
+from bulletin.dispatch.ledger import counts
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
@@ -103,6 +104,7 @@ def _tick(now: datetime, limit: int) -> TickResult:
     occurrences = sum(_plan_safely(announcement, now) for announcement in due)
     deliveries = fan_out_planned(now)
     release_opened(now)
+    counts.fold()  # what the moves since the last tick changed, into the kept counts
     return TickResult(len(due), occurrences, deliveries)
 
 

@@ -612,6 +612,8 @@ from bulletin.domain.records import (  # noqa: E402 - they refer to the models a
     AuditEvent,
 )
 from bulletin.domain.tallies import (  # noqa: E402
+    AttemptCount,
+    AttemptCountChange,
     DeliveryCount,
     DeliveryCountChange,
     Tallied,
@@ -625,6 +627,8 @@ __all__ = [
     "ApiToken",
     "Approval",
     "Attempt",
+    "AttemptCount",
+    "AttemptCountChange",
     "AttemptOutcome",
     "AudienceKind",
     "AuditEvent",

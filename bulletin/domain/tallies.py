@@ -136,3 +136,40 @@ def count_saved(occurrence_id: int, channel: str, was: str | None, now: str | No
         for state, n in changes
         if state is not None
     )
+
+
+class AttemptCount(models.Model):
+    """Send attempts by channel, outcome and duration bucket (``bulletin_send_seconds``,
+    retries, interrupted sends): kept as :class:`DeliveryCount` is, so ``/metrics`` does not
+    read the attempt history, and a pruned attempt still counts (a counter never goes back).
+    ``bucket`` indexes the ledger's ``SEND_BUCKETS``; one past the last is "+Inf"."""
+
+    channel = models.CharField(max_length=16)
+    outcome = models.CharField(max_length=16)
+    bucket = models.PositiveSmallIntegerField()
+    attempts = models.BigIntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            # counts.fold's upsert
+            models.UniqueConstraint(
+                fields=["channel", "outcome", "bucket"], name="attempt_count_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.outcome} [{self.bucket}]: {self.attempts}"
+
+
+class AttemptCountChange(models.Model):
+    """Attempts not yet folded into :class:`AttemptCount`: appended, never updated."""
+
+    channel = models.CharField(max_length=16)
+    outcome = models.CharField(max_length=16)
+    bucket = models.PositiveSmallIntegerField()
+    attempts = models.BigIntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.outcome} [{self.bucket}]: +{self.attempts}"

@@ -13,6 +13,7 @@ from typing import Any
 from django.db.models import Count, Min
 from django.utils import timezone
 
+from bulletin.dispatch.ledger import counts
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
@@ -77,10 +78,16 @@ def _counts(queryset: Any, field: str, states: Any) -> dict[str, int]:
     return {state.value: found.get(state.value, 0) for state in states}
 
 
+def delivery_totals() -> dict[str, int]:
+    """Deliveries by state, every state named: kept counts (pruned ones included)."""
+    totals = counts.by_state(counts.kept())
+    return {state.value: totals.get(state.value, 0) for state in DeliveryState}
+
+
 def snapshot() -> dict[str, Any]:
     behind = lag()
     return {
-        "deliveries": _counts(Delivery.objects, "state", DeliveryState),
+        "deliveries": delivery_totals(),
         "occurrences": _counts(Occurrence.objects, "state", OccurrenceState),
         "announcements": _counts(Announcement.objects, "status", AnnouncementStatus),
         "oldest_due_at": behind.oldest_due_at.isoformat() if behind.oldest_due_at else None,

@@ -16,10 +16,9 @@ prune does not touch.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -29,29 +28,21 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from bulletin.dispatch.ledger import counts
 from bulletin.domain.models import (
-    Attempt,
     AttemptOutcome,
     Channel,
-    Delivery,
     DeliveryState,
     Tallied,
     Tally,
 )
 from bulletin.interfaces.health import duplicates_prevented, lag
 
-# Seconds. An SMTP hand-off on a LAN takes tens of milliseconds, an HTTP API call a few hundred;
-# the upper buckets catch slow relays and timeouts (SMTP's default is 30 s).
-SEND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-
 
 def _deliveries() -> Metric:
-    found = {
-        (state, channel): n
-        for state, channel, n in Delivery.objects.values_list("state", "channel")
-        .annotate(n=Count("pk"))
-        .order_by()
-    }
+    found: Counter[tuple[str, str]] = Counter()
+    for count in counts.kept():  # kept, not computed; pruned ones included (they happened)
+        found[(count.state, count.channel)] += count.total
     gauge = GaugeMetricFamily(
         "bulletin_deliveries", "Deliveries by state and channel.", labels=["state", "channel"]
     )
@@ -74,41 +65,38 @@ def _duplicates() -> Metric:
     return counter
 
 
-def _send_seconds() -> Metric:
-    """Attempt durations by channel. A batch sent together (webhooks, the inbox) records one
-    start for all its attempts, so each of those measures its batch so far."""
-    took = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-    buckets = {
-        f"le{n}": Count("pk", filter=Q(took__lte=timedelta(seconds=bound)))
-        for n, bound in enumerate(SEND_BUCKETS)
-    }
-    rows = (
-        Attempt.objects.filter(finished_at__isnull=False)
-        .exclude(outcome=AttemptOutcome.INTERRUPTED)  # ended by the reaper, not by a send
-        .annotate(took=took)
-        .values("delivery__channel")
-        .annotate(count=Count("pk"), total=Sum("took"), **buckets)
-        .order_by()
-    )
+def _send_seconds(timings: list[counts.Timing]) -> Metric:
+    """Attempt durations by channel (kept counts: pruned attempts still count). A batch sent
+    together (webhooks, the inbox) records one start for all its attempts, so each of those
+    measures its batch so far. Interrupted sends were ended by the reaper, not by a send."""
+    by_channel: dict[str, list[counts.Timing]] = {}
+    for timing in timings:
+        if timing.outcome != AttemptOutcome.INTERRUPTED:
+            by_channel.setdefault(timing.channel, []).append(timing)
     histogram = HistogramMetricFamily(
         "bulletin_send_seconds", "Duration of send attempts, by channel.", labels=["channel"]
     )
-    for row in rows:
-        cumulative = [(str(bound), row[f"le{n}"]) for n, bound in enumerate(SEND_BUCKETS)]
-        total = row["total"].total_seconds() if row["total"] else 0.0
-        histogram.add_metric(
-            [row["delivery__channel"]], [*cumulative, ("+Inf", row["count"])], total
-        )
+    for channel, found in sorted(by_channel.items()):
+        histogram.add_metric([channel], _cumulative(found), sum(t.seconds for t in found))
     return histogram
 
 
-def _retries() -> Metric:
-    found = dict(
-        Attempt.objects.filter(outcome=AttemptOutcome.RETRY)
-        .values_list("delivery__channel")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
+def _cumulative(found: list[counts.Timing]) -> list[tuple[str, float]]:
+    per_bucket = Counter[int]()
+    for timing in found:
+        per_bucket[timing.bucket] += timing.attempts
+    running, buckets = 0, []
+    for n, bound in enumerate(counts.SEND_BUCKETS):
+        running += per_bucket[n]
+        buckets.append((str(bound), float(running)))
+    return [*buckets, ("+Inf", float(running + per_bucket[len(counts.SEND_BUCKETS)]))]
+
+
+def _retries(timings: list[counts.Timing]) -> Metric:
+    found = Counter[str]()
+    for timing in timings:
+        if timing.outcome == AttemptOutcome.RETRY:
+            found[timing.channel] += timing.attempts
     counter = CounterMetricFamily(
         "bulletin_retries", "Attempts that ended in a temporary error.", labels=["channel"]
     )
@@ -117,8 +105,8 @@ def _retries() -> Metric:
     return counter
 
 
-def _leases_expired() -> Metric:
-    interrupted = Attempt.objects.filter(outcome=AttemptOutcome.INTERRUPTED).count()
+def _leases_expired(timings: list[counts.Timing]) -> Metric:
+    interrupted = sum(t.attempts for t in timings if t.outcome == AttemptOutcome.INTERRUPTED)
     requeued = Tally.objects.filter(name=Tallied.CLAIM_REQUEUED).values_list("total", flat=True)
     return CounterMetricFamily(
         "bulletin_leases_expired",
@@ -147,9 +135,10 @@ class LedgerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield _deliveries()
         yield _duplicates()
-        yield _send_seconds()
-        yield _retries()
-        yield _leases_expired()
+        timings = counts.timings()
+        yield _send_seconds(timings)
+        yield _retries(timings)
+        yield _leases_expired(timings)
         yield from _lag()
 
 

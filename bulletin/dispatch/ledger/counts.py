@@ -30,6 +30,18 @@ from bulletin.dispatch.ledger.dialect import current
 log = logging.getLogger(__name__)
 
 Key = tuple[int, str, str]  # occurrence id, channel, state
+Timed = tuple[str, str, int]  # channel, attempt outcome, duration bucket
+
+# Seconds: the bounds of ``bulletin_send_seconds``. An SMTP hand-off on a LAN takes tens of
+# milliseconds, an HTTP API call a few hundred; the upper buckets catch slow relays and
+# timeouts (SMTP's default is 30 s). Changing them splits old counts from new: a migration
+# would have to recount (see migration 0010).
+SEND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def bucket(seconds: float) -> int:
+    """The first bucket ``seconds`` fits in; ``len(SEND_BUCKETS)`` for "+Inf"."""
+    return next((i for i, bound in enumerate(SEND_BUCKETS) if seconds <= bound), len(SEND_BUCKETS))
 
 
 @dataclass
@@ -38,6 +50,8 @@ class Changes:
 
     live: Counter[Key] = field(default_factory=Counter)
     pruned: Counter[Key] = field(default_factory=Counter)
+    attempts: Counter[Timed] = field(default_factory=Counter)
+    seconds: dict[Timed, float] = field(default_factory=dict)
 
     def moved(self, rows: Iterable[Sequence[Any]], was: str) -> None:
         """Rows whose first three columns are (occurrence, channel, state now), from ``was``."""
@@ -53,6 +67,25 @@ class Changes:
         for occurrence, channel, state, *_ in rows:
             self.live[(occurrence, channel, state)] -= 1
             self.pruned[(occurrence, channel, state)] += 1
+
+    def attempted(self, channel: str, outcome: str, seconds: float, count: int = 1) -> None:
+        """``count`` attempts over ``channel`` ended as ``outcome``, each in ``seconds``."""
+        key = (channel, outcome, bucket(seconds))
+        self.attempts[key] += count
+        self.seconds[key] = self.seconds.get(key, 0.0) + seconds * count
+
+    def timed_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "channel": key[0],
+                "outcome": key[1],
+                "bucket": key[2],
+                "attempts": n,
+                "seconds": self.seconds[key],
+            }
+            for key, n in sorted(self.attempts.items())
+            if n
+        ]
 
     def rows(self) -> list[dict[str, Any]]:
         keys = sorted(set(self.live) | set(self.pruned))
@@ -70,11 +103,13 @@ class Changes:
 
     def write(self, on: Any) -> None:
         """Append them through the cursor ``on`` (inside the moves' transaction)."""
-        rows = self.rows()
+        rows, timed = self.rows(), self.timed_rows()
         if rows:
             on.executemany(sql.CHANGE, rows)
-        self.live.clear()
-        self.pruned.clear()
+        if timed:
+            on.executemany(sql.ATTEMPT_CHANGE, timed)
+        for counter in (self.live, self.pruned, self.attempts, self.seconds):
+            counter.clear()
 
 
 def write(changes: Changes) -> None:
@@ -83,19 +118,27 @@ def write(changes: Changes) -> None:
 
 
 def fold() -> int:
-    """Add the changes appended since the last fold into the count rows; returns whether
-    there were any (1) or not (0). Cheap when there are none: a read, no write lock."""
+    """Add the changes appended since the last fold into the count rows; returns how many
+    kinds had some (0-2). Cheap when there are none: a read, no write lock."""
+    postgresql = current().postgresql
+    deliveries = (sql.FOLD_POSTGRESQL,) if postgresql else (sql.FOLD_SQLITE, sql.FOLD_SQLITE_DONE)
+    attempts = (
+        (sql.FOLD_ATTEMPTS_POSTGRESQL,)
+        if postgresql
+        else (sql.FOLD_ATTEMPTS_SQLITE, sql.FOLD_ATTEMPTS_SQLITE_DONE)
+    )
+    folded = _fold(sql.ANY_CHANGE, (*deliveries, sql.FOLD_EMPTY))
+    return folded + _fold(sql.ANY_ATTEMPT_CHANGE, attempts)
+
+
+def _fold(any_change: str, statements: Sequence[str]) -> int:
     with cursor() as on:
-        on.execute(sql.ANY_CHANGE)
+        on.execute(any_change)
         if on.fetchone() is None:
             return 0
     with transaction.atomic(), cursor() as on:
-        if current().postgresql:
-            on.execute(sql.FOLD_POSTGRESQL)
-        else:
-            on.execute(sql.FOLD_SQLITE)
-            on.execute(sql.FOLD_SQLITE_DONE)
-        on.execute(sql.FOLD_EMPTY)
+        for statement in statements:
+            on.execute(statement)
     return 1
 
 
@@ -117,6 +160,7 @@ def recount() -> None:
 class Count:
     """One key's count: ``live`` rows in the ledger, ``pruned`` ones gone from it."""
 
+    announcement_id: int
     occurrence_id: int
     channel: str
     state: str
@@ -154,7 +198,11 @@ def _read(statement: str, params: dict[str, Any]) -> list[Count]:
     with connection.cursor() as on:
         on.execute(statement, params)
         found = on.fetchall()
-    return [Count(o, c, s, int(live), int(pruned)) for o, c, s, live, pruned in found]
+    return [
+        Count(a, o, c, s, int(live), int(pruned))
+        for a, o, c, s, live, pruned in found
+        if live or pruned  # a key whose changes cancel out, not yet folded away
+    ]
 
 
 def by_state(counts: Iterable[Count]) -> dict[str, int]:
@@ -163,6 +211,33 @@ def by_state(counts: Iterable[Count]) -> dict[str, int]:
     for count in counts:
         totals[count.state] += count.total
     return {state: n for state, n in totals.items() if n}
+
+
+def by(key: str, counts: Iterable[Count]) -> dict[Any, dict[str, int]]:
+    """Totals per state for each ``announcement_id``, ``occurrence_id`` or ``channel``."""
+    grouped: dict[Any, list[Count]] = {}
+    for count in counts:
+        grouped.setdefault(getattr(count, key), []).append(count)
+    return {value: by_state(some) for value, some in grouped.items()}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Attempts of one channel and outcome that took up to ``SEND_BUCKETS[bucket]``."""
+
+    channel: str
+    outcome: str
+    bucket: int
+    attempts: int
+    seconds: float
+
+
+def timings() -> list[Timing]:
+    """The kept attempt counts, pruned attempts included (a counter never goes back)."""
+    with connection.cursor() as on:
+        on.execute(sql.KEPT_ATTEMPTS)
+        found = on.fetchall()
+    return [Timing(c, o, int(b), int(n), float(s)) for c, o, b, n, s in found]
 
 
 def check() -> dict[Key, tuple[int, int]]:

@@ -37,19 +37,20 @@ def move(
     *,
     was: str,
     before: str = "",
+    also: str = "",
     after: str = "SELECT * FROM moved",
     **filled: str,
 ) -> list[Row]:
     """Run the move ``template`` (see ``sql``) from state ``was``, counting it.
 
-    ``before``: CTEs it reads (``name AS (…), ``). ``after`` runs on PostgreSQL only, over
-    ``moved``; on SQLite the moved rows come back and the caller does the rest in the same
-    transaction (see :func:`together`).
+    ``before``: CTEs it reads (``name AS (…), ``). ``also`` (more CTEs over ``moved``, each
+    after a comma) and ``after`` run on PostgreSQL only; on SQLite the moved rows come back
+    and the caller does the rest in the same transaction (see :func:`together`).
     """
     dialect = current()
     params = {**params, "was": was}
     if dialect.postgresql:
-        statement = f"WITH {before}moved AS ({template}), {sql.COUNTED} {after}"
+        statement = f"WITH {before}moved AS ({template}), {sql.COUNTED}{also} {after}"
         return _fetch(sql.of(dialect, statement, **filled), params)
     statement = f"WITH {before.rstrip().rstrip(',')} {template}" if before else template
     with together():

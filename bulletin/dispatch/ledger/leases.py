@@ -15,11 +15,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from bulletin.channels.base import Recipient
-from bulletin.dispatch.ledger import execute, sql
+from bulletin.dispatch.ledger import counts, execute, sql
 from bulletin.dispatch.ledger.cursors import cursor
 from bulletin.dispatch.ledger.dialect import current
 from bulletin.domain.models import AttemptOutcome, DeliveryState, Tallied, Tally
@@ -152,10 +152,14 @@ class Outcome:
 
 
 def outcome_params(outcome: Outcome, now: datetime, started: datetime) -> dict[str, Any]:
-    """The parameters of ``sql.OUTCOME`` and its history row, but the ids and token."""
+    """The parameters of ``sql.OUTCOME``, its history row and its timing (``sql.TIMED``),
+    but the ids and token."""
     dialect = current()
     at = dialect.time(now)
+    seconds = max((now - started).total_seconds(), 0.0)
     return {
+        "seconds": seconds,
+        "bucket": counts.bucket(seconds),
         "state": outcome.state.value,
         "error": outcome.error,
         "now": at,
@@ -190,13 +194,19 @@ def finish_many(
 def _record(ids: list[int], token: str, params: dict[str, Any]) -> set[int]:
     dialect = current()
     params |= {"ids": dialect.ids(ids), "token": token}
-    if dialect.postgresql:  # the outcome and its history row in one statement: they cannot part
+    if dialect.postgresql:  # the outcome, its history and its counts: one statement
         after = f"{sql.HISTORY_OF_MOVED} RETURNING delivery_id"
-        return {row[0] for row in execute.move(sql.OUTCOME, params, was="sending", after=after)}
-    moved = [row[3] for row in execute.move(sql.OUTCOME, params, was="sending")]
+        also = f", {sql.TIMED}"
+        found = execute.move(sql.OUTCOME, params, was="sending", also=also, after=after)
+        return {row[0] for row in found}
+    moved = execute.move(sql.OUTCOME, params, was="sending")
     if moved:
-        execute.run(sql.HISTORY_OF_IDS, params | {"ids": dialect.ids(moved)})
-    return set(moved)
+        execute.run(sql.HISTORY_OF_IDS, params | {"ids": dialect.ids([row[3] for row in moved])})
+        timed = counts.Changes()
+        for row in moved:
+            timed.attempted(row[1], params["outcome"], params["seconds"])
+        counts.write(timed)
+    return {row[3] for row in moved}
 
 
 def group_outcomes(pairs: Iterable[tuple[int, Outcome]]) -> dict[Outcome, list[int]]:
@@ -289,6 +299,12 @@ def release(delivery_ids: list[int], token: str, now: datetime) -> int:
     return len(moved)
 
 
+def _aware(value: datetime | str) -> datetime:
+    """A timestamp as a raw SQLite read returns it (UTC, as text or a naive datetime)."""
+    found = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class Reaped:
     requeued: list[int]
@@ -345,11 +361,16 @@ def _interrupted(in_flight: list[Any], now: datetime) -> None:
     if not in_flight:
         return
     dialect = current()
+    timed = counts.Changes()
+    for _, _, channel, _, begun in in_flight:
+        seconds = (now - _aware(begun)).total_seconds()
+        timed.attempted(channel, AttemptOutcome.INTERRUPTED.value, max(seconds, 0.0))
+    counts.write(timed)
     rows = [
         {
             "delivery": pk,
             "number": number,
-            "started": dialect.time(begun) if isinstance(begun, datetime) else begun,
+            "started": dialect.time(_aware(begun)),
             "now": dialect.time(now),
             "outcome": AttemptOutcome.INTERRUPTED.value,
             "error": "",

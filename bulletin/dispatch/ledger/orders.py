@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db.models import QuerySet
 
 from bulletin.dispatch.ledger import execute, sql
@@ -32,7 +33,10 @@ def _chosen(rows: QuerySet[Delivery]) -> tuple[str, dict[str, Any]]:
 def _move_chosen(template: str, rows: QuerySet[Delivery], was: str, **params: Any) -> list[int]:
     """Move the deliveries of ``rows`` that are in state ``was``; returns their ids."""
     dialect = current()
-    chosen, chosen_params = _chosen(rows)
+    try:
+        chosen, chosen_params = _chosen(rows)
+    except EmptyResultSet:  # a question Django knows has no answer (``pk__in=[]``)
+        return []
     params = {k: dialect.time(v) if isinstance(v, datetime) else v for k, v in params.items()}
     moved = execute.move(template, params | chosen_params, was=was, chosen=chosen)
     return [row[3] for row in moved]

@@ -51,6 +51,7 @@ class _SerialStatements:
     history: str
     intent: str
     change: str
+    attempted: str
 
 
 @lru_cache(maxsize=4)
@@ -73,6 +74,7 @@ def _serial_statements(vendor: str) -> _SerialStatements:
         history=bind(sql.HISTORY_ROW),
         intent=bind(sql.INTENT),
         change=bind(sql.CHANGE),
+        attempted=bind(sql.ATTEMPT_CHANGE),
     )
 
 
@@ -113,6 +115,8 @@ class SerialLedger:
             }
             if changes.live:
                 cursor.executemany(self._sql.change, changes.rows())
+            if changes.attempts:
+                cursor.executemany(self._sql.attempted, changes.timed_rows())
             Tally.add(Tallied.OUTCOME_AFTER_LOST_LEASE, len(ended) - len(recorded))
             Tally.add(Tallied.INTENT_AFTER_LOST_LEASE, len(starting) - len(begun))
         log_outcomes(group_outcomes((d.delivery_id, d.outcome) for d in ended), recorded)
@@ -126,6 +130,7 @@ class SerialLedger:
         if row is None:
             return False
         changes.moved([row], "sending")
+        changes.attempted(row[1], params["outcome"], params["seconds"])
         history = params | {"delivery": done.delivery_id, "number": row[4]}
         cursor.execute(self._sql.history, history)
         return True

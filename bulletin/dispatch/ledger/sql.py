@@ -208,6 +208,39 @@ FOLD_SQLITE = _FOLD_INTO.format(source="bulletin_deliverycountchange")
 FOLD_SQLITE_DONE = "DELETE FROM bulletin_deliverycountchange"
 FOLD_EMPTY = "DELETE FROM bulletin_deliverycount WHERE live = 0 AND pruned = 0"
 
+ATTEMPT_CHANGE = (
+    "INSERT INTO bulletin_attemptcountchange (channel, outcome, bucket, attempts, seconds) "
+    "VALUES (%(channel)s, %(outcome)s, %(bucket)s, %(attempts)s, %(seconds)s)"
+)
+# PostgreSQL: a batch's attempts, timed alike (one start, one end), counted by its statement.
+TIMED = (
+    "timed AS (INSERT INTO bulletin_attemptcountchange "
+    "(channel, outcome, bucket, attempts, seconds) "
+    "SELECT channel, %(outcome)s, %(bucket)s, COUNT(*), COUNT(*) * %(seconds)s FROM moved "
+    "GROUP BY channel)"
+)
+ANY_ATTEMPT_CHANGE = "SELECT 1 FROM bulletin_attemptcountchange LIMIT 1"
+_FOLD_ATTEMPTS_INTO = (
+    "INSERT INTO bulletin_attemptcount (channel, outcome, bucket, attempts, seconds) "
+    "SELECT channel, outcome, bucket, SUM(attempts), SUM(seconds) FROM {source} "
+    "WHERE TRUE GROUP BY channel, outcome, bucket ORDER BY channel, outcome, bucket "
+    "ON CONFLICT (channel, outcome, bucket) DO UPDATE SET "
+    "attempts = bulletin_attemptcount.attempts + excluded.attempts, "
+    "seconds = bulletin_attemptcount.seconds + excluded.seconds"
+)
+FOLD_ATTEMPTS_POSTGRESQL = (
+    "WITH folded AS (DELETE FROM bulletin_attemptcountchange "
+    "RETURNING channel, outcome, bucket, attempts, seconds) "
+) + _FOLD_ATTEMPTS_INTO.format(source="folded")
+FOLD_ATTEMPTS_SQLITE = _FOLD_ATTEMPTS_INTO.format(source="bulletin_attemptcountchange")
+FOLD_ATTEMPTS_SQLITE_DONE = "DELETE FROM bulletin_attemptcountchange"
+KEPT_ATTEMPTS = (
+    "SELECT channel, outcome, bucket, SUM(attempts), SUM(seconds) FROM ("
+    "SELECT channel, outcome, bucket, attempts, seconds FROM bulletin_attemptcount UNION ALL "
+    "SELECT channel, outcome, bucket, attempts, seconds FROM bulletin_attemptcountchange) k "
+    "GROUP BY channel, outcome, bucket"
+)
+
 RECOUNT_CLEAR = (
     "DELETE FROM bulletin_deliverycountchange",
     "UPDATE bulletin_deliverycount SET live = 0",
@@ -223,13 +256,15 @@ LEDGER_COUNTS = (
     "GROUP BY occurrence_id, channel, state"
 )
 # The counts of some occurrences ({which}: a condition on occurrence_id, or TRUE for all):
-# the folded rows and the changes not yet folded, summed.
+# the folded rows and the changes not yet folded, summed, with each one's announcement.
 KEPT = (
-    "SELECT occurrence_id, channel, state, SUM(live), SUM(pruned) FROM ("
+    "SELECT o.announcement_id, k.occurrence_id, k.channel, k.state, SUM(k.live), "
+    "SUM(k.pruned) FROM ("
     "SELECT occurrence_id, channel, state, live, pruned FROM bulletin_deliverycount "
     "WHERE {which} UNION ALL "
     "SELECT occurrence_id, channel, state, live, pruned FROM bulletin_deliverycountchange "
-    "WHERE {which}) kept GROUP BY occurrence_id, channel, state"
+    "WHERE {which}) k JOIN bulletin_occurrence o ON o.id = k.occurrence_id "
+    "GROUP BY o.announcement_id, k.occurrence_id, k.channel, k.state"
 )
 OF_ANNOUNCEMENTS = "occurrence_id IN (SELECT id FROM bulletin_occurrence WHERE {announcement_ids})"
 

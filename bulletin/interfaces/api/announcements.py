@@ -34,7 +34,6 @@ from bulletin.interfaces.api.outputs import (
     AnnouncementSummary,
     OccurrenceOut,
     PreviewOut,
-    with_state_counts,
 )
 from bulletin.interfaces.api.preview import fire_time_rows
 from bulletin.interfaces.api.schemas import (
@@ -163,7 +162,7 @@ def list_occurrences(request: HttpRequest, id: int) -> Any:
     """Its occurrences, latest first, each with its deliveries counted by state."""
     item = found(Announcement.objects.all(), id)
     rows = item.occurrences.select_related("version").order_by("-fire_at", "-id")
-    return with_state_counts(rows)
+    return rows
 
 
 @router.get("/{int:id}/preview", response=replies({200: PreviewOut}, 404), **READ)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from ninja import Field, Schema
 
 from bulletin.dispatch.announcements import latest_version
+from bulletin.dispatch.ledger import counts
 from bulletin.domain.models import (
     Announcement,
     Delivery,
@@ -29,11 +30,9 @@ def counts_by_state(rows: QuerySet[Delivery]) -> dict[str, int]:
     return counts
 
 
-def with_state_counts(occurrences: QuerySet[Occurrence]) -> QuerySet[Occurrence]:
-    """Each occurrence annotated with n_<state>: a page's counts in the page's own query."""
-    return occurrences.annotate(
-        **{f"n_{state}": Count("deliveries", filter=Q(deliveries__state=state)) for state in STATES}
-    )
+def _every_state(found: dict[str, int]) -> dict[str, int]:
+    """Kept counts (pruned deliveries included), every state named."""
+    return {state: found.get(state, 0) for state in STATES}
 
 
 class ScheduleOut(Schema):
@@ -117,7 +116,7 @@ class AnnouncementOut(AnnouncementSummary):
 
     @staticmethod
     def resolve_deliveries(obj: Announcement) -> dict[str, int]:
-        return counts_by_state(Delivery.objects.filter(occurrence__announcement=obj))
+        return _every_state(counts.by_state(counts.of_announcements([obj.pk])))
 
 
 class OccurrenceOut(Schema):
@@ -135,7 +134,7 @@ class OccurrenceOut(Schema):
 
     @staticmethod
     def resolve_deliveries(obj: Occurrence) -> dict[str, int]:
-        return {state: getattr(obj, f"n_{state}", 0) for state in STATES}
+        return _every_state(counts.by_state(counts.kept(occurrences=[obj.pk])))
 
 
 class FireTimeOut(Schema):

@@ -14,13 +14,11 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count
-
 from bulletin.dispatch.announcements import parse_local
+from bulletin.dispatch.ledger import counts
 from bulletin.domain.models import (
     Announcement,
     AudienceKind,
-    Delivery,
     DeliveryState,
     ScheduleKind,
 )
@@ -131,28 +129,18 @@ _STATES = tuple(field.name for field in fields(Counts))
 
 
 def counts_by_announcement(ids: Iterable[int]) -> dict[int, Counts]:
-    found: dict[int, Counts] = defaultdict(Counts)
-    rows = (
-        Delivery.objects.filter(occurrence__announcement_id__in=list(ids))
-        .values("occurrence__announcement_id", "state")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for row in rows:
-        found[row["occurrence__announcement_id"]].add(row["state"], row["n"])
-    return found
+    """Deliveries by state, kept (pruned ones included: they did happen)."""
+    return _grouped("announcement_id", counts.of_announcements(list(ids)))
 
 
 def counts_by_occurrence(announcement: Announcement) -> dict[int, Counts]:
+    return _grouped("occurrence_id", counts.of_announcements([announcement.pk]))
+
+
+def _grouped(key: str, kept: list[counts.Count]) -> dict[int, Counts]:
     found: dict[int, Counts] = defaultdict(Counts)
-    rows = (
-        Delivery.objects.filter(occurrence__announcement=announcement)
-        .values("occurrence_id", "state")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for row in rows:
-        found[row["occurrence_id"]].add(row["state"], row["n"])
+    for count in kept:
+        found[getattr(count, key)].add(count.state, count.total)
     return found
 
 
