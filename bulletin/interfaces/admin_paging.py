@@ -171,6 +171,10 @@ def people_named(request: HttpRequest, term: str) -> list[int]:
 
 
 def _people_named(request: HttpRequest, term: str) -> list[int]:
+    if "@" in term:  # a whole address (stored lower-case) is one probe of the unique index
+        exact = list(Employee.objects.filter(email=term.lower()).values_list("id", flat=True))
+        if exact:
+            return exact
     matches = Employee.objects.filter(Q(email__icontains=term) | Q(name__icontains=term))
     found = list(matches.order_by("id").values_list("id", flat=True)[: PEOPLE_FOUND_AT_MOST + 1])
     if len(found) > PEOPLE_FOUND_AT_MOST:
