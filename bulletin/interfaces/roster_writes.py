@@ -1,19 +1,18 @@
 """Checked employees compared with those on file and written, a thousand at a time.
 
-Employees on file are read as plain values (``values_list``), never as model instances, and
-written with one prepared ``INSERT`` and one ``UPDATE`` per set of columns, run for a whole
-chunk by the driver's ``executemany``. Measured on 100,000 rows (SQLite): ``bulk_create`` took
+Employees on file are read as plain rows (the HR preview with ``values_list``), never as model
+instances, and written with one ``INSERT`` and one ``UPDATE`` per set of changed columns, run
+for a whole chunk by the driver's ``executemany``. Measured on 100,000 rows (SQLite): ``bulk_create`` took
 25 s, nearly all of it Django preparing each of 1.5 million values through its field
 machinery (``get_db_prep_save``, ``field_as_sql``), and ``bulk_update`` builds a ``CASE`` per
-field and row; the same rows go in here in about a second. Values are adapted for the database
-once per kind (time stamps, days) by Django's own backend operations.
+field and row; the same rows go in here in about a second. The time stamp is adapted once, by
+Django's own backend operations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from itertools import islice
 from typing import Any, Final, cast
 
@@ -172,8 +171,9 @@ _DEFAULTS = {name: _field(name).get_default() for name in STORED}
 class _Writer:
     """Employees looked up and written with the driver's own cursor, without Django's
     per-value conversions either way: the drivers read a day and a switch back as ``date`` and
-    ``bool`` themselves (Django registers SQLite's converters by declared type), so wanted
-    values compare with the columns as read."""
+    ``bool`` themselves and write them as Django would (Django registers SQLite's converters
+    by declared type, and its adapter for a day), so values go to the driver as they are and
+    compare with the columns as read."""
 
     def __init__(self) -> None:
         self.table = connection.ops.quote_name(Employee._meta.db_table)
@@ -214,7 +214,7 @@ class _Writer:
             location,
             zone,
             _DEFAULTS["active"] if active is ABSENT else active,
-            None if away is ABSENT else _adapted(away),
+            None if away is ABSENT else away,
             _DEFAULTS["slack_user_id"] if slack is ABSENT else slack,
             self.stamp,
             self.stamp,
@@ -225,8 +225,7 @@ class _Writer:
         unchanged department or location costs no index update)."""
         by_places: dict[tuple[int, ...], list[Params]] = {}
         for pk, person, places in changed:
-            values = (person[place] for place in places)
-            params = (*(_adapted(value) for value in values), self.stamp, pk)
+            params = (*map(person.__getitem__, places), self.stamp, pk)
             by_places.setdefault(places, []).append(params)
         for places, rows in by_places.items():
             names = (*(STORED[place - 1] for place in places), "updated_at")
@@ -234,10 +233,3 @@ class _Writer:
             sql = f"UPDATE {self.table} SET {assignments} WHERE {_column('id')} = %s"
             with connection.cursor() as cursor:
                 cursor.executemany(sql, rows)
-
-
-def _adapted(value: object) -> object:
-    """A value as the database stores it (only a day needs the backend's word)."""
-    if isinstance(value, date):
-        return connection.ops.adapt_datefield_value(value)
-    return value
