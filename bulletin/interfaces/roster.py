@@ -68,9 +68,13 @@ OPTIONAL = ("active", "away_until", *locations.COLUMNS)
 FIELDS = roster_writes.FIELDS
 # The cells many rows share (a file names a few departments, locations and zones), judged
 # once per combination; a row's own cells (email, name, away_until) are checked each time.
-_SHARED = ("department", "location", "timezone", "country", "subdivision", "working_week")
-_SHARED += ("active",)
+_SHARED: tuple[str, ...] = ("department", "location", "timezone", "country", "subdivision")
+_SHARED += ("working_week", "active")
 _BLANKS = ("",) * len(_SHARED)
+# Combinations remembered at most: a file whose every row is its own combination (a department
+# per person) must not pay for remembering them all.
+_REMEMBERED = 10_000
+_UNJUDGED = ()
 # Where a person's location and zone sit in a roster_writes.Person (the line comes first).
 _LOCATION = 1 + roster_writes.STORED.index("location_id")
 _ZONE = 1 + roster_writes.STORED.index("timezone")
@@ -188,12 +192,15 @@ class _Intake:
     def take(self, line: int, row: dict[str, str]) -> None:
         email = row["email"] = row["email"].lower()
         shared = (*map(row.get, _SHARED, _BLANKS), "active" in row)
-        if (known := self._shared.get(shared)) is None:
-            known = self._shared[shared] = self._judge(row)
+        if (known := self._shared.get(shared, _UNJUDGED)) is _UNJUDGED:
+            known = self._judge(row)
+            if len(self._shared) < _REMEMBERED:
+                self._shared[shared] = known
         if known and email not in self.people and self._own_cells_good(row):
             # Every check passes (those of the shared cells judged before): what _problem
             # would say, in a third of the time.
-            if shared not in self._settled and self._hear(line, row):
+            settled = shared in self._settled or self._hear(line, row)
+            if settled and len(self._settled) < _REMEMBERED:
                 self._settled.add(shared)  # its location has heard all these cells can say
             away = self._day(row["away_until"])[1] if "away_until" in row else ABSENT
             self.people[email] = (line, row["name"], *known, away, ABSENT)
