@@ -214,6 +214,8 @@ def test_lines_are_numbered_alike_whatever_the_block_size(small_blocks: None) ->
         # After a byte-order mark (reported on line 1 before the import streamed the file).
         (b"\xef\xbb\xbfemail,name,department,location,timezone\n\xff\n", 2, "byte 40"),
         (b"email,name\n\0\n\xff", 3, "byte 13"),  # a bad byte beats an earlier NUL
+        (b"em\xffail\nx\xff\n", 1, "byte 2"),  # the first of two bad bytes
+        (b"name\n\0", 2, "NUL"),  # a NUL beats a header without the required columns
     ],
 )
 def test_a_bad_byte_or_nul_is_reported_on_its_line_whatever_the_block_size(

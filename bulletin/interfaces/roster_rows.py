@@ -78,53 +78,57 @@ class _Text:
         self._offset = 0  # bytes read before the current block (after any BOM)
         self._rest = b""  # the start of a line the last block cut off
         self._started = False
+        self._nul = 0  # the line of the first NUL character seen, if any
 
     def pieces(self) -> Iterator[str]:
         """Lines as csv reads them from a file opened with newline=""."""
         while (block := self._block()) is not None:
-            text = self._decode(block)
-            nul = self._lines + text[: text.find("\0")].count("\n") + 1 if "\0" in text else 0
-            self._lines += block.count(b"\n")
-            self._offset += len(block)
-            if nul:
-                self.drain()  # a bad byte further on is reported instead, as by a whole decode
-                raise whole_file(nul, f"contains a NUL character (a UTF-16 file?); {SAVE_AS}")
+            text = self._decoded(block)
+            if self._nul:
+                self.drain()
             # Split at \n, \r\n and a lone \r, as text mode with newline="" does.
             yield from io.StringIO(text, newline="")
 
     def drain(self) -> None:
-        """Decode the rest, so that a bad byte there is the problem reported."""
+        """Decode the rest: a bad byte there, else a NUL anywhere, is the file's first
+        problem, as when the whole file was decoded before anything else was looked at."""
         while (block := self._block()) is not None:
-            self._decode(block)
-            self._lines += block.count(b"\n")
-            self._offset += len(block)
+            self._decoded(block)
+        if self._nul:
+            raise whole_file(self._nul, f"contains a NUL character (a UTF-16 file?); {SAVE_AS}")
 
     def _block(self) -> bytes | None:
         """The next run of whole lines; at the end of the file, whatever is left."""
         data = bytearray(self._rest)
         while True:
             more = self._stream.read(self.BLOCK)
+            ended = not more
             if not self._started:
                 self._started = True
                 if more.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
                     raise whole_file(1, f"the file is UTF-16, not UTF-8; {SAVE_AS}")
                 more = more.removeprefix(codecs.BOM_UTF8)
             data += more
-            end = data.rfind(b"\n") + 1 if more else len(data)
-            if end or not more:
+            end = len(data) if ended else data.rfind(b"\n") + 1
+            if end or ended:
                 break
         self._rest = bytes(data[end:])
         if self._counted and self._offset + end > MAX_BYTES:
             raise whole_file(1, _TOO_LARGE)
         return bytes(data[:end]) or None
 
-    def _decode(self, block: bytes) -> str:
+    def _decoded(self, block: bytes) -> str:
         try:
-            return block.decode("utf-8")
+            text = block.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = self._lines + block[: exc.start].count(b"\n") + 1
             byte = self._offset + exc.start
             raise whole_file(line, f"not valid UTF-8 (byte {byte}); {SAVE_AS}") from None
+        if not self._nul and "\0" in text:
+            self._nul = self._lines + text[: text.find("\0")].count("\n") + 1
+        self._lines += block.count(b"\n")
+        self._offset += len(block)
+        return text
 
 
 _TOO_LARGE = f"the file is larger than {MAX_BYTES // 2**20} MiB"
@@ -177,10 +181,11 @@ class Records:
         self._pick = operator.itemgetter(*places) if len(places) > 1 else _one(places[0])
 
     def _read_header(self) -> list[str]:
+        first = self._next()
         try:
-            return _header(self._next())
+            return _header(first)
         except ImportRejected:
-            self._text.drain()
+            self._text.drain()  # a bad byte anywhere is the problem reported instead
             raise
 
     def _next(self) -> list[str] | None:
