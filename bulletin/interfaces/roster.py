@@ -198,7 +198,7 @@ class _Intake:
                 self._shared[shared] = known
         if known and email not in self.people and self._own_cells_good(row):
             # Every check passes (those of the shared cells judged before): what _problem
-            # would say, in a third of the time.
+            # would find, measured a quarter quicker over the 100,000 rows' checks.
             settled = shared in self._settled or self._hear(line, row)
             if settled and len(self._settled) < _REMEMBERED:
                 self._settled.add(shared)  # its location has heard all these cells can say
