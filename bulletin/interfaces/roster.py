@@ -74,7 +74,7 @@ _BLANKS = ("",) * len(_SHARED)
 # Combinations remembered at most: a file whose every row is its own combination (a department
 # per person) must not pay for remembering them all.
 _REMEMBERED = 10_000
-_UNJUDGED = ()
+_UNJUDGED = ()  # a verdict is None or four values: the empty tuple is "not judged yet"
 # Where a person's location and zone sit in a roster_writes.Person (the line comes first).
 _LOCATION = 1 + roster_writes.STORED.index("location_id")
 _ZONE = 1 + roster_writes.STORED.index("timezone")

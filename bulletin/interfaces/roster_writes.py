@@ -2,11 +2,11 @@
 
 Employees on file are read as plain rows (the HR preview with ``values_list``), never as model
 instances, and written with one ``INSERT`` and one ``UPDATE`` per set of changed columns, run
-for a whole chunk by the driver's ``executemany``. Measured on 100,000 rows (SQLite): ``bulk_create`` took
-25 s, nearly all of it Django preparing each of 1.5 million values through its field
-machinery (``get_db_prep_save``, ``field_as_sql``), and ``bulk_update`` builds a ``CASE`` per
-field and row; the same rows go in here in about a second. The time stamp is adapted once, by
-Django's own backend operations.
+for a whole chunk by the driver's ``executemany``. Measured on 100,000 rows (SQLite):
+``bulk_create`` took 25 s, nearly all of it Django preparing each of 1.5 million values
+through its field machinery (``get_db_prep_save``, ``field_as_sql``), and ``bulk_update``
+builds a ``CASE`` per field and row; the same rows go in here in about a second. The time
+stamp is adapted once, by Django's own backend operations.
 """
 
 from __future__ import annotations
