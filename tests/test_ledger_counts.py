@@ -265,3 +265,29 @@ def test_recount_rebuilds_live_counts_from_the_ledger_and_keeps_the_pruned() -> 
     assert counts.check() == {}
     assert counts.by_state(counts.of_announcements([item.pk])) == {"pending": 2, "skipped": 1}
     assert not DeliveryCountChange.objects.exists()
+
+
+@pytest.mark.django_db
+def test_recount_check_names_each_drifted_count_and_exits_1_and_recount_repairs_it() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from bulletin.domain.models import DeliveryCount
+
+    factories.employees(2)
+    item = factories.fired()
+    out = StringIO()
+    call_command("recount", "--check", stdout=out)
+    assert out.getvalue().strip() == "delivery counts agree with the ledger"
+    counts.fold()
+    DeliveryCount.objects.update(live=5)  # as a hand-made fix in SQL might leave them
+    out = StringIO()
+    with pytest.raises(CommandError, match="1 kept counts differ") as refused:
+        call_command("recount", "--check", stdout=out)
+    assert refused.value.returncode == 1
+    occurrence = Occurrence.objects.get(announcement=item).pk
+    assert out.getvalue().strip() == f"occurrence {occurrence} email pending: kept 5, ledger 2"
+    call_command("recount", stdout=StringIO())
+    assert counts.check() == {}

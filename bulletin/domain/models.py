@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 
-from bulletin.domain.tallies import DeliveryQuerySet, count_saved
+from bulletin.domain.tallies import DeliveryQuerySet, count_attempt, count_saved
 
 
 def validate_single_line(value: str) -> None:
@@ -565,6 +565,16 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery {self.delivery_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The ledger writes attempts in sets and counts them; one saved on its own (a
+        # fixture, a repair) is counted here, in the same transaction.
+        with transaction.atomic():
+            counted = self._state.adding and self.finished_at is not None
+            super().save(*args, **kwargs)
+            if counted and self.finished_at is not None:
+                seconds = max((self.finished_at - self.started_at).total_seconds(), 0.0)
+                count_attempt(self.delivery.channel, self.outcome, seconds)
 
 
 class InboxItem(models.Model):

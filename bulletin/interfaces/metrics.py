@@ -36,6 +36,7 @@ from bulletin.domain.models import (
     Tallied,
     Tally,
 )
+from bulletin.domain.tallies import SEND_BUCKETS
 from bulletin.interfaces.health import duplicates_prevented, lag
 
 
@@ -86,10 +87,10 @@ def _cumulative(found: list[counts.Timing]) -> list[tuple[str, float]]:
     for timing in found:
         per_bucket[timing.bucket] += timing.attempts
     running, buckets = 0, []
-    for n, bound in enumerate(counts.SEND_BUCKETS):
+    for n, bound in enumerate(SEND_BUCKETS):
         running += per_bucket[n]
         buckets.append((str(bound), float(running)))
-    return [*buckets, ("+Inf", float(running + per_bucket[len(counts.SEND_BUCKETS)]))]
+    return [*buckets, ("+Inf", float(running + per_bucket[len(SEND_BUCKETS)]))]
 
 
 def _retries(timings: list[counts.Timing]) -> Metric:

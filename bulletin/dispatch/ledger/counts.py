@@ -26,22 +26,12 @@ from django.db import connection, transaction
 from bulletin.dispatch.ledger import sql
 from bulletin.dispatch.ledger.cursors import cursor
 from bulletin.dispatch.ledger.dialect import current
+from bulletin.domain.tallies import bucket
 
 log = logging.getLogger(__name__)
 
 Key = tuple[int, str, str]  # occurrence id, channel, state
 Timed = tuple[str, str, int]  # channel, attempt outcome, duration bucket
-
-# Seconds: the bounds of ``bulletin_send_seconds``. An SMTP hand-off on a LAN takes tens of
-# milliseconds, an HTTP API call a few hundred; the upper buckets catch slow relays and
-# timeouts (SMTP's default is 30 s). Changing them splits old counts from new: a migration
-# would have to recount (see migration 0010).
-SEND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-
-
-def bucket(seconds: float) -> int:
-    """The first bucket ``seconds`` fits in; ``len(SEND_BUCKETS)`` for "+Inf"."""
-    return next((i for i, bound in enumerate(SEND_BUCKETS) if seconds <= bound), len(SEND_BUCKETS))
 
 
 @dataclass

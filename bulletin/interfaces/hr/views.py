@@ -510,10 +510,8 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, "Cancelled. Nothing more will be sent.")
         return _back(item)
-    waiting = Delivery.objects.filter(occurrence__announcement=item)
-    pending = waiting.filter(state=DeliveryState.PENDING).count()
-    held = waiting.filter(state=DeliveryState.HELD).count()
-    context = {"item": item, "pending": pending, "held": held}
+    waiting = counts_by_announcement([item.pk]).get(item.pk) or Counts()
+    context = {"item": item, "pending": waiting.pending, "held": waiting.held}
     return render(request, "bulletin/hr/confirm_cancel.html", context)
 
 
