@@ -91,6 +91,12 @@ class Employee(models.Model):
 
     class Meta:
         ordering = ["name"]
+        indexes = [
+            # audience_of(...).count(), on every view of an announcement ("12,000 people
+            # now"): SQLite counts "WHERE active" over this thin index instead of every
+            # employee row (measured at 100,000 people: 13.6 ms against 35.7 ms).
+            models.Index(fields=["active", "department"], name="employee_audience_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>"
