@@ -65,7 +65,7 @@ class Options:
     # /healthz warns (still 200) when planning or sending is this many seconds behind.
     health_max_lag_seconds: int = 300
     # PostgreSQL: dispatch's repeated statements prepared once per connection (see
-    # bulletin.dispatch.statements). Off behind a pooler that does not keep them (PgBouncer
+    # bulletin.dispatch.ledger.cursors). Off behind a pooler that does not keep them (PgBouncer
     # before 1.21 in transaction mode).
     prepared_statements: bool = True
     # The working week of employees without a location (see bulletin.scheduling.working).
