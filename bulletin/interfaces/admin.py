@@ -39,6 +39,7 @@ from bulletin.interfaces.admin_ledger import (
 from bulletin.interfaces.admin_paging import (
     BigTableAdmin,
     EstimatingPaginator,
+    ReadOnly,
     RowCount,
     search_rows,
 )
@@ -319,19 +320,10 @@ class PlaceAdmin(admin.ModelAdmin):
         return bool(obj.secret)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnly):
     """The ledger is written by the planner and dispatcher only."""
 
     show_facets = admin.ShowFacets.ALWAYS
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Occurrence)

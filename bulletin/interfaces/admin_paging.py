@@ -130,7 +130,20 @@ class BigTableChangeList(ChangeList):
         return admin_.index_ordering(request)
 
 
-class BigTableAdmin(admin.ModelAdmin):
+class ReadOnly(admin.ModelAdmin):
+    """Records only the planner, the dispatcher and the ledger write: shown, never edited."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class BigTableAdmin(ReadOnly):
     """A read-only list of a ledger table, newest first, paged as described above."""
 
     show_full_result_count = False
@@ -148,15 +161,6 @@ class BigTableAdmin(admin.ModelAdmin):
 
     def facets_are_kept(self, request: HttpRequest) -> bool:
         """Whether this list's filters count their choices without reading the table."""
-        return False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
