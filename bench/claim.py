@@ -74,6 +74,30 @@ def our_worker() -> list[int]:
     return list(NoopTransport.sent)
 
 
+def ledger_worker(batch: int) -> list[int]:
+    """The ledger's own statements and nothing else: claim (with the intent, as for a
+    de-duplicating channel, and the people), then every row's outcome, its history row and
+    counts. No message is composed or sent: what the SQL alone costs, the floor under
+    ``our_worker``."""
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bulletin.dispatch import ledger
+    from bulletin.domain.models import AttemptOutcome, DeliveryState
+
+    sent = ledger.Outcome(DeliveryState.SENT, AttemptOutcome.SENT)
+    handled: list[int] = []
+    token, lease = uuid.uuid4().hex, timedelta(seconds=60)
+    while rows := ledger.claim_rows(token, batch, timezone.now(), lease, ("noop",)):
+        started = timezone.now()
+        ids = [row.id for row in rows]
+        ledger.finish_many(dict.fromkeys(ids, sent), token, timezone.now(), started)
+        handled += ids
+    return handled
+
+
 def worker(kind: str, batch: int, out: Path) -> None:
     """One worker process: wait for "go" on stdin, drain the queue, write what it handled."""
     setup_django()
@@ -82,7 +106,8 @@ def worker(kind: str, batch: int, out: Path) -> None:
     connection.ensure_connection()
     print("ready", flush=True)
     sys.stdin.readline()
-    handled = bare_worker(batch) if kind == "bare" else our_worker()
+    workers = {"bare": lambda: bare_worker(batch), "ledger": lambda: ledger_worker(batch)}
+    handled = workers.get(kind, our_worker)()
     out.write_text(json.dumps({"finished": time.time(), "ids": handled}))
 
 
@@ -179,7 +204,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--worker", choices=["bare", "noop", "noop-once"])
+    parser.add_argument("--worker", choices=["bare", "noop", "noop-once", "ledger"])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.worker:
@@ -187,15 +212,15 @@ def main() -> None:
         return
     setup_django()
     prepare(args.rows, "noop")
-    times: dict[str, list[float]] = {"noop": [], "bare": [], "noop-once": []}
+    times: dict[str, list[float]] = {"noop": [], "bare": [], "noop-once": [], "ledger": []}
     problems: list[str] = []
     scratch = Path(os.environ["BULLETIN_VAR_DIR"])
     for round_number in range(args.rounds):
-        order = ["noop", "bare"] if round_number % 2 == 0 else ["bare", "noop"]
+        order = ["noop", "bare", "ledger"] if round_number % 2 == 0 else ["ledger", "bare", "noop"]
         if round_number == 0 and os.environ.get("BENCH_PER_ROW"):
             order.append("noop-once")
         for kind in order:
-            reset(kind if kind != "bare" else "noop")
+            reset("noop" if kind in ("bare", "ledger") else kind)
             elapsed, handled = race(kind, args.workers, args.batch, scratch)
             times[kind].append(elapsed)
             problems.append(verify(kind, args.rows, handled))
@@ -205,6 +230,8 @@ def main() -> None:
 def _report(args: argparse.Namespace, times: dict[str, list[float]], wrong: str) -> None:
     rate = {kind: args.rows / median(spent) for kind, spent in times.items() if spent}
     details: dict[str, Any] = {"seconds": times}
+    details["ledger_alone_rate"] = round(rate["ledger"])
+    details["ledger_alone_ratio"] = round(paired_ratio(times["ledger"], times["bare"]), 3)
     if "noop-once" in rate:
         details["intent_per_delivery_rate"] = round(rate["noop-once"])
         details["intent_per_delivery_ratio"] = round(rate["noop-once"] / rate["bare"], 3)

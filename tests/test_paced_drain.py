@@ -132,6 +132,7 @@ def test_two_dispatch_processes_at_once_share_one_pace(
 def test_a_429_makes_every_lane_wait_out_retry_after_and_the_drain_still_completes(
     installation: Installation, slack: TimedSlack
 ) -> None:
+    installation.env["LOG_LEVEL"] = "INFO"  # should it fail, its log says how
     hold = slack.hold("chat.postMessage")  # the first post: answered 429 once it is in
     dispatch = installation.start("dispatch")
     hold.wait(timeout=30)
@@ -139,7 +140,8 @@ def test_a_429_makes_every_lane_wait_out_retry_after_and_the_drain_still_complet
     hold.release(_rate_limited(retry_after=3))
     out, err = dispatch.communicate(timeout=60)
     assert dispatch.returncode == 0, err
-    assert summary(out) == (PEOPLE, 0, 0, 0)  # the refused one was sent on its retry
+    # The refused one was sent on its retry.
+    assert summary(out) == (PEOPLE, 0, 0, 0), (delivery_states(installation), err)
     assert delivery_states(installation) == {"sent": PEOPLE}
     times = slack.posted_at()
     # The other lanes were waiting for slots booked before the 429: none of them posted

@@ -46,10 +46,12 @@ class Claimed(NamedTuple):
 
 
 # The PostgreSQL claim brings the batch's people back with it: one round trip, not two.
+# Each person by its primary key (LATERAL … LIMIT 1 is never flattened into a join): planned as
+# a join, the hundred moved rows met a hash of the whole employee table whenever its statistics
+# were stale: at 25,000 employees a claim took 9.3 ms, 5.4 of them hashing everyone; now 1.3 ms.
 _WITH_PEOPLE = (
-    "SELECT m.*, "
-    + ", ".join(f"e.{column}" for column in sql.PERSON.split(", "))
-    + " FROM moved m LEFT JOIN bulletin_employee e ON e.id = m.employee_id"
+    "SELECT m.*, e.* FROM moved m LEFT JOIN LATERAL "
+    f"(SELECT {sql.PERSON} FROM bulletin_employee WHERE id = m.employee_id LIMIT 1) e ON true"
 )
 
 
