@@ -72,6 +72,17 @@ class Destination:
 
 
 @dataclass(frozen=True)
+class Footer:
+    """What an email's footer tells its person: why they got it, and their own signed links
+    (none needs a password). An empty link is left out."""
+
+    reason: str  # the audience in words: "You are in Sales." / "Sent to everyone at Acme."
+    open_url: str = ""  # "Open in Bulletin": signs them in, to this announcement
+    preferences_url: str = ""  # "Manage preferences"
+    acknowledge_url: str = ""  # only when the announcement asks for an acknowledgement
+
+
+@dataclass(frozen=True)
 class Message:
     """One delivery's content, rendered for its recipient; the key travels to the provider.
 
@@ -98,6 +109,10 @@ class Message:
     # carries its signed one-click link (absolute, under BULLETIN_SITE_URL).
     mandatory: bool = False
     unsubscribe_url: str = ""
+    # Email: the From chosen for the announcement (one of BULLETIN_SENDERS; "": the default
+    # sender) and what its footer says.
+    sender: str = ""
+    footer: Footer | None = None
 
     @property
     def person(self) -> Recipient:

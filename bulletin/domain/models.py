@@ -225,7 +225,11 @@ class Announcement(models.Model):
         default=False, help_text="Ignore employees' channel opt-outs (e.g. safety notices)."
     )
     requires_ack = models.BooleanField(
-        default=False, help_text="In-app: employees are asked to acknowledge it."
+        default=False, help_text="Employees are asked to acknowledge it (inbox, email button)."
+    )
+    # Who the email is from: one of BULLETIN_SENDERS ("": DEFAULT_FROM_EMAIL).
+    sender = models.CharField(
+        max_length=254, blank=True, help_text="The email's From, one of the allowed senders."
     )
     working_hours = models.BooleanField(
         default=False,
@@ -620,6 +624,7 @@ class ChannelPace(models.Model):
         return f"{self.key} @ {self.next_slot_at:%H:%M:%S}"
 
 
+from bulletin.domain.engagement import Engagement  # noqa: E402
 from bulletin.domain.locations import Location  # noqa: E402 - it uses the validators above
 from bulletin.domain.records import (  # noqa: E402 - they refer to the models above
     AnnouncementVersion,
@@ -656,6 +661,7 @@ __all__ = [
     "DeliveryCountChange",
     "DeliveryState",
     "Employee",
+    "Engagement",
     "InboxItem",
     "Installation",
     "Location",

@@ -19,13 +19,13 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
-from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from bulletin.domain import engagement
 from bulletin.domain.models import PERSON_CHANNELS, Channel, ChannelOptOut, Employee, InboxItem
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def inbox(request: HttpRequest, employee: Employee) -> HttpResponse:
 @employee_view()
 @require_safe
 def item_detail(request: HttpRequest, employee: Employee, pk: int) -> HttpResponse:
-    item = get_object_or_404(InboxItem, pk=pk, employee=employee)
+    item = get_object_or_404(InboxItem.objects.select_related("delivery"), pk=pk, employee=employee)
     if item.read_at is None and request.method == "GET":  # a HEAD probe is not a read
         now = timezone.now()
         # Set once: a second tab opening it at the same moment does not move the time.
@@ -109,6 +109,7 @@ def item_detail(request: HttpRequest, employee: Employee, pk: int) -> HttpRespon
             item.read_at = now
         else:
             item.refresh_from_db(fields=["read_at"])
+        engagement.opened(item.delivery.occurrence_id, employee.pk, now)
     return render(
         request,
         "bulletin/item.html",
@@ -119,26 +120,26 @@ def item_detail(request: HttpRequest, employee: Employee, pk: int) -> HttpRespon
 @employee_view(return_to="inbox:item")
 @require_POST
 def acknowledge(request: HttpRequest, employee: Employee, pk: int) -> HttpResponse:
-    item = get_object_or_404(InboxItem.objects.only("id", "requires_ack"), pk=pk, employee=employee)
+    item = get_object_or_404(
+        InboxItem.objects.select_related("delivery").only(
+            "id", "requires_ack", "delivery__occurrence_id"
+        ),
+        pk=pk,
+        employee=employee,
+    )
     if not item.requires_ack:
         return HttpResponseBadRequest(
             "This announcement does not ask for acknowledgement.", content_type="text/plain"
         )
-    now = timezone.now()
-    first = InboxItem.objects.filter(pk=item.pk, acknowledged_at__isnull=True).update(
-        acknowledged_at=now, read_at=Coalesce("read_at", now)
-    )
-    if first:
-        log.info(
-            "inbox item acknowledged",
-            extra={"employee_id": employee.pk, "inbox_item_id": item.pk},
-        )
+    # Recorded once, and shown on this item, whichever channel's button is pressed first.
+    engagement.acknowledged(item.delivery.occurrence_id, employee.pk, "inapp", timezone.now())
     return redirect("inbox:item", pk=item.pk)
 
 
 @employee_view(return_to="inbox:list")
 @require_POST
 def mark_all_read(request: HttpRequest, employee: Employee) -> HttpResponse:
+    """Clears the unread marks; not a reading: HR's "opened" figures do not count it."""
     count = InboxItem.objects.filter(employee=employee, read_at__isnull=True).update(
         read_at=timezone.now()
     )

@@ -1,0 +1,88 @@
+"""Who has read an announcement, and who has acknowledged it: one row per person and
+occurrence, whichever channel brought them.
+
+A person *opens* an occurrence by reading it in Bulletin (their inbox item, or the page an
+email's "Open in Bulletin" signs them in to) and *acknowledges* it by the inbox's button or an
+email's "Acknowledge" link. Only this module writes these rows, and only by conditional
+UPDATEs (``… WHERE opened_at IS NULL``): the first time is kept however many tabs,
+double-clicks, or channels race, and each function says whether it was the first. An
+acknowledgement also opens, and is mirrored onto the person's inbox item when there is one, so
+the inbox shows it acknowledged wherever it was done.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import models
+from django.db.models.functions import Coalesce
+
+log = logging.getLogger(__name__)
+
+
+class Engagement(models.Model):
+    occurrence = models.ForeignKey(
+        "bulletin.Occurrence", on_delete=models.CASCADE, related_name="engagements"
+    )
+    employee = models.ForeignKey(
+        "bulletin.Employee", on_delete=models.CASCADE, related_name="engagements"
+    )
+    opened_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    # The channel whose link (or the inbox, "inapp") carried the acknowledgement.
+    acknowledged_via = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        constraints = [
+            # One row per person and occurrence; its index also serves "this occurrence's
+            # engagements" (HR's figures, the not-yet-acknowledged list).
+            models.UniqueConstraint(fields=["occurrence", "employee"], name="engagement_identity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"occurrence {self.occurrence_id}, employee {self.employee_id}"
+
+
+def _row(occurrence_id: int, employee_id: int) -> Engagement:
+    # get_or_create retries the get when a racing twin's insert wins the unique constraint.
+    row, _ = Engagement.objects.get_or_create(occurrence_id=occurrence_id, employee_id=employee_id)
+    return row
+
+
+def opened(occurrence_id: int, employee_id: int, at: datetime) -> bool:
+    """Record that the person read it; True the first time."""
+    row = _row(occurrence_id, employee_id)
+    first = bool(Engagement.objects.filter(pk=row.pk, opened_at__isnull=True).update(opened_at=at))
+    if first:
+        extra = {"occurrence_id": occurrence_id, "employee_id": employee_id}
+        log.info("announcement opened", extra=extra)
+    return first
+
+
+def acknowledged(occurrence_id: int, employee_id: int, via: str, at: datetime) -> bool:
+    """Record the person's acknowledgement (and that they read it); True the first time."""
+    from bulletin.domain.models import InboxItem
+
+    row = _row(occurrence_id, employee_id)
+    first = bool(
+        Engagement.objects.filter(pk=row.pk, acknowledged_at__isnull=True).update(
+            acknowledged_at=at, acknowledged_via=via, opened_at=Coalesce("opened_at", at)
+        )
+    )
+    # The inbox shows it acknowledged, whichever channel's button was pressed.
+    InboxItem.objects.filter(
+        employee_id=employee_id, delivery__occurrence_id=occurrence_id, acknowledged_at__isnull=True
+    ).update(acknowledged_at=at, read_at=Coalesce("read_at", at))
+    if first:
+        extra = {"occurrence_id": occurrence_id, "employee_id": employee_id, "via": via}
+        log.info("announcement acknowledged", extra=extra)
+    return first
+
+
+def acknowledged_at(occurrence_id: int, employee_id: int) -> datetime | None:
+    return (
+        Engagement.objects.filter(occurrence_id=occurrence_id, employee_id=employee_id)
+        .values_list("acknowledged_at", flat=True)
+        .first()
+    )
