@@ -95,6 +95,8 @@ class Options:
     proxy_count: int = _bounded(0, minimum=0)
     login_failure_limit: int = 5
     login_lockout_minutes: int = 15
+    # Days an email's "Open in Bulletin" link signs its person in (dispatch/signed_links.py).
+    sign_in_link_days: int = 14
 
     # --- Django's and Celery's names, parsed here so a bad value is one line naming it.
     debug: bool = _named("DEBUG", False)
@@ -116,10 +118,23 @@ class Options:
     log_format: str = _named("LOG_FORMAT", "text")
     log_level: str = _named("LOG_LEVEL", "INFO")
 
+    # --- The announcement email's look (bulletin.channels.email_layout) and its senders.
+    org_name: str = "Bulletin"
+    # Absolute http(s) URL of the logo shown above every email ("": the name alone).
+    logo_url: str = ""
+    # The header bar's and the Acknowledge button's colour, "#rrggbb".
+    brand_color: str = "#1f4e8c"
+    # Plain text at the foot of every email (an address, a help desk); "": none.
+    email_footer: str = ""
+    # The Froms an announcement may choose, comma- or newline-separated RFC 5322 addresses
+    # ("People Team <people@example.com>"), kept one a line; "": only DEFAULT_FROM_EMAIL.
+    senders: str = ""
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "site_url", _site_url(self.site_url))
         object.__setattr__(self, "slack_api_url", _slack_api_url(self.slack_api_url))
         object.__setattr__(self, "log_level", self.log_level.strip().upper())
+        _check_look(self)
         _check_working_week(self.working_week)
         _check_choice("LOG_FORMAT", self.log_format, LOG_FORMATS)
         _check_choice("LOG_LEVEL", self.log_level, LOG_LEVELS)
@@ -127,6 +142,11 @@ class Options:
             raise ImproperlyConfigured(
                 "EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be on: choose one"
             )
+
+
+    def sender_list(self) -> tuple[str, ...]:
+        """BULLETIN_SENDERS, one address each, as configured."""
+        return tuple(line for line in self.senders.split("\n") if line)
 
 
 LOG_FORMATS = ("text", "json")
@@ -137,6 +157,17 @@ def _check_choice(variable: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         words = " or ".join(allowed) if len(allowed) == 2 else f"one of {', '.join(allowed)}"
         raise ImproperlyConfigured(f"{variable} must be {words}, got {value!r}")
+
+
+def _check_look(chosen: Options) -> None:
+    """The email's settings: checked and kept in one canonical form (see conf_email)."""
+    from bulletin.conf_email import brand_color, email_footer, logo_url, org_name, senders
+
+    object.__setattr__(chosen, "org_name", org_name(chosen.org_name))
+    object.__setattr__(chosen, "logo_url", logo_url(chosen.logo_url))
+    object.__setattr__(chosen, "brand_color", brand_color(chosen.brand_color))
+    object.__setattr__(chosen, "email_footer", email_footer(chosen.email_footer))
+    object.__setattr__(chosen, "senders", senders(chosen.senders))
 
 
 def _slack_api_url(raw: str) -> str:

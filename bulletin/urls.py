@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import include, path
 
-from bulletin.interfaces import probes, unsubscribe
+from bulletin.interfaces import probes, signed_pages, unsubscribe
 
 admin.site.site_header = "Bulletin"
 admin.site.site_title = "Bulletin"
@@ -28,5 +28,9 @@ urlpatterns = [
     path("hr/", include("bulletin.interfaces.hr.urls")),
     # RFC 8058 one-click unsubscribe; bulletin.dispatch.unsubscribe.PATH makes the links.
     path("unsubscribe/<str:token>/", unsubscribe.one_click, name="unsubscribe"),
+    # An email's signed links (bulletin.dispatch.signed_links makes them).
+    path("e/<str:token>/", signed_pages.sign_in, name="sign-in-link"),
+    path("preferences/link/<str:token>/", signed_pages.preferences, name="preferences-link"),
+    path("acknowledge/<str:token>/", signed_pages.acknowledge, name="acknowledge-link"),
     path("", include("bulletin.interfaces.inbox_urls")),
 ]

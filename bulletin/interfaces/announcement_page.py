@@ -13,10 +13,12 @@ from __future__ import annotations
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_safe
+from django.utils import timezone
+from django.views.decorators.http import require_POST, require_safe
 
 from bulletin.channels.base import Recipient
 from bulletin.channels.render import render_html
+from bulletin.domain import engagement
 from bulletin.domain.models import Delivery, Employee, InboxItem, Occurrence
 from bulletin.interfaces.inbox import employee_view, zone_of
 
@@ -41,11 +43,33 @@ def announcement_page(request: HttpRequest, employee: Employee, pk: int) -> Http
         raise Http404("No such announcement.")
     content = occurrence.version or occurrence.announcement
     reader = Recipient(email=employee.email, name=employee.name, timezone=employee.timezone)
+    reached = _reached_in_person(occurrence, employee)
+    if reached and request.method == "GET":  # HR looking, or a HEAD probe, is not a reading
+        engagement.opened(occurrence.pk, employee.pk, timezone.now())
     context = {
         "employee": employee,
         "zone": zone_of(employee),
         "title": content.title,
         "sent_at": occurrence.fire_at,
         "body_html": render_html(content.body, reader),
+        "occurrence_id": occurrence.pk,
+        "requires_ack": reached and occurrence.announcement.requires_ack,
+        "acknowledged_at": engagement.acknowledged_at(occurrence.pk, employee.pk),
     }
     return render(request, "bulletin/announcement.html", context)
+
+
+def _reached_in_person(occurrence: Occurrence, employee: Employee) -> bool:
+    """Whether it went to this person themselves (whose reading HR's figures count)."""
+    return Delivery.objects.filter(occurrence=occurrence, employee=employee).exists()
+
+
+@employee_view(return_to="inbox:announcement")
+@require_POST
+def acknowledge(request: HttpRequest, employee: Employee, pk: int) -> HttpResponse:
+    """The page's button (reached by "Open in Bulletin" when there is no inbox item)."""
+    occurrence = get_object_or_404(Occurrence.objects.select_related("announcement"), pk=pk)
+    if not occurrence.announcement.requires_ack or not _reached_in_person(occurrence, employee):
+        raise Http404("No such announcement to acknowledge.")
+    engagement.acknowledged(occurrence.pk, employee.pk, "web", timezone.now())
+    return redirect("inbox:announcement", pk=pk)

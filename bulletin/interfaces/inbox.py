@@ -151,18 +151,26 @@ def mark_all_read(request: HttpRequest, employee: Employee) -> HttpResponse:
 @employee_view()
 @require_http_methods(["GET", "HEAD", "POST"])
 def preferences(request: HttpRequest, employee: Employee) -> HttpResponse:
+    back = reverse("inbox:preferences")
     if request.method == "POST":
-        return _save_preferences(request, employee)
+        return save_preferences(request, employee, back)
+    return preferences_page(request, employee, action=back)
+
+
+def preferences_page(request: HttpRequest, employee: Employee, action: str) -> HttpResponse:
+    """The form, posting to ``action`` (here, or an email's signed preferences link)."""
     opted_out = set(employee.opt_outs.values_list("channel", flat=True))
     choices = [
         {"value": channel.value, "label": channel.label, "opted_out": channel in opted_out}
         for channel in OPTIONAL_CHANNELS
     ]
-    return render(request, "bulletin/preferences.html", {"employee": employee, "choices": choices})
+    context = {"employee": employee, "choices": choices, "action": action}
+    return render(request, "bulletin/preferences.html", context)
 
 
-def _save_preferences(request: HttpRequest, employee: Employee) -> HttpResponse:
-    """Checked boxes are the channels to opt out of; every other optional channel is opted in."""
+def save_preferences(request: HttpRequest, employee: Employee, back: str) -> HttpResponse:
+    """Checked boxes are the channels to opt out of; every other optional channel is opted in.
+    Then back to ``back``, the form."""
     wanted = set(request.POST.getlist("opt_out"))
     allowed = {channel.value for channel in OPTIONAL_CHANNELS}
     if unknown := sorted(wanted - allowed):
@@ -195,4 +203,4 @@ def _save_preferences(request: HttpRequest, employee: Employee) -> HttpResponse:
             extra={"employee_id": employee.pk, "channel": channel, "opted_out": opted_out},
         )
     messages.success(request, "Your preferences are saved.")
-    return redirect("inbox:preferences")
+    return redirect(back)

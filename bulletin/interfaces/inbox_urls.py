@@ -8,6 +8,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, path, reverse_lazy
 
 from bulletin.interfaces import inbox
+from bulletin.interfaces.announcement_page import acknowledge as announcement_acknowledge
 from bulletin.interfaces.announcement_page import announcement_page
 
 app_name = "inbox"
@@ -20,6 +21,11 @@ urlpatterns: list[URLPattern] = [
     path("preferences/", inbox.preferences, name="preferences"),
     # Where a Slack or Teams message cut to fit links to (bulletin.dispatch.compose).
     path("announcements/<int:pk>/", announcement_page, name="announcement"),
+    path(
+        "announcements/<int:pk>/acknowledge/",
+        announcement_acknowledge,
+        name="announcement-acknowledge",
+    ),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(
