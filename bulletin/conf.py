@@ -143,7 +143,6 @@ class Options:
                 "EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be on: choose one"
             )
 
-
     def sender_list(self) -> tuple[str, ...]:
         """BULLETIN_SENDERS, one address each, as configured."""
         return tuple(line for line in self.senders.split("\n") if line)

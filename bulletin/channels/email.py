@@ -43,8 +43,10 @@ from bulletin.channels.mime import (
     sender_address,
     sender_envelope,
 )
+from bulletin.channels.email_layout import html_part, text_part
 from bulletin.channels.smtp import Envelope, SmtpSends
 from bulletin.conf import Options, message_id_domain, options
+from bulletin.conf_email import SenderNotAllowed, allowed_sender
 
 
 def message_id(idempotency_key: str) -> str:
@@ -63,6 +65,22 @@ def _listed(message: Message) -> list[tuple[str, str]]:
 def _domain(chosen: Options, from_email: str) -> str:
     """Per settings, not per message (``chosen`` is hashable and swapped whole by tests)."""
     return message_id_domain(from_email)
+
+
+def from_address(message: Message) -> str:
+    """The From: the announcement's sender as BULLETIN_SENDERS lists it, else
+    DEFAULT_FROM_EMAIL; PermanentError for a sender no longer (or never) allowed."""
+    if not message.sender:
+        return str(settings.DEFAULT_FROM_EMAIL)
+    try:
+        return _allowed(message.sender, options())
+    except SenderNotAllowed as exc:
+        raise PermanentError(str(exc)) from None
+
+
+@lru_cache(maxsize=16)
+def _allowed(sender: str, chosen: Options) -> str:
+    return allowed_sender(sender, chosen.sender_list())
 
 
 def _over_smtp() -> bool:
@@ -129,30 +147,30 @@ class EmailTransport(Transport):
 
     def _envelope(self, message: Message) -> Envelope:
         """Sender, recipient and the bytes on the wire; PermanentError if it cannot be built."""
-        person = _person(message)
+        person, sent_from = _person(message), from_address(message)
         try:
             data = email_bytes(
-                sender=sender_address(settings.DEFAULT_FROM_EMAIL),
+                sender=sender_address(sent_from),
                 recipient=recipient_address(person.name, person.email),
                 subject=message.title,
                 message_id=message_id(message.idempotency_key),
-                text=message.text,
-                html=message.html,
+                text=text_part(message),
+                html=html_part(message),
                 listed=_listed(message),
             )
-            sender = sender_envelope(settings.DEFAULT_FROM_EMAIL)
+            sender = sender_envelope(sent_from)
             recipient = envelope_address(person.email)
         except ValueError as exc:
             raise PermanentError(f"cannot build the email: {exc}") from exc
         return Envelope(sender, recipient, data)
 
     def _email(self, message: Message) -> EmailMultiAlternatives:
-        person = _person(message)
+        person, sent_from = _person(message), from_address(message)
         try:
             email = EmailMultiAlternatives(
                 subject=message.title,
-                body=message.text,
-                from_email=settings.DEFAULT_FROM_EMAIL,
+                body=text_part(message),
+                from_email=sent_from,
                 to=[formataddr((person.name, person.email))],
                 headers={
                     "Message-ID": message_id(message.idempotency_key),
@@ -160,7 +178,7 @@ class EmailTransport(Transport):
                     **dict(_listed(message)),
                 },
             )
-            email.attach_alternative(message.html, "text/html")
+            email.attach_alternative(html_part(message), "text/html")
             email.message()  # header and address checks, before anything is sent
         except (BadHeaderError, ValueError) as exc:
             raise PermanentError(f"cannot build the email: {exc}") from exc
