@@ -1,0 +1,331 @@
+"""Who has read an announcement: HR's engagement figures, read in one place.
+
+For each occurrence, and in total:
+
+- **delivered** by channel: sent deliveries, from the kept counts (``ledger/counts.py``), never
+  a ``GROUP BY`` over the ledger;
+- **reached**: distinct people with a sent delivery on any channel (served by
+  ``delivery_occurrence_state_idx``: occurrence, state);
+- **opened** and **acknowledged**: people with an ``Engagement`` row saying so (served by
+  ``engagement_identity``: occurrence, employee), whichever channel it came through.
+
+A total adds up its occurrences: a person sent a weekly announcement four times is four
+receipts, each opened or not. After retention prunes an occurrence's sent deliveries, who was
+reached is no longer in the ledger: that occurrence's ``reached`` is unknown (``None``), its
+delivered counts stay (kept), and its rates are not given.
+
+The breakdowns by department and location count only people reached (and of them, who opened
+and acknowledged); a group of fewer than ``SMALLEST_GROUP`` people is reported as such, without
+its figures, so nobody's reading habits can be picked out of a small team.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from django.db import connection
+from django.db.models import Count, Max, Min, QuerySet
+from django.db.models.functions import Trunc
+
+from bulletin.dispatch.ledger import counts
+from bulletin.domain.engagement import Engagement
+from bulletin.domain.models import Announcement, Delivery, DeliveryState, Employee, Occurrence
+
+SMALLEST_GROUP = 5  # a group under this many people reached is shown as "fewer than 5"
+GROUPINGS = {"department": "department", "location": "location"}  # name → employee column
+
+
+@dataclass
+class Figures:
+    """One occurrence's engagement, or a sum of them."""
+
+    delivered: dict[str, int] = field(default_factory=dict)  # channel → sent
+    reached: int | None = 0  # None: some of its sent deliveries were pruned
+    opened: int = 0
+    acknowledged: int = 0
+
+    def __add__(self, other: Figures) -> Figures:
+        delivered = dict(self.delivered)
+        for channel, n in other.delivered.items():
+            delivered[channel] = delivered.get(channel, 0) + n
+        reached = (
+            None if self.reached is None or other.reached is None else self.reached + other.reached
+        )
+        opened, acknowledged = self.opened + other.opened, self.acknowledged + other.acknowledged
+        return Figures(delivered, reached, opened, acknowledged)
+
+    @property
+    def sent(self) -> int:
+        return sum(self.delivered.values())
+
+    @property
+    def opened_rate(self) -> float | None:
+        return _rate(self.opened, self.reached)
+
+    @property
+    def acknowledged_rate(self) -> float | None:
+        return _rate(self.acknowledged, self.reached)
+
+    @property
+    def opened_percent(self) -> str:
+        return percent(self.opened_rate)
+
+    @property
+    def acknowledged_percent(self) -> str:
+        return percent(self.acknowledged_rate)
+
+
+def _rate(part: int, whole: int | None) -> float | None:
+    """A share of the people reached (0 to 1), or None when that is unknown or nobody."""
+    if not whole:
+        return None
+    return round(min(part / whole, 1.0), 4)
+
+
+def percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.0f}%"
+
+
+def occurrences_of(item: Announcement, occurrence: Occurrence | None = None) -> QuerySet[Any]:
+    """The ids of the announcement's occurrences (or just one), as a subquery."""
+    found = Occurrence.objects.filter(announcement=item)
+    if occurrence is not None:
+        found = found.filter(pk=occurrence.pk)
+    return found.values("id")
+
+
+def sent_to_people(occurrences: QuerySet[Any]) -> QuerySet[Delivery]:
+    """Sent deliveries to a person (alone or through a place) of these occurrences."""
+    return Delivery.objects.filter(
+        occurrence_id__in=occurrences, state=DeliveryState.SENT, employee__isnull=False
+    )
+
+
+def delivered_by_occurrence(item: Announcement) -> tuple[dict[int, dict[str, int]], set[int]]:
+    """Sent deliveries per occurrence and channel (kept counts), and the occurrences whose
+    sent deliveries were partly pruned (who was reached is no longer known there)."""
+    delivered: dict[int, dict[str, int]] = {}
+    pruned: set[int] = set()
+    for count in counts.of_announcements([item.pk]):
+        if count.state != DeliveryState.SENT:
+            continue
+        channels = delivered.setdefault(count.occurrence_id, {})
+        channels[count.channel] = channels.get(count.channel, 0) + count.total
+        if count.pruned:
+            pruned.add(count.occurrence_id)
+    return delivered, pruned
+
+
+def reached_by_occurrence(occurrences: QuerySet[Any]) -> dict[int, int]:
+    rows = (
+        sent_to_people(occurrences)
+        .order_by()
+        .values("occurrence_id")
+        .annotate(people=Count("employee_id", distinct=True))
+    )
+    return {row["occurrence_id"]: row["people"] for row in rows}
+
+
+def engaged_by_occurrence(occurrences: QuerySet[Any]) -> dict[int, tuple[int, int]]:
+    """(opened, acknowledged) per occurrence: Count of a column counts its non-null values."""
+    rows = (
+        Engagement.objects.filter(occurrence_id__in=occurrences)
+        .order_by()
+        .values("occurrence_id")
+        .annotate(opened=Count("opened_at"), acknowledged=Count("acknowledged_at"))
+    )
+    return {row["occurrence_id"]: (row["opened"], row["acknowledged"]) for row in rows}
+
+
+@dataclass
+class Summary:
+    total: Figures
+    per_occurrence: dict[int, Figures]
+
+
+def figures(item: Announcement, occurrence: Occurrence | None = None) -> Summary:
+    """The announcement's figures per occurrence (those with any) and in total."""
+    which = occurrences_of(item, occurrence)
+    delivered, pruned = delivered_by_occurrence(item)
+    reached, engaged = reached_by_occurrence(which), engaged_by_occurrence(which)
+    ids = set(reached) | set(engaged)
+    ids |= {pk for pk in delivered if occurrence is None or pk == occurrence.pk}
+    per_occurrence = {
+        pk: Figures(
+            delivered=delivered.get(pk, {}),
+            reached=None if pk in pruned else reached.get(pk, 0),
+            opened=engaged.get(pk, (0, 0))[0],
+            acknowledged=engaged.get(pk, (0, 0))[1],
+        )
+        for pk in sorted(ids)
+    }
+    return Summary(sum(per_occurrence.values(), Figures()), per_occurrence)
+
+
+# --- by department and location ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    """People reached in one department or location; figures only for a large enough group."""
+
+    name: str
+    reached: int
+    opened: int
+    acknowledged: int
+
+    @property
+    def fewer_than_5(self) -> bool:
+        return self.reached < SMALLEST_GROUP
+
+    @property
+    def opened_rate(self) -> float | None:
+        return _rate(self.opened, self.reached)
+
+    @property
+    def acknowledged_rate(self) -> float | None:
+        return _rate(self.acknowledged, self.reached)
+
+    @property
+    def opened_percent(self) -> str:
+        return percent(self.opened_rate)
+
+    @property
+    def acknowledged_percent(self) -> str:
+        return percent(self.acknowledged_rate)
+
+
+def _reached_pairs() -> str:
+    """SQL for the (occurrence, employee) pairs reached: a person sent it on two channels is
+    reached once. The occurrences come as a subquery on the announcement's id."""
+    return (
+        f"SELECT DISTINCT d.occurrence_id, d.employee_id FROM {Delivery._meta.db_table} d "
+        f"WHERE d.occurrence_id IN (SELECT o.id FROM {Occurrence._meta.db_table} o "
+        "WHERE o.announcement_id = %s AND (%s IS NULL OR o.id = %s)) "
+        "AND d.state = %s AND d.employee_id IS NOT NULL"
+    )
+
+
+def _pair_parameters(item: Announcement, occurrence: Occurrence | None) -> list[Any]:
+    pk = occurrence.pk if occurrence is not None else None
+    return [item.pk, pk, pk, DeliveryState.SENT.value]
+
+
+def groups(item: Announcement, by: str, occurrence: Occurrence | None = None) -> list[Group]:
+    """People reached, opened and acknowledged per department or location (``by``), largest
+    first; one query, each pair's engagement found by its unique index."""
+    column = GROUPINGS[by]  # never user input in SQL: only the fixed names above
+    statement = (
+        f"SELECT COALESCE(e.{column}, ''), COUNT(*), COUNT(g.opened_at), COUNT(g.acknowledged_at) "
+        f"FROM ({_reached_pairs()}) r "
+        f"JOIN {Employee._meta.db_table} e ON e.id = r.employee_id "
+        f"LEFT JOIN {Engagement._meta.db_table} g "
+        "ON g.occurrence_id = r.occurrence_id AND g.employee_id = r.employee_id "
+        f"GROUP BY COALESCE(e.{column}, '')"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, _pair_parameters(item, occurrence))
+        rows = cursor.fetchall()
+    found = [Group(str(name), int(n), int(o), int(a)) for name, n, o, a in rows]
+    return sorted(found, key=lambda group: (-group.reached, group.name))
+
+
+# --- not yet acknowledged -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unacknowledged:
+    """A person reached by an occurrence who has not acknowledged it (on any channel)."""
+
+    occurrence_id: int
+    employee_id: int
+    name: str
+    email: str
+    department: str
+    location: str
+
+
+def _unacknowledged_sql(columns: str) -> str:
+    return (
+        f"SELECT {columns} FROM ({_reached_pairs()}) r "
+        f"JOIN {Employee._meta.db_table} e ON e.id = r.employee_id "
+        f"JOIN {Occurrence._meta.db_table} o ON o.id = r.occurrence_id "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {Engagement._meta.db_table} g "
+        "WHERE g.occurrence_id = r.occurrence_id AND g.employee_id = r.employee_id "
+        "AND g.acknowledged_at IS NOT NULL)"
+    )
+
+
+ORDER = " ORDER BY o.fire_at DESC, r.occurrence_id, e.name, e.id"
+
+
+class NotAcknowledged:
+    """The people reached who have not acknowledged, newest occurrence first, then by name:
+    a sequence Django's Paginator can page (a COUNT, then LIMIT/OFFSET for one page)."""
+
+    def __init__(self, item: Announcement, occurrence: Occurrence | None = None) -> None:
+        self.item, self.occurrence = item, occurrence
+        self.parameters = _pair_parameters(item, occurrence)
+
+    def count(self) -> int:
+        statement = f"SELECT COUNT(*) FROM ({_unacknowledged_sql('r.employee_id')}) n"
+        with connection.cursor() as cursor:
+            cursor.execute(statement, self.parameters)
+            return int(cursor.fetchone()[0])
+
+    def __getitem__(self, which: slice) -> list[Unacknowledged]:
+        start, stop = which.start or 0, which.stop
+        columns = "r.occurrence_id, e.id, e.name, e.email, e.department, e.location"
+        statement = _unacknowledged_sql(columns) + ORDER + " LIMIT %s OFFSET %s"
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [*self.parameters, stop - start, start])
+            rows = cursor.fetchall()
+        return [Unacknowledged(o, e, n, m, d or "", w or "") for o, e, n, m, d, w in rows]
+
+    def __len__(self) -> int:
+        return self.count()
+
+
+def not_acknowledged_sql(columns: str) -> str:
+    """The whole list's statement with these select ``columns`` (for the CSV export), in the
+    page's order; its parameters are ``NotAcknowledged(...).parameters``."""
+    return _unacknowledged_sql(columns) + ORDER
+
+
+def fire_times(ids: Sequence[int]) -> dict[int, Occurrence]:
+    return {o.pk: o for o in Occurrence.objects.filter(pk__in=list(ids))}
+
+
+# --- over time -------------------------------------------------------------------------------
+
+
+def first_and_last(
+    item: Announcement, occurrence: Occurrence | None = None
+) -> tuple[datetime | None, datetime | None]:
+    """When the first person opened it and when the last opened or acknowledged it."""
+    rows = Engagement.objects.filter(occurrence_id__in=occurrences_of(item, occurrence))
+    found = rows.aggregate(
+        first=Min("opened_at"), opened=Max("opened_at"), acked=Max("acknowledged_at")
+    )
+    last = max((t for t in (found["opened"], found["acked"]) if t is not None), default=None)
+    return found["first"], last
+
+
+def per_bucket(
+    item: Announcement, occurrence: Occurrence | None, column: str, unit: str, zone: tzinfo
+) -> dict[datetime, int]:
+    """How many engagements have ``column`` (opened_at or acknowledged_at) in each ``unit``
+    (hour, day, week) of ``zone``'s clock: counted by the database, one row per bucket."""
+    rows = (
+        Engagement.objects.filter(
+            occurrence_id__in=occurrences_of(item, occurrence), **{f"{column}__isnull": False}
+        )
+        .annotate(bucket=Trunc(column, unit, tzinfo=zone))
+        .order_by()
+        .values("bucket")
+        .annotate(n=Count("id"))
+    )
+    return {row["bucket"].astimezone(UTC): row["n"] for row in rows}
