@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bulletin.channels.base import Destination, Message
+from bulletin.channels.base import Destination, Footer, Message
 from bulletin.channels.render import render_html, render_text
 from bulletin.conf import secret, site_link
+from bulletin.dispatch import signed_links
 from bulletin.dispatch.ledger import Claimed
 from bulletin.dispatch.unsubscribe import unsubscribe_url
-from bulletin.domain.models import Announcement, Channel, Occurrence, Place, delivery_key
+from bulletin.domain.models import (
+    Announcement,
+    AudienceKind,
+    Channel,
+    Occurrence,
+    Place,
+    delivery_key,
+)
 
 
 def announcement_page(occurrence_id: int) -> str:
@@ -26,6 +34,42 @@ def destination(place: Place) -> Destination:
     stored = (place.secret, place.previous_secret)
     secrets = tuple(filter(None, (place_secret(value) for value in stored if value)))
     return Destination(name=place.name, target=place.target, secrets=secrets)
+
+
+def audience_in_words(announcement: Announcement) -> str:
+    """Why a person got it, for the email's footer: the audience as HR chose it."""
+    names = _listed(announcement.audience_values)
+    kind = announcement.audience_kind
+    if kind == AudienceKind.DEPARTMENT and names:
+        plural = "s" if len(announcement.audience_values) > 1 else ""
+        return f"You are receiving this because it was sent to the {names} department{plural}."
+    if kind == AudienceKind.LOCATION and names:
+        return f"You are receiving this because it was sent to people in {names}."
+    if kind == AudienceKind.LIST:
+        return "You are receiving this because you were chosen as one of its recipients."
+    return "You are receiving this because it was sent to everyone."
+
+
+def _listed(values: list[str]) -> str:
+    """ "Sales", "Sales and Support", "Sales, Support and Legal"."""
+    names = [str(value) for value in values]
+    return " and ".join(filter(None, [", ".join(names[:-1]), *names[-1:]]))
+
+
+def _footer(row: Claimed, occurrence: Occurrence) -> Footer | None:
+    """An email's footer: why, and the person's own signed links."""
+    if row.channel != Channel.EMAIL or not row.employee_id or row.recipient is None:
+        return None
+    announcement = occurrence.announcement
+    ask = announcement.requires_ack
+    return Footer(
+        reason=audience_in_words(announcement),
+        open_url=signed_links.sign_in_url(row.employee_id, row.recipient.email, occurrence.pk),
+        preferences_url=signed_links.preferences_url(row.employee_id),
+        acknowledge_url=(
+            signed_links.acknowledge_url(row.employee_id, occurrence.pk, row.channel) if ask else ""
+        ),
+    )
 
 
 def _unsubscribe(row: Claimed, announcement: Announcement) -> str:
@@ -81,4 +125,6 @@ class BatchContent:
             delivery_id=row.id,
             mandatory=announcement.mandatory,
             unsubscribe_url=_unsubscribe(row, announcement),
+            sender=announcement.sender if row.channel == Channel.EMAIL else "",
+            footer=_footer(row, occurrence),
         )

@@ -37,13 +37,6 @@ from bulletin.interfaces import inbox
 
 log = logging.getLogger(__name__)
 
-# Permissions that make a user HR staff: such a login is not handed out by a link in an email.
-_STAFF_PERMISSIONS = (
-    "bulletin.add_announcement",
-    "bulletin.approve_announcement",
-    "bulletin.view_announcement",
-)
-
 
 def _refused(request: HttpRequest, problem: str) -> HttpResponse:
     log.warning("signed link refused: %s", problem, extra={"path": request.path})
@@ -73,9 +66,8 @@ def _user_for(employee: Employee) -> User | None:
     """The employee's user: their own, else one with their address that no other employee
     has, else a new one (no password: links, or single sign-on, sign it in). None for staff."""
     user = employee.user or _unlinked_user(employee.email) or _new_user(employee.email)
-    if user.is_staff or user.is_superuser or not user.is_active:
-        return None
-    if any(user.has_perm(permission) for permission in _STAFF_PERMISSIONS):
+    # Any permission at all is more than an employee's (roles.EMPLOYEE has none).
+    if user.is_staff or user.is_superuser or not user.is_active or user.get_all_permissions():
         return None
     if employee.user_id != user.pk:
         Employee.objects.filter(pk=employee.pk, user__isnull=True).update(user=user)
