@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
-from bulletin.domain.models import Announcement, AudienceKind, Employee
+from bulletin.domain.engagement import Engagement
+from bulletin.domain.models import (
+    Announcement,
+    AudienceKind,
+    Delivery,
+    DeliveryState,
+    Employee,
+    Occurrence,
+)
 
 
 def audience_of(announcement: Announcement) -> QuerySet[Employee]:
@@ -31,3 +39,22 @@ def audience_zones(announcement: Announcement) -> tuple[str, ...]:
         return (announcement.timezone,)
     zones = audience_of(announcement).values_list("timezone", flat=True).distinct()
     return tuple(sorted(zones))
+
+
+def reminded_people(reminder: Occurrence) -> QuerySet[Employee]:
+    """Who a reminder reaches, decided by the database as it fans out: active people its
+    occurrence was sent to (any channel) who have not acknowledged it (nor a reminder of it)."""
+    root_id = reminder.reminder_of_id or 0
+    reached = Delivery.objects.filter(
+        occurrence_id=root_id, employee=OuterRef("pk"), state=DeliveryState.SENT
+    )
+    acknowledged = Engagement.objects.filter(
+        occurrence_id=root_id, employee=OuterRef("pk"), acknowledged_at__isnull=False
+    )
+    return Employee.objects.filter(Exists(reached), ~Exists(acknowledged), active=True)
+
+
+def not_acknowledged(root: Occurrence) -> QuerySet[Employee]:
+    """The people a reminder of ``root`` would reach now (what HR is shown before sending)."""
+    probe = Occurrence(reminder_of_id=root.pk)
+    return reminded_people(probe)

@@ -112,7 +112,7 @@ class BatchContent:
             idempotency_key=delivery_key(
                 occurrence.key_space, row.occurrence_id, row.employee_id, row.place_id, row.channel
             ),
-            title=content.title,
+            title=f"Reminder: {content.title}" if occurrence.reminder_of_id else content.title,
             text=render_text(content.body, recipient),
             html=render_html(content.body, recipient),
             body=content.body,

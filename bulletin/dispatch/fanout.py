@@ -26,7 +26,7 @@ from django.db.models import (
     Value,
 )
 
-from bulletin.dispatch.audience import audience_of
+from bulletin.dispatch.audience import audience_of, reminded_people
 from bulletin.dispatch.holding import hold_outside_windows
 from bulletin.dispatch.ledger import orders
 from bulletin.domain.models import (
@@ -48,12 +48,8 @@ log = logging.getLogger(__name__)
 def fan_out(occurrence: Occurrence, now: datetime) -> int:
     """Create the occurrence's deliveries (a snapshot of the audience now); returns how many."""
     announcement = occurrence.announcement
-    people = audience_of(announcement)
-    if announcement.per_recipient_zone:
-        people = people.filter(timezone=occurrence.zone)
-    places = (
-        [] if announcement.per_recipient_zone else list(announcement.places.filter(active=True))
-    )
+    people, places = _audience(occurrence)
+    channels = announcement.channels if occurrence.channels is None else occurrence.channels
     with transaction.atomic():
         if not _still_planned(occurrence):
             # Fanned out by a racing tick, or cancelled meanwhile: nothing to add.
@@ -63,7 +59,7 @@ def fan_out(occurrence: Occurrence, now: datetime) -> int:
                 Tally.add(Tallied.REPEATED_FAN_OUT)
             return Delivery.objects.filter(occurrence=occurrence).count()
         # The rows each insert reports are all the occurrence has: it had none while planned.
-        count = sum(_insert_people(people, occurrence, c, None, now) for c in announcement.channels)
+        count = sum(_insert_people(people, occurrence, c, None, now) for c in channels)
         count += sum(_insert_place(place, people, occurrence, now) for place in places)
         hold_outside_windows(occurrence, now)
         Occurrence.objects.filter(pk=occurrence.pk, state=OccurrenceState.PLANNED).update(
@@ -78,6 +74,16 @@ def fan_out(occurrence: Occurrence, now: datetime) -> int:
         },
     )
     return count
+
+
+def _audience(occurrence: Occurrence) -> tuple[QuerySet[Employee], list[Place]]:
+    """The people and places it goes to: a reminder to people only (see reminders.py)."""
+    announcement = occurrence.announcement
+    if occurrence.reminder_of_id is not None:
+        return reminded_people(occurrence), []
+    if announcement.per_recipient_zone:
+        return audience_of(announcement).filter(timezone=occurrence.zone), []
+    return audience_of(announcement), list(announcement.places.filter(active=True))
 
 
 def _still_planned(occurrence: Occurrence) -> bool:

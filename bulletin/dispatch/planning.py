@@ -20,6 +20,7 @@ from bulletin.dispatch.audience import audience_zones
 from bulletin.dispatch.fanout import fan_out_planned
 from bulletin.dispatch.holding import release_opened
 from bulletin.dispatch.ledger import counts
+from bulletin.dispatch.reminders import remind_automatically
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
@@ -103,9 +104,18 @@ def _tick(now: datetime, limit: int) -> TickResult:
     )
     occurrences = sum(_plan_safely(announcement, now) for announcement in due)
     deliveries = fan_out_planned(now)
+    remind_safely(now)
     release_opened(now)
     counts.fold()  # what the moves since the last tick changed, into the kept counts
     return TickResult(len(due), occurrences, deliveries)
+
+
+def remind_safely(now: datetime) -> None:
+    # A reminder that cannot be made must not stop the tick: the next one tries again.
+    try:
+        remind_automatically(now)
+    except Exception:
+        log.exception("automatic reminders failed")
 
 
 def _plan_safely(announcement: Announcement, now: datetime) -> int:

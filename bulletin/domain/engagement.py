@@ -7,7 +7,8 @@ email's "Acknowledge" link. Only this module writes these rows, and only by cond
 UPDATEs (``… WHERE opened_at IS NULL``): the first time is kept however many tabs,
 double-clicks, or channels race, and each function says whether it was the first. An
 acknowledgement also opens, and is mirrored onto the person's inbox item when there is one, so
-the inbox shows it acknowledged wherever it was done.
+the inbox shows it acknowledged wherever it was done. A reminder's reading counts for the
+occurrence it reminds of (``root_of``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 from datetime import datetime
 
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Coalesce
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,14 @@ class Engagement(models.Model):
         return f"occurrence {self.occurrence_id}, employee {self.employee_id}"
 
 
+def root_of(occurrence_id: int) -> int:
+    """The occurrence a reading counts for: a reminder's is the occurrence it reminds of."""
+    from bulletin.domain.models import Occurrence
+
+    reminded = Occurrence.objects.filter(pk=occurrence_id).values_list("reminder_of", flat=True)
+    return reminded.first() or occurrence_id
+
+
 def _row(occurrence_id: int, employee_id: int) -> Engagement:
     # get_or_create retries the get when a racing twin's insert wins the unique constraint.
     row, _ = Engagement.objects.get_or_create(occurrence_id=occurrence_id, employee_id=employee_id)
@@ -51,7 +61,8 @@ def _row(occurrence_id: int, employee_id: int) -> Engagement:
 
 
 def opened(occurrence_id: int, employee_id: int, at: datetime) -> bool:
-    """Record that the person read it; True the first time."""
+    """Record that the person read it (or a reminder of it); True the first time."""
+    occurrence_id = root_of(occurrence_id)
     row = _row(occurrence_id, employee_id)
     first = bool(Engagement.objects.filter(pk=row.pk, opened_at__isnull=True).update(opened_at=at))
     if first:
@@ -61,9 +72,11 @@ def opened(occurrence_id: int, employee_id: int, at: datetime) -> bool:
 
 
 def acknowledged(occurrence_id: int, employee_id: int, via: str, at: datetime) -> bool:
-    """Record the person's acknowledgement (and that they read it); True the first time."""
+    """Record the person's acknowledgement (and that they read it) of the occurrence or a
+    reminder of it; True the first time."""
     from bulletin.domain.models import InboxItem
 
+    occurrence_id = root_of(occurrence_id)
     row = _row(occurrence_id, employee_id)
     first = bool(
         Engagement.objects.filter(pk=row.pk, acknowledged_at__isnull=True).update(
@@ -71,9 +84,12 @@ def acknowledged(occurrence_id: int, employee_id: int, via: str, at: datetime) -
         )
     )
     # The inbox shows it acknowledged, whichever channel's button was pressed.
-    InboxItem.objects.filter(
-        employee_id=employee_id, delivery__occurrence_id=occurrence_id, acknowledged_at__isnull=True
-    ).update(acknowledged_at=at, read_at=Coalesce("read_at", at))
+    its = Q(delivery__occurrence_id=occurrence_id) | Q(
+        delivery__occurrence__reminder_of_id=occurrence_id
+    )
+    InboxItem.objects.filter(its, employee_id=employee_id, acknowledged_at__isnull=True).update(
+        acknowledged_at=at, read_at=Coalesce("read_at", at)
+    )
     if first:
         extra = {"occurrence_id": occurrence_id, "employee_id": employee_id, "via": via}
         log.info("announcement acknowledged", extra=extra)
@@ -82,7 +98,7 @@ def acknowledged(occurrence_id: int, employee_id: int, via: str, at: datetime) -
 
 def acknowledged_at(occurrence_id: int, employee_id: int) -> datetime | None:
     return (
-        Engagement.objects.filter(occurrence_id=occurrence_id, employee_id=employee_id)
+        Engagement.objects.filter(occurrence_id=root_of(occurrence_id), employee_id=employee_id)
         .values_list("acknowledged_at", flat=True)
         .first()
     )

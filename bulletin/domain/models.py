@@ -227,6 +227,10 @@ class Announcement(models.Model):
     requires_ack = models.BooleanField(
         default=False, help_text="Employees are asked to acknowledge it (inbox, email button)."
     )
+    # Reminders sent by themselves to whoever has not acknowledged: every ``remind_after``
+    # (days) after an occurrence, at most ``remind_times`` times (0: only HR's "Remind them").
+    remind_after_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    remind_times = models.PositiveSmallIntegerField(default=0)
     # Who the email is from: one of BULLETIN_SENDERS ("": DEFAULT_FROM_EMAIL).
     sender = models.CharField(
         max_length=254, blank=True, help_text="The email's From, one of the allowed senders."
@@ -282,6 +286,10 @@ class Announcement(models.Model):
                 fields=["next_fire_at"],
                 name="announcement_due_idx",
                 condition=Q(status="scheduled"),
+            ),
+            # automatic reminders (dispatch/reminders.py): remind_times > 0, every tick
+            models.Index(
+                fields=["id"], name="announcement_reminding_idx", condition=Q(remind_times__gt=0)
             ),
         ]
         constraints = [
@@ -361,13 +369,29 @@ class Occurrence(models.Model):
     key_space = models.CharField(
         max_length=32, blank=True, default=installation_id, db_default="", editable=False
     )
+    # A reminder (bulletin.dispatch.reminders): an occurrence of its own, to the people its
+    # occurrence reached who have not acknowledged, over its own channels. ``reminder_key``
+    # names the request that made it (a form's token, an Idempotency-Key, "auto-2"): one
+    # reminder per key, however often the request is repeated.
+    reminder_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reminders"
+    )
+    reminder_key = models.CharField(max_length=64, blank=True)
+    channels = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-fire_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["announcement", "zone", "fire_at"], name="occurrence_identity"
+                fields=["announcement", "zone", "fire_at"],
+                name="occurrence_identity",
+                condition=Q(reminder_of__isnull=True),
+            ),
+            models.UniqueConstraint(
+                fields=["reminder_of", "reminder_key"],
+                name="reminder_identity",
+                condition=Q(reminder_of__isnull=False),
             ),
         ]
         indexes = [

@@ -79,6 +79,7 @@ class AuditAction(models.TextChoices):
     UNSUBSCRIBED = "unsubscribed", "Opted out of email (one-click unsubscribe)"
     NOT_HELD = "not_held", "Working hours bypassed (mandatory)"
     RELEASED = "released", "Held deliveries sent now regardless of working hours"
+    REMINDED = "reminded", "Reminder sent to those who have not acknowledged"
 
 
 class AuditEvent(models.Model):
