@@ -26,6 +26,7 @@ ENDPOINTS = {
     "/announcements/{id}/send-now": {"post"},
     "/announcements/{id}/preview": {"get"},
     "/announcements/{id}/occurrences": {"get"},
+    "/announcements/{id}/engagement": {"get"},
     "/preview": {"get"},
     "/employees": {"get"},
     "/employees/bulk": {"post"},

@@ -190,7 +190,15 @@ def lockout_record(w: World, model: str) -> Any:
     return apps.get_model("axes", model).objects.create(http_accept="*/*", path_info="/", **values)
 
 
+def asking(w: World) -> Announcement:
+    """The failed one, asking for acknowledgement (it has a not-yet-acknowledged list)."""
+    item = failed(w)
+    Announcement.objects.filter(pk=item.pk).update(requires_ack=True)
+    return item
+
+
 BUILDERS: dict[str, Callable[[World], Any]] = {
+    "asking": asking,
     "draft": draft,
     "scheduled": scheduled,
     "paused": paused,
@@ -333,6 +341,8 @@ HR_ROWS = [
     Row("POST /hr/{item}/send-now/", "login 403 ok 403 ok", "held", **DONE),
     Row("POST /hr/{item}/test/", "login 403 ok 403 ok", "draft", **DONE),
     Row("GET /hr/{item}/deliveries.csv", "login 403 ok ok ok", "failed"),
+    Row("GET /hr/{item}/not-acknowledged/", "login 403 ok ok ok", "asking"),
+    Row("GET /hr/{item}/not-acknowledged.csv", "login 403 ok ok ok", "asking"),
 ]
 
 INBOX_ROWS = [
@@ -593,6 +603,7 @@ API_ROWS = [
     ApiRow("DELETE", ANN + "/{id}", WRITE, "403 204 403 204", "draft", changes=True),
     ApiRow("GET", ANN + "/{id}/occurrences", READ, "403 200 200 200", "failed"),
     ApiRow("GET", ANN + "/{id}/preview", READ, "403 200 200 200", "scheduled"),
+    ApiRow("GET", ANN + "/{id}/engagement", READ, "403 200 200 200", "failed"),
     ApiRow("POST", ANN + "/{id}/schedule", WRITE, "403 200 403 200", "draft", changes=True),
     ApiRow("POST", ANN + "/{id}/approve", WRITE, "403 403 200 200", "pending", changes=True),
     ApiRow("POST", ANN + "/{id}/pause", WRITE, "403 200 403 200", "scheduled", changes=True),

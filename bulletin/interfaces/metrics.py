@@ -12,13 +12,22 @@ and Prometheus treats a counter that falls as a reset (``rate()`` and ``increase
 correctly; a raw value plotted across a prune drops). ``bulletin_duplicates_prevented_total``
 and the requeued-claims part of ``bulletin_leases_expired_total`` come from Tally rows, which
 prune does not touch.
+
+``bulletin_announcement_opened`` and ``bulletin_announcement_acknowledged`` (people, by
+announcement id) are one aggregate over Engagement. Engagement grows with every send, so they
+cover only announcements with an occurrence that fired in the last ``ENGAGEMENT_DAYS`` days: a
+scrape then reads the recent occurrences' rows (by the engagement_identity index), whatever
+the history; an older announcement's series stops (HR's page and the API still have it).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 
+from django.db.models import Count
+from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -29,10 +38,12 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from bulletin.dispatch.ledger import counts
+from bulletin.domain.engagement import Engagement
 from bulletin.domain.models import (
     AttemptOutcome,
     Channel,
     DeliveryState,
+    Occurrence,
     Tallied,
     Tally,
 )
@@ -130,6 +141,37 @@ def _lag() -> Iterator[Metric]:
     )
 
 
+ENGAGEMENT_DAYS = 30  # announcements that fired within this many days have engagement gauges
+
+
+def _engagement() -> Iterator[Metric]:
+    since = timezone.now() - timedelta(days=ENGAGEMENT_DAYS)
+    recent = Occurrence.objects.filter(fire_at__gte=since).values("id")
+    rows = (
+        Engagement.objects.filter(occurrence_id__in=recent)
+        .order_by()
+        .values("occurrence__announcement_id")
+        .annotate(opened=Count("opened_at"), acknowledged=Count("acknowledged_at"))
+    )
+    labels = ["announcement"]
+    opened = GaugeMetricFamily(
+        "bulletin_announcement_opened",
+        f"People who opened an announcement (sends in the last {ENGAGEMENT_DAYS} days).",
+        labels=labels,
+    )
+    acknowledged = GaugeMetricFamily(
+        "bulletin_announcement_acknowledged",
+        f"People who acknowledged an announcement (sends in the last {ENGAGEMENT_DAYS} days).",
+        labels=labels,
+    )
+    for row in rows:
+        announcement = [str(row["occurrence__announcement_id"])]
+        opened.add_metric(announcement, row["opened"])
+        acknowledged.add_metric(announcement, row["acknowledged"])
+    yield opened
+    yield acknowledged
+
+
 class LedgerCollector(Collector):
     """Every metric, from the database, at each scrape."""
 
@@ -141,6 +183,7 @@ class LedgerCollector(Collector):
         yield _retries(timings)
         yield _leases_expired(timings)
         yield from _lag()
+        yield from _engagement()
 
 
 # Its own registry: only the ledger, not this web process's memory or CPU (nor, without a

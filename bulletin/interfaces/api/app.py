@@ -14,6 +14,7 @@ from bulletin.interfaces.api import (
     announcements,
     deliveries,
     employees,
+    engagement,
     errors,
     locations,
     preview,
@@ -42,6 +43,7 @@ api = BulletinAPI(urls_namespace="api", version="1", title="Bulletin API", descr
 errors.install(api)
 api.add_router("/announcements", announcements.router)
 api.add_router("/announcements", actions.router)
+api.add_router("/announcements", engagement.router)
 api.add_router("/", preview.router)
 api.add_router("/employees", employees.router)
 api.add_router("/locations", locations.router)

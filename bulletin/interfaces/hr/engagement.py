@@ -34,6 +34,7 @@ from bulletin.dispatch.ledger import counts
 from bulletin.domain.engagement import Engagement
 from bulletin.domain.models import Announcement, Delivery, DeliveryState, Employee, Occurrence
 
+LARGEST = 2**63 - 1  # the database's largest id
 SMALLEST_GROUP = 5  # a group under this many people reached is shown as "fewer than 5"
 GROUPINGS = {"department": "department", "location": "location"}  # name → employee column
 
@@ -200,25 +201,27 @@ class Group:
 
 def _reached_pairs() -> str:
     """SQL for the (occurrence, employee) pairs reached: a person sent it on two channels is
-    reached once. The occurrences come as a subquery on the announcement's id."""
+    reached once. The occurrences come as a subquery on the announcement's id, between two
+    ids: one occurrence's twice, or 0 and the largest (every one), so the statement and its
+    parameters' types stay the same either way."""
     return (
         f"SELECT DISTINCT d.occurrence_id, d.employee_id FROM {Delivery._meta.db_table} d "
         f"WHERE d.occurrence_id IN (SELECT o.id FROM {Occurrence._meta.db_table} o "
-        "WHERE o.announcement_id = %s AND (%s IS NULL OR o.id = %s)) "
+        "WHERE o.announcement_id = %s AND o.id BETWEEN %s AND %s) "
         "AND d.state = %s AND d.employee_id IS NOT NULL"
     )
 
 
-def _pair_parameters(item: Announcement, occurrence: Occurrence | None) -> list[Any]:
-    pk = occurrence.pk if occurrence is not None else None
-    return [item.pk, pk, pk, DeliveryState.SENT.value]
+def pair_parameters(item: Announcement, occurrence: Occurrence | None) -> list[Any]:
+    lowest, highest = (occurrence.pk, occurrence.pk) if occurrence is not None else (0, LARGEST)
+    return [item.pk, lowest, highest, DeliveryState.SENT.value]
 
 
-def groups(item: Announcement, by: str, occurrence: Occurrence | None = None) -> list[Group]:
-    """People reached, opened and acknowledged per department or location (``by``), largest
-    first; one query, each pair's engagement found by its unique index."""
+def groups_sql(by: str) -> str:
+    """The breakdown's statement: people reached, opened and acknowledged per value of the
+    employee column ``by`` names; each pair's engagement found by its unique index."""
     column = GROUPINGS[by]  # never user input in SQL: only the fixed names above
-    statement = (
+    return (
         f"SELECT COALESCE(e.{column}, ''), COUNT(*), COUNT(g.opened_at), COUNT(g.acknowledged_at) "
         f"FROM ({_reached_pairs()}) r "
         f"JOIN {Employee._meta.db_table} e ON e.id = r.employee_id "
@@ -226,8 +229,12 @@ def groups(item: Announcement, by: str, occurrence: Occurrence | None = None) ->
         "ON g.occurrence_id = r.occurrence_id AND g.employee_id = r.employee_id "
         f"GROUP BY COALESCE(e.{column}, '')"
     )
+
+
+def groups(item: Announcement, by: str, occurrence: Occurrence | None = None) -> list[Group]:
+    """Per department or location (``by``), largest first: one query."""
     with connection.cursor() as cursor:
-        cursor.execute(statement, _pair_parameters(item, occurrence))
+        cursor.execute(groups_sql(by), pair_parameters(item, occurrence))
         rows = cursor.fetchall()
     found = [Group(str(name), int(n), int(o), int(a)) for name, n, o, a in rows]
     return sorted(found, key=lambda group: (-group.reached, group.name))
@@ -268,7 +275,7 @@ class NotAcknowledged:
 
     def __init__(self, item: Announcement, occurrence: Occurrence | None = None) -> None:
         self.item, self.occurrence = item, occurrence
-        self.parameters = _pair_parameters(item, occurrence)
+        self.parameters = pair_parameters(item, occurrence)
 
     def count(self) -> int:
         statement = f"SELECT COUNT(*) FROM ({_unacknowledged_sql('r.employee_id')}) n"

@@ -84,7 +84,7 @@ def not_acknowledged(request: HttpRequest, pk: int) -> HttpResponse:
     zone = display_zone(item)
     # NotAcknowledged pages by slices of one query (all Paginator asks of it): no full list.
     people_list: Any = engagement.NotAcknowledged(item, occurrence)
-    paginator = Paginator[engagement.Unacknowledged](people_list, PEOPLE_PER_PAGE)
+    paginator: Paginator[engagement.Unacknowledged] = Paginator(people_list, PEOPLE_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     fired = engagement.fire_times([person.occurrence_id for person in page.object_list])
     people = [

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, path
 
-from bulletin.interfaces.hr import endpoints, exports, holds, imports, views
+from bulletin.interfaces.hr import endpoints, engagement_views, exports, holds, imports, views
 
 app_name = "hr"
 
@@ -26,4 +26,10 @@ urlpatterns: list[URLPattern] = [
     path("<int:pk>/retry/unknown/", views.retry_unknown, name="retry-unknown"),
     path("<int:pk>/test/", views.send_test, name="test"),
     path("<int:pk>/deliveries.csv", exports.deliveries_csv, name="deliveries-csv"),
+    path("<int:pk>/not-acknowledged/", engagement_views.not_acknowledged, name="not-acknowledged"),
+    path(
+        "<int:pk>/not-acknowledged.csv",
+        engagement_views.not_acknowledged_csv,
+        name="not-acknowledged-csv",
+    ),
 ]

@@ -34,7 +34,7 @@ from bulletin.domain.models import (
     Occurrence,
     OccurrenceState,
 )
-from bulletin.interfaces.hr import holds
+from bulletin.interfaces.hr import engagement_views, holds
 from bulletin.interfaces.hr.access import hr_view
 from bulletin.interfaces.hr.forms import AnnouncementForm, changed_fields
 from bulletin.interfaces.hr.present import (
@@ -387,6 +387,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
             "own": own,
             "can": can,
             "approval_required": options().require_approval,
+            "engagement": engagement_views.for_detail(item, zone, occurrence_rows),
         },
     )
 
