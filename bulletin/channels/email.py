@@ -33,6 +33,7 @@ from bulletin.channels.base import (
     TransientError,
     Transport,
 )
+from bulletin.channels.email_layout import html_part, text_part
 from bulletin.channels.mime import (
     date_now,
     email_bytes,
@@ -43,7 +44,6 @@ from bulletin.channels.mime import (
     sender_address,
     sender_envelope,
 )
-from bulletin.channels.email_layout import html_part, text_part
 from bulletin.channels.smtp import Envelope, SmtpSends
 from bulletin.conf import Options, message_id_domain, options
 from bulletin.conf_email import SenderNotAllowed, allowed_sender

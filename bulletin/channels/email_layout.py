@@ -38,8 +38,15 @@ _TEMPLATES = Path(__file__).resolve().parents[1] / "interfaces/templates/bulleti
 # A marker nobody can type into a setting or a title: it changes every process.
 _MARK = f"slot{secrets.token_hex(8)}"
 _SLOT = re.compile(rf"{_MARK}_(\w+?)_end")
-_SLOTS = ("title", "body", "reason", "open_url", "preferences_url", "acknowledge_url")
-_SLOTS += ("unsubscribe_url",)
+_SLOTS = (
+    "title",
+    "body",
+    "reason",
+    "open_url",
+    "preferences_url",
+    "acknowledge_url",
+    "unsubscribe_url",
+)
 
 
 @dataclass(frozen=True)
@@ -169,6 +176,6 @@ def on_color(background: str) -> str:
     red, green, blue = (int(background[index : index + 2], 16) / 255 for index in (1, 3, 5))
     linear = [
         c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (red, green, blue)
-    ]  # noqa: E501
+    ]
     luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
     return "#111827" if luminance > 0.179 else "#ffffff"

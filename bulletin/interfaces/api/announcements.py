@@ -15,6 +15,7 @@ from ninja import Query, Router, Status
 from ninja.pagination import paginate
 
 from bulletin.conf import options
+from bulletin.conf_email import SenderNotAllowed, allowed_sender
 from bulletin.dispatch import lifecycle
 from bulletin.dispatch.announcements import upcoming
 from bulletin.dispatch.audience import audience_zones
@@ -73,6 +74,20 @@ def check_names(kind: str, names: list[str] | None) -> None:
         raise Problems([problem("audience_values", message)])
 
 
+def checked_sender(values: dict[str, Any]) -> None:
+    """The sender, if given, as BULLETIN_SENDERS writes it; 422 naming ``sender`` when the
+    list does not have it."""
+    if "sender" not in values:
+        return
+    chosen = values["sender"] = str(values["sender"]).strip()
+    if not chosen:
+        return  # the default sender
+    try:
+        values["sender"] = allowed_sender(chosen, options().sender_list())
+    except SenderNotAllowed as exc:
+        raise Problems([problem("sender", str(exc))]) from None
+
+
 def chosen_people(kind: str, ids: list[int]) -> list[Employee]:
     """The employees of a "list" audience; 422 when they do not fit the audience's kind."""
     if kind != AudienceKind.LIST:
@@ -106,6 +121,7 @@ def create_announcement(request: HttpRequest, payload: AnnouncementIn) -> Any:
     data = payload.model_dump()
     places = places_named(data.pop("places"))
     values = model_values(data)
+    checked_sender(values)
     check_names(values["audience_kind"], values["audience_values"])
     people = chosen_people(values["audience_kind"], values.pop("recipients"))
     values.setdefault("misfire_grace", timedelta(seconds=options().default_grace_seconds))
@@ -133,6 +149,7 @@ def edit_announcement(request: HttpRequest, id: int, payload: AnnouncementPatch)
     data = payload.model_dump(exclude_unset=True)
     places = places_named(data.pop("places")) if "places" in data else None
     values = model_values(data)
+    checked_sender(values)
     ids = values.pop("recipients", None)
     kind = values.get("audience_kind", item.audience_kind)
     check_names(kind, values.get("audience_values"))

@@ -209,6 +209,12 @@ BODY = "Markdown; {{ name }} and {{ first_name }} are personalised"
 BODY_RULES: JsonDict = {"minLength": 1, "pattern": NO_NUL}
 
 
+SENDER = (
+    "the email's From: an address of BULLETIN_SENDERS (sent as that entry writes it), "
+    "or empty for DEFAULT_FROM_EMAIL"
+)
+
+
 class AnnouncementIn(Strict):
     title: str = Field(json_schema_extra=TITLE_RULES, description="one line; spaces around dropped")
     body: str = Field(description=BODY, max_length=MAX_BODY_CHARS, json_schema_extra=BODY_RULES)
@@ -221,6 +227,7 @@ class AnnouncementIn(Strict):
     mandatory: StrictBool = False
     requires_ack: StrictBool = False
     working_hours: StrictBool = Field(default=False, description=WORKING_HOURS)
+    sender: str = Field(default="", max_length=254, description=SENDER, examples=[""])
 
     _trim_title = field_validator("title", mode="before")(trimmed)
 
@@ -254,6 +261,7 @@ class AnnouncementPatch(Patch):
     mandatory: StrictBool | None = None
     requires_ack: StrictBool | None = None
     working_hours: StrictBool | None = Field(default=None, description=WORKING_HOURS)
+    sender: str | None = Field(default=None, max_length=254, description=SENDER)
 
     _trim_title = field_validator("title", mode="before")(trimmed)
 

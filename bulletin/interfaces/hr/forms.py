@@ -12,10 +12,12 @@ from datetime import timedelta
 from typing import Any, cast
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Count, Q
 from django.utils import timezone as django_timezone
 
+from bulletin import conf
 from bulletin.channels import TRANSPORTS
 from bulletin.conf import secret
 from bulletin.dispatch.announcements import parse_local
@@ -101,6 +103,17 @@ def channel_options(selected: list[str]) -> list[ChannelOption]:
     return options
 
 
+def sender_choices(saved: str) -> list[tuple[str, str]]:
+    """The default sender first (the empty choice), then BULLETIN_SENDERS; a saved sender the
+    list no longer has stays choosable only to be refused with a sentence (clean_sender)."""
+    listed = conf.options().sender_list()
+    default = str(settings.DEFAULT_FROM_EMAIL)
+    choices = [("", f"{default} (the default)")] + [(entry, entry) for entry in listed]
+    if saved and saved not in listed:
+        choices.append((saved, f"{saved} (no longer allowed)"))
+    return choices
+
+
 def _place_label(place: Place) -> str:
     inactive = "" if place.active else " (inactive)"
     return f"{place.get_channel_display()}: {place.name}{inactive}"
@@ -169,6 +182,12 @@ class AnnouncementForm(forms.Form):
         label="Ask people to acknowledge it",
         help_text="In the in-app inbox, each person confirms they have read it.",
     )
+    sender = forms.ChoiceField(
+        required=False,
+        label="Email from",
+        help_text="Who the email comes from (BULLETIN_SENDERS).",
+        error_messages={"invalid_choice": "%(value)s is not one of the allowed senders."},
+    )
     working_hours = forms.BooleanField(
         required=False,
         label="Deliver within each person's working hours",
@@ -235,8 +254,15 @@ class AnnouncementForm(forms.Form):
         places = cast(forms.ModelMultipleChoiceField, self.fields["places"])
         places.queryset = Place.objects.filter(Q(active=True) | Q(pk__in=attached))
         places.label_from_instance = _place_label  # type: ignore[assignment,method-assign]
+        self._choice("sender").choices = sender_choices(announcement.sender if announcement else "")
         if not self.is_bound:
             self._ask_about_initial_time()
+
+    def clean_sender(self) -> str:
+        chosen = str(self.cleaned_data.get("sender") or "")
+        if chosen and chosen not in conf.options().sender_list():
+            raise ValidationError(f"{chosen} is no longer an allowed sender: choose another.")
+        return chosen
 
     def _choice(self, name: str) -> forms.ChoiceField:
         return cast(forms.ChoiceField, self.fields[name])
@@ -265,6 +291,7 @@ class AnnouncementForm(forms.Form):
             "places": list(item.places.values_list("pk", flat=True)),
             "mandatory": item.mandatory,
             "requires_ack": item.requires_ack,
+            "sender": item.sender,
             "working_hours": item.working_hours,
             "schedule_kind": item.schedule_kind,
             "at_local": item.at_local,
@@ -469,6 +496,7 @@ class AnnouncementForm(forms.Form):
             "channels": list(data.get("channels") or []),
             "mandatory": bool(data.get("mandatory")),
             "requires_ack": bool(data.get("requires_ack")),
+            "sender": data.get("sender") or "",
             "working_hours": bool(data.get("working_hours")),
             "schedule_kind": data["schedule_kind"],
             "cron": data["cron_value"],

@@ -5,6 +5,8 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
+from bulletin.conf import options
+from bulletin.conf_email import SenderNotAllowed, allowed_sender
 from bulletin.dispatch import lifecycle
 from bulletin.dispatch.announcements import PLACE_ONLY
 from bulletin.domain.models import (
@@ -55,6 +57,16 @@ def parse_channels(value: str, places: list[Place]) -> list[str]:
     return [c for c in channels if c not in PLACE_ONLY]
 
 
+def parse_sender(value: str) -> str:
+    """ "" (DEFAULT_FROM_EMAIL), or the entry of BULLETIN_SENDERS with that address."""
+    if not value.strip():
+        return ""
+    try:
+        return allowed_sender(value.strip(), options().sender_list())
+    except SenderNotAllowed as exc:
+        raise CommandError(f"--sender: {exc}") from None
+
+
 class Command(BulletinCommand):
     help = (
         "Create and schedule an announcement (or, when approval is required, submit it for "
@@ -71,6 +83,7 @@ class Command(BulletinCommand):
         "channels": "--channels",
         "places": "--places",
         "misfire_grace": "--grace-minutes",
+        "sender": "--sender",
     }
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -112,6 +125,11 @@ class Command(BulletinCommand):
             "--requires-ack", action="store_true", help="ask for acknowledgement in the inbox"
         )
         parser.add_argument(
+            "--sender",
+            default="",
+            help="the email's From, one of BULLETIN_SENDERS (default: DEFAULT_FROM_EMAIL)",
+        )
+        parser.add_argument(
             "--working-hours",
             action="store_true",
             help="deliver to each person within their working hours (their location's working "
@@ -136,6 +154,7 @@ class Command(BulletinCommand):
             raise CommandError("--grace-minutes must not be negative")
         places = parse_places(opts["places"])
         channels = parse_channels(opts["channels"], places)
+        sender = parse_sender(opts["sender"])
         announcement = Announcement(
             title=opts["title"],
             body=self._body(opts["body_file"]),
@@ -144,6 +163,7 @@ class Command(BulletinCommand):
             channels=channels,
             mandatory=opts["mandatory"],
             requires_ack=opts["requires_ack"],
+            sender=sender,
             working_hours=opts["working_hours"],
             schedule_kind=ScheduleKind.CRON if opts["cron"] else ScheduleKind.ONCE,
             cron=opts["cron"] or "",
