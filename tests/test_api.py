@@ -42,8 +42,17 @@ class Api:
     client: Client
     token: str
 
-    def call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        **params: Any,
+    ) -> Any:
         kwargs: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {self.token}"}
+        if headers:
+            kwargs["headers"] = headers
         if body is not None:
             kwargs.update(data=json.dumps(body), content_type="application/json")
         elif params:

@@ -8,11 +8,11 @@ reminder after). A different key is a new reminder.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Field, Router, Schema
+from ninja import Field, Header, Router, Schema, Status
 
 from bulletin.dispatch.reminders import KEY_LENGTH, ReminderRefused, remind
 from bulletin.domain.models import Occurrence
@@ -22,6 +22,8 @@ from bulletin.interfaces.api.errors import Problems, problem
 from bulletin.interfaces.api.schemas import replies
 
 router = Router(tags=["reminders"])
+KEY_EXAMPLE = "reminder-2026-12-07"
+KEY_TEXT = "Names this request: the same key makes the same one reminder (1 to 64 characters)."
 
 
 class ReminderIn(Schema):
@@ -55,10 +57,15 @@ def _out(reminder: Occurrence, created: bool) -> dict[str, Any]:
     response=replies({200: ReminderOut, 201: ReminderOut}, 400, 404),
     **needs(ANNOUNCEMENTS_WRITE, "schedule_announcement", example={"channels": ["email", "inapp"]}),
 )
-def create_reminder(request: HttpRequest, id: int, body: ReminderIn) -> Any:
+def create_reminder(
+    request: HttpRequest,
+    id: int,
+    body: ReminderIn,
+    key: Annotated[str, Header(alias="Idempotency-Key", description=KEY_TEXT, example=KEY_EXAMPLE)],
+) -> Any:
     """Remind whoever this occurrence reached (sent, any channel) and has not acknowledged,
     over ``channels``. Needs the ``Idempotency-Key`` header (1 to 64 characters)."""
-    key = request.headers.get("Idempotency-Key", "").strip()
+    key = key.strip()
     if not key or len(key) > KEY_LENGTH:
         message = f"the Idempotency-Key header is required (1 to {KEY_LENGTH} characters)"
         raise Problems([problem("Idempotency-Key", message)])
@@ -67,4 +74,4 @@ def create_reminder(request: HttpRequest, id: int, body: ReminderIn) -> Any:
         made = remind(occurrence, body.channels, key, timezone.now(), request.user)
     except ReminderRefused as exc:
         raise Problems([problem(exc.field, str(exc))]) from None
-    return (201 if made.created else 200), _out(made.occurrence, made.created)
+    return Status(201 if made.created else 200, _out(made.occurrence, made.created))
