@@ -341,6 +341,7 @@ HR_ROWS = [
     Row("POST /hr/{item}/send-now/", "login 403 ok 403 ok", "held", **DONE),
     Row("POST /hr/{item}/test/", "login 403 ok 403 ok", "draft", **DONE),
     Row("GET /hr/{item}/deliveries.csv", "login 403 ok ok ok", "failed"),
+    Row("GET /hr/{item}/engagement/", "login 403 ok ok ok", "failed"),
     Row("GET /hr/{item}/not-acknowledged/", "login 403 ok ok ok", "asking"),
     Row("GET /hr/{item}/not-acknowledged.csv", "login 403 ok ok ok", "asking"),
 ]

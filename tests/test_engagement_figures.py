@@ -178,6 +178,20 @@ def test_the_detail_page_shows_times_in_the_announcements_zone(hr: Client, mix: 
     assert f"{local:%H:%M} {local.tzname()}" in section
 
 
+def test_past_its_limit_the_detail_page_leaves_counting_people_to_the_full_figures_page(
+    hr: Client, mix: Mix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 19 sent deliveries: over a limit of 18 the detail page does not read them one by one.
+    monkeypatch.setattr(engagement_views, "DETAIL_SENT_UP_TO", 18)
+    page = hr.get(f"/hr/{mix.item.pk}/").content.decode()
+    assert 'id="total-reached">—<' in page and 'id="engagement-full-link"' in page
+    assert 'id="total-opened">6 ' in page and "email 13, inapp 6" in page
+    assert "engagement-by-department" not in page
+    full = hr.get(f"/hr/{mix.item.pk}/engagement/").content.decode()
+    assert 'id="total-reached">13<' in full and 'id="engagement-by-department"' in full
+    assert "engagement-full-link" not in full
+
+
 # --- the chart --------------------------------------------------------------------------------
 
 

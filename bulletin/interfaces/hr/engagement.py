@@ -145,25 +145,33 @@ def engaged_by_occurrence(occurrences: QuerySet[Any]) -> dict[int, tuple[int, in
 class Summary:
     total: Figures
     per_occurrence: dict[int, Figures]
+    people_counted: bool = True  # False: too many deliveries to count people here
 
 
-def figures(item: Announcement, occurrence: Occurrence | None = None) -> Summary:
-    """The announcement's figures per occurrence (those with any) and in total."""
+def figures(
+    item: Announcement, occurrence: Occurrence | None = None, *, sent_up_to: int | None = None
+) -> Summary:
+    """The announcement's figures per occurrence (those with any) and in total. Counting
+    people reached reads every sent delivery; with ``sent_up_to``, it is left out (reached
+    None) when there are more than that many, so a page stays as quick at any size."""
     which = occurrences_of(item, occurrence)
     delivered, pruned = delivered_by_occurrence(item)
-    reached, engaged = reached_by_occurrence(which), engaged_by_occurrence(which)
-    ids = set(reached) | set(engaged)
-    ids |= {pk for pk in delivered if occurrence is None or pk == occurrence.pk}
+    if occurrence is not None:
+        delivered = {pk: n for pk, n in delivered.items() if pk == occurrence.pk}
+    sent = sum(sum(channels.values()) for channels in delivered.values())
+    counted = sent_up_to is None or sent <= sent_up_to
+    reached = reached_by_occurrence(which) if counted else {}
+    engaged = engaged_by_occurrence(which)
     per_occurrence = {
         pk: Figures(
             delivered=delivered.get(pk, {}),
-            reached=None if pk in pruned else reached.get(pk, 0),
+            reached=None if pk in pruned or not counted else reached.get(pk, 0),
             opened=engaged.get(pk, (0, 0))[0],
             acknowledged=engaged.get(pk, (0, 0))[1],
         )
-        for pk in sorted(ids)
+        for pk in sorted(set(reached) | set(engaged) | set(delivered))
     }
-    return Summary(sum(per_occurrence.values(), Figures()), per_occurrence)
+    return Summary(sum(per_occurrence.values(), Figures()), per_occurrence, counted)
 
 
 # --- by department and location ---------------------------------------------------------------

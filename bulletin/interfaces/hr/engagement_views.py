@@ -30,15 +30,28 @@ from bulletin.interfaces.hr.schedule import zone_or_none
 log = logging.getLogger(__name__)
 
 PEOPLE_PER_PAGE = 50
+OCCURRENCES_PER_PAGE = 25
+# Sent deliveries up to which the detail page counts people reached and the breakdowns itself
+# (a one-off to a 2,000-person company on three channels is 6,000).
+DETAIL_SENT_UP_TO = 20_000
 CSV_COLUMNS = ("sent_at", "name", "email", "department", "location")
 
 
 def for_detail(
     item: Announcement, zone: ZoneInfo, rows: Sequence[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The detail page's engagement section: totals, the occurrences on its page (``rows``,
-    each with its ``occurrence`` and ``fire`` text), the breakdowns and the chart."""
-    summary = engagement.figures(item)
+    """The detail page's engagement section for the occurrences on its page (``rows``, each
+    with its ``occurrence`` and ``fire`` text). Past ``DETAIL_SENT_UP_TO`` sent deliveries it
+    leaves out what reads every one of them (people reached, the breakdowns) and links to
+    the full figures, so the detail page costs the same at any size (``make bench``)."""
+    return _section(item, zone, rows, DETAIL_SENT_UP_TO)
+
+
+def _section(
+    item: Announcement, zone: ZoneInfo, rows: Sequence[dict[str, Any]], up_to: int | None
+) -> dict[str, Any]:
+    summary = engagement.figures(item, sent_up_to=up_to)
+    counted = summary.people_counted
     return {
         "total": summary.total,
         "occurrences": [
@@ -49,11 +62,28 @@ def for_detail(
             }
             for row in rows
         ],
-        "by_department": engagement.groups(item, "department"),
-        "by_location": engagement.groups(item, "location"),
+        "people_counted": counted,
+        "by_department": engagement.groups(item, "department") if counted else [],
+        "by_location": engagement.groups(item, "location") if counted else [],
         "chart": engagement_chart.timeline(item, zone),
         "smallest": engagement.SMALLEST_GROUP,
+        "full_page": up_to is None,
     }
+
+
+@hr_view("view_announcement")
+@require_safe
+def figures_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every figure, however many deliveries (the detail page links here past its limit)."""
+    item = get_object_or_404(Announcement, pk=pk)
+    zone = display_zone(item)
+    occurrences = item.occurrences.order_by("-fire_at", "-id")
+    page = Paginator(occurrences, OCCURRENCES_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [
+        {"occurrence": o, "fire": in_zone(o.fire_at, _zone_of(o, zone))} for o in page.object_list
+    ]
+    context = {"item": item, "page": page, "engagement": _section(item, zone, rows, None)}
+    return render(request, "bulletin/hr/engagement_page.html", context)
 
 
 def _asking(pk: int) -> Announcement:

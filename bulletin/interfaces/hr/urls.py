@@ -26,6 +26,7 @@ urlpatterns: list[URLPattern] = [
     path("<int:pk>/retry/unknown/", views.retry_unknown, name="retry-unknown"),
     path("<int:pk>/test/", views.send_test, name="test"),
     path("<int:pk>/deliveries.csv", exports.deliveries_csv, name="deliveries-csv"),
+    path("<int:pk>/engagement/", engagement_views.figures_page, name="engagement"),
     path("<int:pk>/not-acknowledged/", engagement_views.not_acknowledged, name="not-acknowledged"),
     path(
         "<int:pk>/not-acknowledged.csv",
