@@ -10,6 +10,8 @@ from django.test import Client
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
+from bulletin.dispatch.sender import Dispatcher
+from bulletin.domain.models import Occurrence
 from bulletin.domain.roles import ADMINISTRATOR
 from tests import factories
 from tests.test_api import Api, api_for, user_with_role
@@ -27,6 +29,7 @@ ENDPOINTS = {
     "/announcements/{id}/preview": {"get"},
     "/announcements/{id}/occurrences": {"get"},
     "/announcements/{id}/engagement": {"get"},
+    "/occurrences/{id}/reminders": {"post"},
     "/preview": {"get"},
     "/employees": {"get"},
     "/employees/bulk": {"post"},
@@ -149,6 +152,7 @@ BODY_OPERATIONS = {
     ("/employees/bulk", "post"),
     ("/locations", "post"),
     ("/locations/{id}", "patch"),
+    ("/occurrences/{id}/reminders", "post"),
 }
 STATEFUL = {"schedule", "approve", "pause", "resume", "cancel"}
 
@@ -283,6 +287,11 @@ def test_string_rules_are_stated_where_the_server_enforces_them(schema: dict[str
 
 def target_of(api: Api, path: str) -> int:
     """A fresh row for a path's {id}: a draft announcement, or a location."""
+    if path.startswith("/occurrences/"):  # one sent, asking for acknowledgement
+        factories.employees(2)
+        factories.fired(requires_ack=True)
+        Dispatcher().run_until_idle()
+        return Occurrence.objects.get().pk
     if path.startswith("/locations/"):
         return api.post("/locations", {"name": "Leeds", "timezone": "Europe/London"}).json()["id"]  # type: ignore[no-any-return]
     return api.post("/announcements", factories.api_announcement()).json()["id"]  # type: ignore[no-any-return]
@@ -296,7 +305,14 @@ def test_each_request_bodys_example_is_valid_and_accepted_by_the_server(
     content = schema["paths"][f"/api/v1{path}"][method]["requestBody"]["content"]
     example = content["application/json"]["example"]
     assert conforms(schema, body_schema_of(schema, path, method), example)
-    response = admin.call(method, path.replace("{id}", str(target_of(admin, path))), example)
+    operation = schema["paths"][f"/api/v1{path}"][method]
+    headers = {  # the required headers (an Idempotency-Key), with their documented example
+        param["name"]: param["schema"]["example"]
+        for param in operation.get("parameters", [])
+        if param["in"] == "header" and param.get("required")
+    }
+    url = path.replace("{id}", str(target_of(admin, path)))
+    response = admin.call(method, url, example, headers=headers)
     assert 200 <= response.status_code < 300, response.content
 
 

@@ -75,6 +75,12 @@ PUBLIC = {
     "metrics": "Prometheus scrapes it: counts only, no names or text",
     "unsubscribe/<str:token>/": "RFC 8058 one-click unsubscribe: the signed per-person link is "
     "the credential, POSTed by mailbox providers without login or CSRF token (test_unsubscribe)",
+    "e/<str:token>/": "an email's sign-in link: the signed, expiring per-person token is the "
+    "credential; it never signs in a user with any permission (test_signed_links)",
+    "preferences/link/<str:token>/": "an email's preferences link: the signed per-person token "
+    "is the credential, for that person's own channels only (test_signed_links)",
+    "acknowledge/<str:token>/": "an email's acknowledge link: the signed per-person token is the "
+    "credential, for that person's own acknowledgement only (test_signed_links)",
 }
 PROBES = ("healthz", "metrics")
 AXES_MODELS = ("axes/accessattempt", "axes/accesslog", "axes/accessfailurelog")
@@ -197,8 +203,13 @@ def asking(w: World) -> Announcement:
     return item
 
 
+def asking_occurrence(w: World) -> Occurrence:
+    return Occurrence.objects.get(announcement=asking(w))
+
+
 BUILDERS: dict[str, Callable[[World], Any]] = {
     "asking": asking,
+    "asking occurrence": asking_occurrence,
     "draft": draft,
     "scheduled": scheduled,
     "paused": paused,
@@ -311,6 +322,11 @@ def upload(w: World) -> dict[str, Any]:
     return {"action": "check", "file": SimpleUploadedFile("people.csv", csv)}
 
 
+def remind_them(w: World) -> dict[str, Any]:
+    occurrence = Occurrence.objects.get(announcement=w.item)
+    return {"occurrence": occurrence.pk, "channels": ["email"], "token": "drawn-with-the-page"}
+
+
 # An HR action that is allowed changes the announcement and returns to its page.
 DONE: dict[str, Any] = {"to": "/hr/{item}/", "changes": "ok"}
 HR_ROWS = [
@@ -345,6 +361,7 @@ HR_ROWS = [
     Row("GET /hr/{item}/engagement/", "login 403 ok ok ok", "failed"),
     Row("GET /hr/{item}/not-acknowledged/", "login 403 ok ok ok", "asking"),
     Row("GET /hr/{item}/not-acknowledged.csv", "login 403 ok ok ok", "asking"),
+    Row("POST /hr/{item}/remind/", "login 403 ok 403 ok", "asking", remind_them, **DONE),
 ]
 
 INBOX_ROWS = [
@@ -364,6 +381,8 @@ INBOX_ROWS = [
     Row("GET /announcements/{item}/", "login ok ok ok ok", "occurrence"),
     Row("GET /announcements/{item}/", "login 404 ok ok ok", "bobs occurrence"),
     Row("GET /announcements/999999/", "login 404 404 404 404"),
+    # Only for whoever it reached in person and asked to acknowledge: this one asks nobody.
+    Row("POST /announcements/{item}/acknowledge/", "login 404 404 404 404", "occurrence"),
     Row("GET /preferences/", "login ok ok ok ok"),
     Row("POST /preferences/", "login ok ok ok ok", None, opt_out_of_email, "/preferences/", "ok"),
 ]
@@ -590,6 +609,7 @@ class ApiRow:
     body: Any = None
     changes: bool = False
     query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # beyond Authorization
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}" + (f" ({self.item})" if self.item else "")
@@ -633,6 +653,16 @@ API_ROWS = [
         changes=True,
     ),
     ApiRow("GET", "/api/v1/deliveries", "deliveries:read", "403 200 200 200"),
+    ApiRow(
+        "POST",
+        "/api/v1/occurrences/{id}/reminders",
+        WRITE,
+        "403 201 403 201",
+        "asking occurrence",
+        {"channels": ["email"]},
+        True,
+        headers={"Idempotency-Key": "matrix"},
+    ),
     ApiRow("GET", "/api/v1/locations", "employees:read", "403 200 200 200"),
     ApiRow("POST", "/api/v1/locations", "employees:write", "403 403 403 201", None, PUNE, True),
     ApiRow("GET", "/api/v1/locations/{id}", "employees:read", "403 200 200 200", "location"),
@@ -666,6 +696,10 @@ def bearer(w: World, actor: str, scope: str) -> dict[str, str]:
 
 def call(client: Client, row: ApiRow, w: World, headers: dict[str, str]) -> Any:
     path = row.path.replace("{id}", str(w.item.pk) if w.item is not None else "999999")
+    headers = {
+        **headers,
+        **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in row.headers.items()},
+    }
     if row.method == "GET":
         return client.get(path, row.query, **headers)
     body = {"data": json.dumps(row.body), "content_type": "application/json"}

@@ -189,7 +189,7 @@ def test_no_automatic_reminder_once_everyone_has_acknowledged() -> None:
 
 
 def remind_url(root: Occurrence) -> str:
-    return f"/hr/{root.announcement_id}/occurrences/{root.pk}/remind/"
+    return f"/hr/{root.announcement_id}/remind/"
 
 
 def test_hrs_remind_button_sends_one_reminder_however_often_the_form_is_sent(
@@ -197,7 +197,7 @@ def test_hrs_remind_button_sends_one_reminder_however_often_the_form_is_sent(
 ) -> None:
     root = sent_to(3)
     client.force_login(ann)
-    form = {"channels": ["email"], "token": "drawn-with-the-page"}
+    form = {"occurrence": root.pk, "channels": ["email"], "token": "drawn-with-the-page"}
     first = client.post(remind_url(root), form, follow=True)
     second = client.post(remind_url(root), form, follow=True)
     assert "Reminder queued: 3 deliveries" in first.content.decode()
@@ -210,7 +210,8 @@ def test_hrs_remind_button_sends_one_reminder_however_often_the_form_is_sent(
 def test_an_employee_cannot_send_reminders(client: Client, eve: Any) -> None:
     root = sent_to(1)
     client.force_login(eve)
-    answer = client.post(remind_url(root), {"channels": ["email"], "token": "t"})
+    form = {"occurrence": root.pk, "channels": ["email"], "token": "t"}
+    answer = client.post(remind_url(root), form)
     assert answer.status_code in (302, 403)
     assert not Occurrence.objects.filter(reminder_of=root).exists()
 

@@ -18,6 +18,7 @@ from bulletin.interfaces.api import (
     errors,
     locations,
     preview,
+    reminders,
 )
 
 DESCRIPTION = """Schedule company announcements and follow their deliveries.
@@ -48,3 +49,4 @@ api.add_router("/", preview.router)
 api.add_router("/employees", employees.router)
 api.add_router("/locations", locations.router)
 api.add_router("/deliveries", deliveries.router)
+api.add_router("/occurrences", reminders.router)

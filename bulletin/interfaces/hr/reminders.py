@@ -12,7 +12,7 @@ import secrets
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -39,10 +39,14 @@ def remind_form(occurrence: Occurrence) -> dict[str, Any]:
 
 @hr_view("schedule_announcement")
 @require_POST
-def send_reminder(request: HttpRequest, pk: int, occurrence_pk: int) -> HttpResponse:
+def send_reminder(request: HttpRequest, pk: int) -> HttpResponse:
+    """The form's ``occurrence`` (of this announcement), ``channels`` and ``token``."""
+    raw = request.POST.get("occurrence", "")
+    if not raw.isdigit():
+        raise Http404("Name the occurrence to remind of.")
     occurrence = get_object_or_404(
         Occurrence.objects.select_related("announcement", "reminder_of"),
-        pk=occurrence_pk,
+        pk=int(raw),
         announcement_id=pk,
     )
     channels = request.POST.getlist("channels")

@@ -2,7 +2,15 @@
 
 from django.urls import URLPattern, path
 
-from bulletin.interfaces.hr import endpoints, engagement_views, exports, holds, imports, views
+from bulletin.interfaces.hr import (
+    endpoints,
+    engagement_views,
+    exports,
+    holds,
+    imports,
+    reminders,
+    views,
+)
 from bulletin.interfaces.hr.email_preview import email_preview
 
 app_name = "hr"
@@ -28,6 +36,7 @@ urlpatterns: list[URLPattern] = [
     path("<int:pk>/test/", views.send_test, name="test"),
     path("<int:pk>/deliveries.csv", exports.deliveries_csv, name="deliveries-csv"),
     path("<int:pk>/email-preview/", email_preview, name="email-preview"),
+    path("<int:pk>/remind/", reminders.send_reminder, name="remind"),
     path("<int:pk>/engagement/", engagement_views.figures_page, name="engagement"),
     path("<int:pk>/not-acknowledged/", engagement_views.not_acknowledged, name="not-acknowledged"),
     path(
