@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from difflib import get_close_matches
+
 from django.db.models import Exists, OuterRef, QuerySet
 
 from bulletin.domain.engagement import Engagement
@@ -58,3 +60,41 @@ def not_acknowledged(root: Occurrence) -> QuerySet[Employee]:
     """The people a reminder of ``root`` would reach now (what HR is shown before sending)."""
     probe = Occurrence(reminder_of_id=root.pk)
     return reminded_people(probe)
+
+
+def unmatched(announcement: Announcement) -> list[str]:
+    """What is wrong with an audience that reaches nobody, one message per cause, with the
+    closest names that do exist ("department 'Salse' matches nobody; did you mean 'Sales'?");
+    [] when it reaches someone."""
+    kind, names = announcement.audience_kind, list(announcement.audience_values or [])
+    if kind in (AudienceKind.DEPARTMENT, AudienceKind.LOCATION):
+        known = _known_names(kind)
+        problems = [_no_one_named(kind, name, known) for name in names if name not in known]
+        if problems or audience_of(announcement).exists():
+            return problems
+        return [f"no active employee is in {_listed(names)}"]
+    if kind == AudienceKind.LIST and announcement.pk is None:
+        return []  # the chosen people are set after it is saved: checked then
+    if audience_of(announcement).exists():
+        return []
+    return ["this audience matches no active employee"]
+
+
+def _known_names(kind: str) -> set[str]:
+    """The department (or location) names active employees have now."""
+    column = "department" if kind == AudienceKind.DEPARTMENT else "location"
+    found = Employee.objects.filter(active=True).values_list(column, flat=True).distinct()
+    return {name for name in found if name}
+
+
+def _no_one_named(kind: str, name: str, known: set[str]) -> str:
+    # difflib (the standard library's): a typo is a few edits from the name meant.
+    close = get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    close += [k for k in sorted(known) if k.casefold() == name.casefold() and k not in close]
+    hint = f"; did you mean {_listed(close, 'or')}?" if close else ""
+    return f"{kind} '{name}' matches nobody{hint}"
+
+
+def _listed(names: list[str], last: str = "and") -> str:
+    quoted = [f"'{name}'" for name in names]
+    return f" {last} ".join(filter(None, [", ".join(quoted[:-1]), *quoted[-1:]]))
