@@ -66,6 +66,7 @@ def test_the_detail_page_shows_who_has_read_it_with_a_chart_that_renders(
     page.wait_for_url(f"{base}/hr/{mix.item.pk}/not-acknowledged/")
     assert page.locator("#not-acknowledged-count").inner_text() == "9"
     assert page.locator("#not-acknowledged tbody tr").count() == 9
+    page.context.close()
 
 
 def test_the_section_fits_a_phones_width(
@@ -86,3 +87,4 @@ def test_the_section_fits_a_phones_width(
         ".map(e => e.tagName + '#' + e.id + '.' + e.className); }"
     )
     assert wider == []
+    page.context.close()
