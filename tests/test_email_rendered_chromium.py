@@ -185,6 +185,27 @@ def test_the_email_that_arrived_fits_a_phone_and_a_desktop_in_chromium(
         page.close()
 
 
+# The colours a reader sees of the sheet's background, the title and the body text.
+COLOURS = """() => {
+  const colour = (selector, property) =>
+    getComputedStyle(document.querySelector(selector))[property];
+  return [colour('.main', 'backgroundColor'), colour('.title', 'color'),
+          colour('.content p', 'color'), colour('.foot', 'backgroundColor')];
+}"""
+
+
+def test_in_dark_mode_the_email_turns_dark_with_light_text(
+    smtp_settings: SmtpSink, branded: None, image_host: str, browser: Any
+) -> None:
+    html = arrived_html(smtp_settings, image_host)
+    page = browser.new_page(viewport={"width": 375, "height": 900}, color_scheme="dark")
+    page.set_content(html, wait_until="load")
+    sheet, title, text, foot = page.evaluate(COLOURS)
+    page.close()
+    assert sheet == "rgb(28, 33, 40)" and foot == "rgb(22, 26, 32)"
+    assert title == "rgb(243, 244, 246)" and text == "rgb(229, 231, 235)"
+
+
 def test_the_hr_preview_is_the_html_part_as_the_smtp_path_writes_it(
     smtp_settings: SmtpSink, branded: None, image_host: str
 ) -> None:

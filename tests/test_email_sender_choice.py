@@ -120,3 +120,13 @@ def test_announce_refuses_a_sender_not_allowed_with_one_line_and_stores_an_allow
     pk = int(made.stdout.strip().split()[0])
     stored = installation.sql("SELECT sender FROM bulletin_announcement WHERE id = ?", (pk,))
     assert stored == [("it@example.com",)]
+
+
+def test_the_hr_email_preview_says_why_an_email_cannot_be_sent_from_a_removed_sender(
+    ann: Any, senders: None
+) -> None:
+    item = factories.fired(title="T", sender="old@example.com")
+    response = hr_client(ann).get(f"/hr/{item.pk}/email-preview/")
+    assert response.status_code == 409
+    assert "old@example.com" in response.content.decode()
+    assert "is not one of BULLETIN_SENDERS" in response.content.decode()
