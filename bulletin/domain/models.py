@@ -50,6 +50,8 @@ class Employee(models.Model):
     )
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_zone])
     active = models.BooleanField(default=True)
+    # When HR last emailed them a sign-in link to their inbox (bulletin.interfaces.accounts).
+    invited_at = models.DateTimeField(null=True, blank=True, editable=False)
     away_until = models.DateField(
         null=True,
         blank=True,

@@ -80,6 +80,7 @@ class AuditAction(models.TextChoices):
     NOT_HELD = "not_held", "Working hours bypassed (mandatory)"
     RELEASED = "released", "Held deliveries sent now regardless of working hours"
     REMINDED = "reminded", "Reminder sent to those who have not acknowledged"
+    INVITED = "invited", "A department invited to their inboxes"
 
 
 class AuditEvent(models.Model):

@@ -52,7 +52,12 @@ def sign_in(request: HttpRequest, token: str) -> HttpResponse:
     employee = Employee.objects.filter(pk=link.employee_id, active=True).first()
     if employee is None or mailbox_digest(employee.email) != link.mailbox:
         return _refused(request, "This sign-in link no longer works.")
-    target = reverse("inbox:announcement", kwargs={"pk": link.occurrence_id})
+    # Occurrence 0: an invitation, to the inbox itself.
+    target = (
+        reverse("inbox:announcement", kwargs={"pk": link.occurrence_id})
+        if link.occurrence_id
+        else reverse("inbox:list")
+    )
     user = _user_for(employee)
     if user is None:
         return redirect_to_login(target)

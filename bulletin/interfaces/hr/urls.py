@@ -8,6 +8,7 @@ from bulletin.interfaces.hr import (
     exports,
     holds,
     imports,
+    invitations,
     reminders,
     views,
 )
@@ -23,6 +24,7 @@ urlpatterns: list[URLPattern] = [
     path("fire-times/", endpoints.fire_times, name="fire-times"),
     path("people/", endpoints.people, name="people"),
     path("employees/import/", imports.import_view, name="import"),
+    path("employees/invite/", invitations.invite_department, name="invite"),
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/edit/", views.edit, name="edit"),
     path("<int:pk>/submit/", views.submit, name="submit"),
