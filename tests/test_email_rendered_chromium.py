@@ -225,3 +225,28 @@ def test_the_hr_preview_is_the_html_part_as_the_smtp_path_writes_it(
     detail = client.get(f"/hr/{item.pk}/").content.decode()
     assert f'src="/hr/{item.pk}/email-preview/"' in detail
     assert 'id="email-width-phone"' in detail and 'id="email-width-desktop"' in detail
+
+
+def test_the_hr_page_shows_the_email_at_a_phones_width_then_a_desktops(
+    smtp_settings: SmtpSink, branded: None, image_host: str, browser: Any, live_server: Any
+) -> None:
+    arrived_html(smtp_settings, image_host)
+    client = Client()
+    client.force_login(factories.person("ann", ANNOUNCER))
+    session = client.cookies["sessionid"].value
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
+    page = context.new_page()
+    page.goto(f"{live_server.url}/hr/{Announcement.objects.get().pk}/")
+    frame = page.locator("#email-preview-frame")
+    frame.scroll_into_view_if_needed()
+    email = page.frame_locator("#email-preview-frame")
+    email.locator("#acknowledge").wait_for(state="visible")
+    assert email.locator("img.logo").get_attribute("alt") == "Acme Corporation"
+    assert frame.bounding_box()["width"] == 375  # type: ignore[index]
+    page.locator("label[for=email-width-desktop]").click()
+    page.wait_for_function(
+        "() => document.querySelector('#email-preview-frame').getBoundingClientRect().width"
+        " === 1024"
+    )
+    context.close()
