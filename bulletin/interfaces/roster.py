@@ -1,5 +1,12 @@
-"""Employee CSV import: every bad row reported with its line number, nothing written unless all
-rows are good, then one upsert by email in a single transaction.
+"""Employee CSV import: every problem reported in one pass, each with its line number (and its
+column when it is about one cell), nothing written unless all rows are good, then one upsert by
+email in a single transaction.
+
+One pass finds them all: missing or repeated columns (line 1; the rows' other cells are still
+checked, a missing column's cells are not reported row after row), misshapen rows, and every
+bad cell of every other row (:mod:`bulletin.interfaces.roster_rows` says which problems stop
+the reading at once instead). At most ``MAX_PROBLEMS`` are listed, the first by line, and the
+rest counted.
 
 Columns: ``email,name,department,location,timezone`` are required; ``active`` and
 ``away_until`` (the last day of leave, YYYY-MM-DD; empty: not away) are honoured when present;
@@ -34,9 +41,11 @@ from bulletin.domain.models import Employee
 from bulletin.interfaces import locations, roster_writes
 from bulletin.interfaces.roster_rows import (
     MAX_BYTES,
+    MAX_PROBLEMS,
     REQUIRED,
     SAVE_AS,
     ImportRejected,
+    Problems,
     Records,
     RowError,
     Source,
@@ -47,6 +56,7 @@ from bulletin.scheduling.rules import ScheduleError, parse_zone
 
 __all__ = [
     "MAX_BYTES",
+    "MAX_PROBLEMS",
     "REQUIRED",
     "SAVE_AS",
     "FieldChange",
@@ -90,6 +100,11 @@ _LIMITS = tuple(
     if name != "location" and (limit := getattr(Employee._meta.get_field(name), "max_length", 0))
 )
 _LIMIT = dict(_LIMITS)
+# What a missing column's cells are taken to be, so that its absence is reported once (on line
+# 1) rather than as a problem on every row; the email is made unique per line below.
+_STAND_INS = {"name": "(missing)", "department": "", "location": "", "timezone": ""}
+# The column a location's problem is about: "country: …" or "location 'Leeds': country '…' …".
+_LOCATION_COLUMN = re.compile(r"^(?:location '.*?': )?(\w+)")
 
 
 @dataclass
@@ -105,24 +120,20 @@ class Wanted:
         self.people[email] = (*person[:-1], member_id)
 
 
-def _control_problem(row: dict[str, str]) -> str | None:
-    # First, so that no later message echoes a line break onto the person's screen or log.
-    if not _CONTROL.search("".join(row.values())):
-        return None  # nearly every row; the search below names the first cell that has one
-    for name in (*REQUIRED, *OPTIONAL):
-        value = row.get(name, "")
-        if "\n" in value or "\r" in value:
-            return f"{name} must be a single line"
-        if any(unicodedata.category(character) == "Cc" for character in value):
-            return f"{name} contains a control character"
+def _control_problem(name: str, value: str) -> str | None:
+    # A cell's first check, so that no later message echoes a line break onto the person's
+    # screen or log.
+    if "\n" in value or "\r" in value:
+        return f"{name} must be a single line"
+    if any(unicodedata.category(character) == "Cc" for character in value):
+        return f"{name} contains a control character"
     return None
 
 
-def _too_long(row: dict[str, str]) -> str | None:
-    for name, limit in _LIMITS:
-        if len(row[name]) > limit:
-            return f"{name} is longer than {limit} characters"
-    return None
+def _location_problem(problem: locations.LocationProblem) -> RowError:
+    match = _LOCATION_COLUMN.match(str(problem))
+    column = match.group(1) if match and match.group(1) in locations.COLUMNS else "location"
+    return RowError(problem.line, str(problem), column)
 
 
 def _away_problem(text: str) -> str | None:
@@ -174,11 +185,12 @@ class _Intake:
     and equal values are kept as one string.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, problems: Problems | None = None, missing: Iterable[str] = ()) -> None:
         self.people: roster_writes.People = {}
-        self.errors: list[RowError] = []
+        self.problems = Problems() if problems is None else problems
+        # A zone left to a row's location cannot be worked out without either column.
+        self._zones_knowable = not {"location", "timezone"} & set(missing)
         self._described: dict[str, locations.Described] = {}
-        self._disagreements: list[locations.LocationProblem] = []
         self._heard: set[tuple[str, str, str, str]] = set()
         self._emails = _Emails()
         self._zones: dict[str, str | None] = {}
@@ -205,10 +217,15 @@ class _Intake:
             away = self._day(row["away_until"])[1] if "away_until" in row else ABSENT
             self.people[email] = (line, row["name"], *known, away, ABSENT)
             return
-        if problem := self._problem(row):
-            self.errors.append(RowError(line, problem))
-        elif (first := self.people.get(email)) is not None:
-            self.errors.append(RowError(line, f"duplicate of line {first[0]} ({email})"))
+        bad = False
+        for column in row:
+            if problem := self._cell_problem(column, row[column]):
+                self.problems.add(line, problem, column)
+                bad = True
+        if bad:
+            return
+        if (first := self.people.get(email)) is not None:
+            self.problems.add(line, f"duplicate of line {first[0]} ({email})", "email")
         else:
             self._hear(line, row)
             self.people[email] = self._person(line, row)
@@ -218,7 +235,7 @@ class _Intake:
         person keeps them (department, location, zone, active), or None if any fails."""
         if _CONTROL.search("".join(row.get(name, "") for name in _SHARED)):
             return None
-        if self._cell_problem(row) or any(
+        if self._location_cells(row) or any(
             len(row[name]) > limit for name, limit in _LIMITS if name in _SHARED
         ):
             return None
@@ -235,27 +252,38 @@ class _Intake:
         too_long = len(email) > _LIMIT["email"] or len(name) > _LIMIT["name"]
         return not too_long and self._emails.valid(email)
 
-    def _problem(self, row: dict[str, str]) -> str | None:
-        if problem := _control_problem(row) or _too_long(row) or self._cell_problem(row):
-            return problem
-        if not self._emails.valid(row["email"]):
-            return f"email '{row['email']}' is not a valid email address"
-        if not row["name"]:
+    def _cell_problem(self, column: str, value: str) -> str | None:
+        """What is wrong with one cell on its own: the first check it fails."""
+        if _CONTROL.search(value):
+            return _control_problem(column, value)
+        if (limit := _LIMIT.get(column)) and len(value) > limit:
+            return f"{column} is longer than {limit} characters"
+        if column == "email" and not self._emails.valid(value):
+            return f"email '{value}' is not a valid email address"
+        if column == "name" and not value:
             return "name is empty"
         # Empty: the location's zone, checked once locations are known.
-        if row["timezone"] and (problem := self._zone_problem(row["timezone"])):
-            return problem
+        if column == "timezone" and value:
+            return self._zone_problem(value)
         # Bulletin's one vocabulary of switches; an empty cell is "active".
-        if row.get("active", "") and self._switch(row["active"]) is None:
-            return f"active '{row['active']}' is not true or false ({BOOLEAN_WORDS})"
-        return self._day(row.get("away_until", ""))[0]
+        if column == "active" and value and self._switch(value) is None:
+            return f"active '{value}' is not true or false ({BOOLEAN_WORDS})"
+        if column == "away_until":
+            return self._day(value)[0]
+        if column in ("location", "working_week"):
+            return self._location_cell(column, value)
+        return None
 
-    def _cell_problem(self, row: dict[str, str]) -> str | None:
-        key = (row.get("working_week", ""), row.get("location", ""))
+    def _location_cell(self, column: str, value: str) -> str | None:
+        key = (column, value)
         if key not in self._cells:
-            cells = {"working_week": key[0], "location": key[1]}
-            self._cells[key] = locations.cell_problem(cells)
+            self._cells[key] = locations.cell_problem({column: value})
         return self._cells[key]
+
+    def _location_cells(self, row: dict[str, str]) -> str | None:
+        return self._location_cell("working_week", row.get("working_week", "")) or (
+            self._location_cell("location", row.get("location", ""))
+        )
 
     def _zone_problem(self, name: str) -> str | None:
         if name not in self._zones:
@@ -299,7 +327,8 @@ class _Intake:
         try:
             wish.hear(line, row)
         except locations.LocationProblem as exc:
-            self._disagreements.append(exc)
+            error = _location_problem(exc)
+            self.problems.add(error.line, error.message, error.column)
             return False
         self._heard.add(key)
         return bool(wish.zone or not row["timezone"])
@@ -325,30 +354,28 @@ class _Intake:
         )
 
     def finish(self) -> Wanted:
-        """The checked file, or ImportRejected listing every bad row by line."""
+        """The checked file, or ImportRejected listing every problem by line."""
         places, refused = locations.plan(self._described)
-        problems = self._disagreements + refused
-        errors = self.errors + [RowError(problem.line, str(problem)) for problem in problems]
+        for refusal in map(_location_problem, refused):
+            self.problems.add(refusal.line, refusal.message, refusal.column)
         for email, person in self.people.items():
             if person[_ZONE]:
                 continue
             name = str(person[_LOCATION] or "")
             if zone := places.zone_of(name):
                 self.people[email] = (*person[:_ZONE], zone, *person[_ZONE + 1 :])
-                continue
-            line = cast(int, person[0])
-            where = f"location '{name}' has no zone yet" if name else "the row has no location"
-            errors.append(
-                RowError(line, f"timezone is empty and {where}: give the employee's zone")
-            )
-        if errors:
-            raise ImportRejected(sorted(errors, key=lambda error: error.line))
+            elif self._zones_knowable:
+                where = f"location '{name}' has no zone yet" if name else "the row has no location"
+                message = f"timezone is empty and {where}: give the employee's zone"
+                self.problems.add(cast(int, person[0]), message, "timezone")
+        if self.problems:
+            raise self.problems.rejected()
         return Wanted(self.people, places)
 
 
 def validate_rows(rows: Iterable[tuple[int, dict[str, str]]]) -> Wanted:
-    """Employees by email and the locations they name, or ImportRejected listing every bad
-    row."""
+    """Employees by email and the locations they name, or ImportRejected listing every
+    problem (the first MAX_PROBLEMS by line)."""
     intake = _Intake()
     for line, row in rows:
         intake.take(line, row)
@@ -358,11 +385,20 @@ def validate_rows(rows: Iterable[tuple[int, dict[str, str]]]) -> Wanted:
 def _checked(source: Source) -> Wanted:
     """The file read and checked row by row as it streams in: only the good rows' values
     are kept, never the file or its rows."""
-    records = Records(source, (*REQUIRED, *OPTIONAL))
-    columns = records.columns
-    intake = _Intake()
+    problems = Problems()
+    records = Records(source, (*REQUIRED, *OPTIONAL), problems)
+    columns, missing = records.columns, records.missing
+    intake = _Intake(problems, missing)
+    if not missing:
+        for line, cells in records:
+            intake.take(line, dict(zip(columns, cells, strict=True)))
+        return intake.finish()
+    stand_ins = {name: _STAND_INS.get(name, "") for name in missing}
     for line, cells in records:
-        intake.take(line, dict(zip(columns, cells, strict=True)))
+        row = dict(zip(columns, cells, strict=True)) | stand_ins
+        if "email" in missing:  # unique, so that no row is taken for another's duplicate
+            row["email"] = f"line{line}@missing-column.invalid"
+        intake.take(line, row)
     return intake.finish()
 
 

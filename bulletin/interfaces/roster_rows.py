@@ -2,16 +2,22 @@
 on as soon as it is read, so that a 100,000-row file is never held whole (as bytes, as text or
 as rows) by the import that reads it.
 
-The file's own problems (size, encoding, header, unreadable CSV) stop at the first, exactly as
-if the whole file had been decoded before anything else: a bad byte anywhere beats a NUL or a
-header problem, whichever line comes first. Misshapen rows are collected and reported together
-once the file has been read.
+Problems that leave the file unreadable as a whole stop at the first, exactly as if the whole
+file had been decoded before anything else: too large, not UTF-8 (a bad byte anywhere beats a
+NUL or a header problem, whichever line comes first), UTF-16, a NUL byte, unreadable CSV, an
+empty file or a first line naming none of the required columns. No row can be trusted to mean
+anything then, so anything collected before is dropped for that one problem.
+
+Everything else is collected in one pass (:class:`Problems`), so that a person fixes the file
+once: missing or repeated columns (reported on line 1, the other columns still checked), each
+misshapen row (its neighbours still checked), and every content problem the import finds.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import heapq
 import io
 import operator
 import os
@@ -22,6 +28,9 @@ from typing import BinaryIO
 
 REQUIRED = ("email", "name", "department", "location", "timezone")
 MAX_BYTES = 50 * 1024 * 1024
+# Problems listed at most: a wholly wrong 100,000-row file is reported by its first thousand
+# lines (and a count of the rest), neither held nor printed whole.
+MAX_PROBLEMS = 1000
 SAVE_AS = "save the file as “CSV UTF-8” and import it again"
 
 # A file as given: its bytes (the HR screen, tests) or an open binary file (the command line).
@@ -33,17 +42,76 @@ _LONE_CR = re.compile(r"(?<=\r)(?!\n)")
 
 @dataclass(frozen=True)
 class RowError:
+    """One problem: its line (the header is line 1) and, when it is about one cell, the
+    column's name (the message names it too, for a reader of the plain text)."""
+
     line: int
     message: str
+    column: str | None = None
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}"
 
 
 class ImportRejected(Exception):
-    def __init__(self, errors: list[RowError], summary: str = "") -> None:
+    """A file (or the API's list) that cannot be imported: ``errors`` sorted by line, at most
+    MAX_PROBLEMS of them, and ``more`` problems found beyond those."""
+
+    def __init__(self, errors: list[RowError], summary: str = "", *, more: int = 0) -> None:
         super().__init__(summary or f"{len(errors)} bad row(s); nothing was imported")
         self.errors = errors
+        self.more = more
+
+    @property
+    def total(self) -> int:
+        return len(self.errors) + self.more
+
+    def more_text(self) -> str:
+        """The line that stands for the problems not listed ("" when all are)."""
+        if not self.more:
+            return ""
+        return (
+            f"…and {self.more:,} more problem{'s' if self.more != 1 else ''} "
+            f"(only the first {len(self.errors):,} are listed)"
+        )
+
+
+class Problems:
+    """Every problem one pass finds, in whatever order it finds them; the first MAX_PROBLEMS
+    by line are kept (a heap whose root is the latest kept) and the rest only counted."""
+
+    def __init__(self, limit: int = MAX_PROBLEMS) -> None:
+        self._limit = limit
+        self._kept: list[tuple[int, int, RowError]] = []  # (-line, -order, problem)
+        self._found = 0
+        self._lines: set[int] = set()  # the lines with a problem, for the summary
+        self.header = False  # a problem with the columns (line 1)
+
+    def __bool__(self) -> bool:
+        return bool(self._found)
+
+    def add(self, line: int, message: str, column: str | None = None) -> None:
+        self._found += 1
+        self._lines.add(line)
+        entry = (-line, -self._found, RowError(line, message, column))
+        if len(self._kept) < self._limit:
+            heapq.heappush(self._kept, entry)
+        elif entry > self._kept[0]:  # earlier than the latest kept: that one is dropped
+            heapq.heapreplace(self._kept, entry)
+
+    def add_header(self, message: str) -> None:
+        self.header = True
+        self.add(1, message)
+
+    def rejected(self) -> ImportRejected:
+        errors = [error for _, _, error in sorted(self._kept, reverse=True)]
+        return ImportRejected(errors, self._summary(), more=self._found - len(errors))
+
+    def _summary(self) -> str:
+        rows = len(self._lines) - self.header
+        parts = ["a problem with the columns"] if self.header else []
+        parts += [f"{rows} bad row(s)"] if rows or not self.header else []
+        return f"{' and '.join(parts)}; nothing was imported"
 
 
 def whole_file(line: int, message: str) -> ImportRejected:
@@ -134,26 +202,32 @@ class _Text:
 _TOO_LARGE = f"the file is larger than {MAX_BYTES // 2**20} MiB"
 
 
-def _header(first: list[str] | None) -> list[str]:
+def _header(first: list[str] | None, problems: Problems) -> list[str]:
+    """The column names; missing or repeated ones are problems of line 1 (the rows are still
+    read by the columns that are there: a repeated column by its first copy)."""
     if first is None:
         raise whole_file(1, f"the file is empty; its first line must be {','.join(REQUIRED)}")
     header = [name.strip().lower() for name in first]
-    if repeated := sorted({name for name in header if name and header.count(name) > 1}):
-        raise whole_file(1, f"repeated column(s): {', '.join(repeated)}")
-    if missing := [name for name in REQUIRED if name not in header]:
-        hint = " (separate columns with commas, not semicolons)" if ";" in ",".join(first) else ""
+    missing = [name for name in REQUIRED if name not in header]
+    hint = " (separate columns with commas, not semicolons)" if ";" in ",".join(first) else ""
+    if len(missing) == len(REQUIRED):
+        # Not a header at all: no cell of any row could be told what it is.
         raise whole_file(1, f"missing column(s): {', '.join(missing)}{hint}")
+    if repeated := sorted({name for name in header if name and header.count(name) > 1}):
+        problems.add_header(f"repeated column(s): {', '.join(repeated)}")
+    if missing:
+        problems.add_header(f"missing column(s): {', '.join(missing)}{hint}")
     return header
 
 
-def _shape_problem(header: list[str], values: list[str]) -> str | None:
-    """A row with cells the header does not name, or without a required one, is misquoted
-    (an unquoted comma in a name), not a row to guess at."""
+def _shape_problem(header: list[str], values: list[str], needed: int) -> str | None:
+    """A row with cells the header does not name, or without a required one (``needed``: the
+    cells up to the last required column), is misquoted (an unquoted comma in a name), not a
+    row to guess at."""
     if len(values) == len(header):
         return None  # nearly every row: nothing extra, nothing short
     extra = values[len(header) :]
-    short = [name for name in REQUIRED if header.index(name) >= len(values)]
-    if any(value.strip() for value in extra) or short:
+    if any(value.strip() for value in extra) or len(values) < needed:
         return (
             f"{len(values)} values, but the header has {len(header)} columns "
             "(put a value that contains a comma in double quotes)"
@@ -165,15 +239,24 @@ class Records:
     """A file's rows, each as the columns ``wanted`` that its header has (trimmed; a missing
     trailing cell is empty) with the line it starts on (a quoted value may span lines).
 
-    Iterate once; misshapen rows are raised together, as ImportRejected, after the last row.
+    Iterate once; the header's and each misshapen row's problems go to ``problems`` (a
+    misshapen row is not handed on), those that make the file unreadable are raised.
     """
 
-    def __init__(self, source: Source, wanted: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        wanted: Iterable[str] | None = None,
+        problems: Problems | None = None,
+    ) -> None:
         if (size := _size(source)) is not None and size > MAX_BYTES:
             raise whole_file(1, _TOO_LARGE)
+        self.problems = Problems() if problems is None else problems
         self._text = _Text(source, counted=size is None)
         self._reader = csv.reader(self._text.pieces())
         self.header = self._read_header()
+        self.missing = tuple(name for name in REQUIRED if name not in self.header)
+        self._needed = 1 + max(self.header.index(name) for name in REQUIRED if name in self.header)
         names = [name for name in self.header if name] if wanted is None else wanted
         self.columns = tuple(name for name in names if name in self.header)
         places = [self.header.index(name) for name in self.columns]
@@ -183,7 +266,7 @@ class Records:
     def _read_header(self) -> list[str]:
         first = self._next()
         try:
-            return _header(first)
+            return _header(first, self.problems)
         except ImportRejected:
             self._text.drain()  # a bad byte anywhere is the problem reported instead
             raise
@@ -197,7 +280,6 @@ class Records:
             raise whole_file(start, f"unreadable CSV: {exc}") from None
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
-        misshapen: list[RowError] = []
         width = len(self.header)
         while True:
             start = self._reader.line_num + 1
@@ -206,14 +288,12 @@ class Records:
                 break
             if not "".join(values).strip():
                 continue  # a blank row
-            if problem := _shape_problem(self.header, values):
-                misshapen.append(RowError(start, problem))
+            if problem := _shape_problem(self.header, values, self._needed):
+                self.problems.add(start, problem)
                 continue
             if len(values) < width:
                 values += [""] * (width - len(values))
             yield start, list(map(str.strip, self._pick(values)))
-        if misshapen:
-            raise ImportRejected(misshapen)
 
 
 def _one(place: int) -> Callable[[list[str]], tuple[str, ...]]:
@@ -221,6 +301,10 @@ def _one(place: int) -> Callable[[list[str]], tuple[str, ...]]:
 
 
 def read_rows(data: Source) -> list[tuple[int, dict[str, str]]]:
-    """Every row keyed by column, each with the line it starts on; see :class:`Records`."""
+    """Every row keyed by column, each with the line it starts on; see :class:`Records`.
+    ImportRejected listing the file's structural problems, if it has any."""
     records = Records(data)
-    return [(line, dict(zip(records.columns, cells, strict=True))) for line, cells in records]
+    rows = [(line, dict(zip(records.columns, cells, strict=True))) for line, cells in records]
+    if records.problems:
+        raise records.problems.rejected()
+    return rows
