@@ -203,6 +203,11 @@ def asking(w: World) -> Announcement:
     return item
 
 
+def bob_in_ops(w: World) -> Employee:
+    Employee.objects.filter(pk=w.bob.pk).update(department="Ops")
+    return w.bob
+
+
 def asking_occurrence(w: World) -> Occurrence:
     return Occurrence.objects.get(announcement=asking(w))
 
@@ -210,6 +215,7 @@ def asking_occurrence(w: World) -> Occurrence:
 BUILDERS: dict[str, Callable[[World], Any]] = {
     "asking": asking,
     "asking occurrence": asking_occurrence,
+    "bob in ops": bob_in_ops,
     "draft": draft,
     "scheduled": scheduled,
     "paused": paused,
@@ -340,6 +346,15 @@ HR_ROWS = [
     Row("GET /hr/fire-times/", "401 403 ok 403 ok"),
     Row("GET /hr/people/?q=bo", "401 403 ok ok ok"),
     Row("GET /hr/employees/import/", "login 403 403 403 ok"),
+    Row("GET /hr/employees/invite/", "login 403 ok 403 ok"),
+    Row(
+        "POST /hr/employees/invite/",
+        "login 403 ok 403 ok",
+        "bob in ops",
+        data=lambda w: {"department": "Ops"},
+        to="/hr/employees/invite/",
+        changes="ok",
+    ),
     Row("POST /hr/employees/import/", "login 403 403 403 ok", data=upload),  # the check step
     Row("GET /hr/{item}/", "login 403 ok ok ok", "draft"),
     Row("GET /hr/999999/", "login 403 404 404 404"),
