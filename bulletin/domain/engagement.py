@@ -36,6 +36,8 @@ class Engagement(models.Model):
     acknowledged_via = models.CharField(max_length=16, blank=True)
 
     class Meta:
+        verbose_name = "reading and acknowledgement"
+        verbose_name_plural = "readings and acknowledgements"
         constraints = [
             # One row per person and occurrence; its index also serves "this occurrence's
             # engagements" (HR's figures, the not-yet-acknowledged list).

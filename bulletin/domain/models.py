@@ -144,6 +144,8 @@ class ChannelOptOut(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "channel opt-out"
+        verbose_name_plural = "channel opt-outs"
         constraints = [
             models.UniqueConstraint(fields=["employee", "channel"], name="opt_out_identity"),
         ]
@@ -477,6 +479,7 @@ class Delivery(models.Model):
     objects = DeliveryQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "delivery"
         verbose_name_plural = "deliveries"
         ordering = ["id"]
         constraints = [
@@ -628,6 +631,8 @@ class InboxItem(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "inbox item"
+        verbose_name_plural = "inbox items"
         ordering = ["-created_at", "-id"]
         indexes = [
             # inbox page: employee=? ORDER BY created_at DESC

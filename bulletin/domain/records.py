@@ -35,6 +35,8 @@ class AnnouncementVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "announcement version"
+        verbose_name_plural = "announcement versions"
         ordering = ["announcement_id", "-number"]
         constraints = [
             models.UniqueConstraint(fields=["announcement", "number"], name="version_identity"),
@@ -95,6 +97,8 @@ class AuditEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        verbose_name = "audit event"
+        verbose_name_plural = "audit events"
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
@@ -122,6 +126,8 @@ class ApiToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "API token"
+        verbose_name_plural = "API tokens"
         ordering = ["-created_at"]
         indexes = [
             # authentication: key_hash=? AND revoked_at IS NULL

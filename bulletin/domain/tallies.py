@@ -47,6 +47,10 @@ class Tally(models.Model):
     name = models.CharField(max_length=64, unique=True)
     total = models.BigIntegerField(default=0)
 
+    class Meta:
+        verbose_name = "tally"
+        verbose_name_plural = "tallies"
+
     def __str__(self) -> str:
         return f"{self.name}: {self.total}"
 
@@ -83,6 +87,8 @@ class DeliveryCount(models.Model):
     pruned = models.BigIntegerField(default=0)
 
     class Meta:
+        verbose_name = "delivery count"
+        verbose_name_plural = "delivery counts"
         constraints = [
             # counts.fold's upsert; reads by occurrence use its leading column.
             models.UniqueConstraint(
@@ -162,6 +168,8 @@ class AttemptCount(models.Model):
     seconds = models.FloatField(default=0.0)
 
     class Meta:
+        verbose_name = "attempt count"
+        verbose_name_plural = "attempt counts"
         constraints = [
             # counts.fold's upsert
             models.UniqueConstraint(
