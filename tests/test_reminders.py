@@ -3,6 +3,7 @@ request however it is repeated, audited, and counted for the occurrence they rem
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from bulletin.domain.models import (
 )
 from bulletin.domain.records import ApiToken, AuditAction
 from bulletin.interfaces.api.auth import SCOPES
+from bulletin.interfaces.hr.engagement import figures
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -254,3 +256,24 @@ def test_the_api_refuses_a_reminder_without_an_idempotency_key(
 def api_token(ann: Any) -> str:
     _, raw = ApiToken.issue(ann, "tests", list(SCOPES))
     return raw
+
+
+def test_hrs_list_of_one_send_offers_remind_them_and_reminders_are_not_sends_of_their_own(
+    client: Client, ann: Any
+) -> None:
+    root = sent_to(3)
+    client.force_login(ann)
+    page = client.get(f"/hr/{root.announcement_id}/not-acknowledged/?occurrence={root.pk}")
+    text = page.content.decode()
+    assert "Remind the 3 people who have not acknowledged" in text
+    token = re.search(r'name="token" value="([^"]+)"', text)
+    assert token
+    form = {"occurrence": root.pk, "channels": ["email"], "token": token.group(1)}
+    client.post(remind_url(root), form)
+    Dispatcher().run_until_idle()
+    # The reminder's people are not listed again as a send of their own.
+    listed = client.get(f"/hr/{root.announcement_id}/not-acknowledged/")
+    assert '<span id="not-acknowledged-count">3</span>' in listed.content.decode()
+    summary = figures(Announcement.objects.get(pk=root.announcement_id))
+    assert list(summary.per_occurrence) == [root.pk]
+    assert summary.per_occurrence[root.pk].delivered["email"] == 6  # 3 sent, 3 reminded

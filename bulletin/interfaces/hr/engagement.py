@@ -91,8 +91,10 @@ def percent(rate: float | None) -> str:
 
 
 def occurrences_of(item: Announcement, occurrence: Occurrence | None = None) -> QuerySet[Any]:
-    """The ids of the announcement's occurrences (or just one), as a subquery."""
-    found = Occurrence.objects.filter(announcement=item)
+    """The ids of the announcement's occurrences (or just one), as a subquery. Reminders are
+    not sends of their own here: who they reach was reached by what they remind of, and
+    their readings count for it (bulletin.dispatch.reminders)."""
+    found = Occurrence.objects.filter(announcement=item, reminder_of__isnull=True)
     if occurrence is not None:
         found = found.filter(pk=occurrence.pk)
     return found.values("id")
@@ -110,13 +112,17 @@ def delivered_by_occurrence(item: Announcement) -> tuple[dict[int, dict[str, int
     sent deliveries were partly pruned (who was reached is no longer known there)."""
     delivered: dict[int, dict[str, int]] = {}
     pruned: set[int] = set()
+    # A reminder's messages are delivered for the occurrence it reminds of.
+    reminders = Occurrence.objects.filter(announcement=item, reminder_of__isnull=False)
+    roots = {pk: root or pk for pk, root in reminders.values_list("pk", "reminder_of")}
     for count in counts.of_announcements([item.pk]):
         if count.state != DeliveryState.SENT:
             continue
-        channels = delivered.setdefault(count.occurrence_id, {})
+        occurrence_id = roots.get(count.occurrence_id, count.occurrence_id)
+        channels = delivered.setdefault(occurrence_id, {})
         channels[count.channel] = channels.get(count.channel, 0) + count.total
         if count.pruned:
-            pruned.add(count.occurrence_id)
+            pruned.add(occurrence_id)
     return delivered, pruned
 
 
@@ -215,7 +221,7 @@ def _reached_pairs() -> str:
     return (
         f"SELECT DISTINCT d.occurrence_id, d.employee_id FROM {Delivery._meta.db_table} d "
         f"WHERE d.occurrence_id IN (SELECT o.id FROM {Occurrence._meta.db_table} o "
-        "WHERE o.announcement_id = %s AND o.id BETWEEN %s AND %s) "
+        "WHERE o.announcement_id = %s AND o.id BETWEEN %s AND %s AND o.reminder_of_id IS NULL) "
         "AND d.state = %s AND d.employee_id IS NOT NULL"
     )
 

@@ -22,7 +22,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
 from bulletin.domain.models import Announcement, Occurrence
-from bulletin.interfaces.hr import engagement, engagement_chart, exports
+from bulletin.interfaces.hr import engagement, engagement_chart, exports, reminders
 from bulletin.interfaces.hr.access import hr_view
 from bulletin.interfaces.hr.present import display_zone, in_zone
 from bulletin.interfaces.hr.schedule import zone_or_none
@@ -129,8 +129,16 @@ def not_acknowledged(request: HttpRequest, pk: int) -> HttpResponse:
         "people": people,
         "page": page,
         "query": f"occurrence={occurrence.pk}&" if occurrence else "",
+        "remind": _remind_form(request, occurrence),
     }
     return render(request, "bulletin/hr/not_acknowledged.html", context)
+
+
+def _remind_form(request: HttpRequest, occurrence: Occurrence | None) -> dict[str, Any] | None:
+    """ "Remind them", for one send, to whoever may send reminders (reminders.py)."""
+    if occurrence is None or not request.user.has_perm("bulletin.schedule_announcement"):
+        return None
+    return reminders.remind_form(occurrence)
 
 
 # --- the CSV export -------------------------------------------------------------------------
