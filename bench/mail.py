@@ -70,15 +70,35 @@ class Sink:
         self.process.wait(timeout=30)
 
 
-def rendered(people: list[tuple[str, str]]) -> list[tuple[str, str, str, str]]:
-    """(address, name, text, html) per person: what the baselines are handed ready-made."""
-    from bulletin.channels.base import Recipient
+def rendered(item: Any, people: list[tuple[int, str, str]]) -> list[tuple[str, str, str, str]]:
+    """(address, name, text, html) per person: the very parts Bulletin's emails carry (the
+    branded layout, the footer with the person's own signed links), handed to the baselines
+    ready-made, so all three send the same bytes' worth."""
+    from bulletin.channels.base import Footer, Message, Recipient
+    from bulletin.channels.email_layout import html_part, text_part
     from bulletin.channels.render import render_html, render_text
+    from bulletin.dispatch import signed_links
+    from bulletin.dispatch.compose import audience_in_words
+    from bulletin.dispatch.unsubscribe import unsubscribe_url
 
     out = []
-    for email, name in people:
+    for pk, email, name in people:
         recipient = Recipient(email=email, name=name, timezone="UTC")
-        out.append((email, name, render_text(BODY, recipient), render_html(BODY, recipient)))
+        footer = Footer(
+            reason=audience_in_words(item),
+            open_url=signed_links.sign_in_url(pk, email, 1),
+            preferences_url=signed_links.preferences_url(pk),
+        )
+        message = Message(
+            idempotency_key=f"bench-{pk}",
+            title=SUBJECT,
+            text=render_text(BODY, recipient),
+            html=render_html(BODY, recipient),
+            recipient=recipient,
+            footer=footer,
+            unsubscribe_url=unsubscribe_url(pk, item.pk),
+        )
+        out.append((email, name, text_part(message), html_part(message)))
     return out
 
 
@@ -165,7 +185,8 @@ def main() -> None:
     sink = Sink(port)
     seed_employees(args.emails)
     item = announcement(now=timezone.now(), cron="0 9 * * 1", title=SUBJECT, body=BODY)
-    messages = rendered(list(Employee.objects.order_by("pk").values_list("email", "name")))
+    people = Employee.objects.order_by("pk").values_list("pk", "email", "name")
+    messages = rendered(item, list(people))
     sender = settings.DEFAULT_FROM_EMAIL
     contenders: dict[str, Callable[[], None]] = {
         "bulletin": lambda: with_bulletin(item),
