@@ -1,4 +1,4 @@
-"""Every HR and employee screen on a phone (390 × 844, an iPhone's viewport) in real headless
+"""Every HR and employee screen on a phone (390 x 844, an iPhone's viewport) in real headless
 Chromium against a live server: the page itself never scrolls sideways (wide tables scroll in
 their own box), every navigation link can be reached, every button is a touch target, and every
 form field fits the screen.
@@ -30,19 +30,20 @@ REPO = Path(__file__).resolve().parent.parent
 SMALLEST_BUTTON_PX = 40  # Apple asks for 44 pt; allow a little for rounding and borders
 
 # Measured in the page: whatever on it is too wide or too small for a phone, by description.
-MEASURE = """() => {
+MEASURE = """(smallest) => {
   const shown = (el) => {
     const box = el.getBoundingClientRect();
     return box.width > 1 && box.height > 1 && getComputedStyle(el).visibility !== "hidden";
   };
   const describe = (el) => el.outerHTML.slice(0, 100);
-  const fields = "input:not([type=hidden]):not([type=checkbox]):not([type=radio]), select, textarea";
+  const fields =
+    "input:not([type=hidden]):not([type=checkbox]):not([type=radio]), select, textarea";
   return {
     pageWidth: document.documentElement.scrollWidth,
     viewport: window.innerWidth,
     smallButtons: [...document.querySelectorAll("button, input[type=submit], a.button")]
       .filter(shown)
-      .filter((el) => el.getBoundingClientRect().height < %d)
+      .filter((el) => el.getBoundingClientRect().height < smallest)
       .map(describe),
     wideFields: [...document.querySelectorAll(fields)]
       .filter(shown)
@@ -52,7 +53,7 @@ MEASURE = """() => {
       })
       .map(describe),
   };
-}""" % SMALLEST_BUTTON_PX
+}"""
 
 
 @pytest.fixture
@@ -112,7 +113,7 @@ def log_in(page: Any, base: str) -> None:
 
 
 def assert_fits_a_phone(page: Any, screen: str) -> None:
-    found = page.evaluate(MEASURE)
+    found = page.evaluate(MEASURE, SMALLEST_BUTTON_PX)
     assert found["viewport"] == PHONE["width"], screen
     assert found["pageWidth"] <= found["viewport"], f"{screen} scrolls sideways: {found}"
     assert not found["smallButtons"], f"{screen}: buttons under {SMALLEST_BUTTON_PX} px: {found}"
@@ -120,7 +121,7 @@ def assert_fits_a_phone(page: Any, screen: str) -> None:
 
 
 def assert_navigation_reachable(page: Any, screen: str) -> None:
-    """Every link of the main navigation is on screen, inside the viewport, and big enough to tap."""
+    """Every link of the main navigation is on screen, inside the viewport, big enough to tap."""
     links = page.locator("header nav a, header nav button")
     assert links.count() >= 3, screen
     for n in range(links.count()):
@@ -160,6 +161,11 @@ def test_every_hr_and_employee_screen_fits_a_phone(
         if picture:
             page.screenshot(path=str(shots / f"{picture}-phone.png"), full_page=True)
             assert (shots / f"{picture}-phone.png").read_bytes().startswith(b"\x89PNG")
+
+    response = page.goto(f"{base}/no-such-page/")  # the 404 page, with DEBUG off as here
+    assert response.status == 404
+    assert_fits_a_phone(page, "the 404 page")
+    assert_navigation_reachable(page, "the 404 page")
 
 
 def test_a_wide_table_scrolls_in_its_own_box_with_a_cue_not_the_page(
