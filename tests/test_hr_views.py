@@ -779,8 +779,11 @@ def test_a_csv_with_bad_rows_reports_every_line_and_imports_nothing(ada: Any) ->
     assert response.status_code == 400
     html = page(response)
     assert "2 problems in people.csv — nothing was imported" in html
-    assert "<strong>Line 3:</strong> email &#x27;not-an-email&#x27; is not a valid" in html
-    assert "<strong>Line 4:</strong> timezone: unknown time zone" in html
+    assert (
+        "<tr><td>3</td><td><code>email</code></td><td>email &#x27;not-an-email&#x27; is not a valid"
+        in html
+    )
+    assert "<tr><td>4</td><td><code>timezone</code></td><td>timezone: unknown time zone" in html
     assert Employee.objects.count() == 0
 
 

@@ -276,7 +276,7 @@ def test_a_duplicate_is_reported_on_its_own_line_naming_the_first() -> None:
 def test_missing_columns_are_reported_on_line_1_by_name(header: str, missing: str) -> None:
     data = (header + "\nann@example.com,Ann,Eng,London\n").encode()
 
-    # First: the rows after it are still checked by the columns there are (test_import_all_problems).
+    # First: the rows are still checked by the columns there are (test_import_all_problems).
     (line, message), *_rows = rejected(data)
 
     assert line == 1

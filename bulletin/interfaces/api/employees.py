@@ -84,7 +84,9 @@ def _checked(items: list[EmployeeIn]) -> roster.Wanted:
     try:
         wanted = roster.validate_rows([(index, _row(item)) for index, item in enumerate(items)])
     except roster.ImportRejected as exc:
-        raise Problems([_problem(error) for error in exc.errors]) from None
+        # At most the first MAX_PROBLEMS by index, then one item saying how many more.
+        more = [problem(None, exc.more_text())] if exc.more else []
+        raise Problems([*map(_problem, exc.errors), *more]) from None
     for item in items:
         if item.slack_user_id is not None:
             wanted.set_slack_user_id(item.email.strip().lower(), item.slack_user_id.strip())

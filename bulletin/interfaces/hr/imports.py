@@ -66,7 +66,7 @@ def _check(request: HttpRequest) -> HttpResponse:
     try:
         report = preview_employees(data)
     except ImportRejected as exc:
-        return _page(request, status=400, form=form, errors=exc.errors, name=upload.name)
+        return _rejected(request, exc, upload.name, form=form)
     digest = hashlib.sha256(data).hexdigest()
     request.session[SESSION_KEY] = {
         "name": upload.name,
@@ -84,6 +84,22 @@ def _check(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _rejected(
+    request: HttpRequest, rejection: ImportRejected, name: str, **context: object
+) -> HttpResponse:
+    """Every problem the check found, each with its line and column (the first MAX_PROBLEMS
+    by line, and how many more)."""
+    return _page(
+        request,
+        status=400,
+        errors=rejection.errors,
+        total=rejection.total,
+        more=rejection.more_text(),
+        name=name,
+        **context,
+    )
+
+
 def _apply(request: HttpRequest) -> HttpResponse:
     stored = request.session.get(SESSION_KEY)
     if not stored or stored.get("digest") != request.POST.get("digest"):
@@ -96,7 +112,7 @@ def _apply(request: HttpRequest) -> HttpResponse:
         report = import_employees(data)
     except ImportRejected as exc:
         request.session.pop(SESSION_KEY, None)
-        return _page(request, status=400, errors=exc.errors, name=stored["name"])
+        return _rejected(request, exc, stored["name"])
     request.session.pop(SESSION_KEY, None)
     messages.success(
         request,

@@ -14,8 +14,9 @@ class Command(BulletinCommand):
     help = (
         "Upsert employees by email from a CSV with header email,name,department,location,timezone "
         "(more columns allowed; 'active' and 'away_until' are honoured; 'country', 'subdivision' "
-        "and 'working_week' describe the row's location, created or matched by name). Nothing "
-        "is imported if any row is bad."
+        "and 'working_week' describe the row's location, created or matched by name). Every "
+        "problem is listed, one line each (the first 1,000 by line); nothing is imported if there "
+        "is any."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -30,8 +31,11 @@ class Command(BulletinCommand):
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror}") from None
         except ImportRejected as exc:
+            # One line per problem, the summary (from CommandError) last.
             for error in exc.errors:
                 self.stderr.write(f"{file}:{error}")
+            if exc.more:
+                self.stderr.write(f"{file}:{exc.more_text()}")
             raise CommandError(str(exc)) from None
         prefix = "would import" if dry_run else "imported"
         self.stdout.write(
