@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from bulletin.interfaces.management.base import BulletinCommand
-from bulletin.interfaces.roster import ImportRejected, import_employees
+from bulletin.interfaces.roster import MAX_PROBLEMS, ImportRejected, import_employees
 
 
 class Command(BulletinCommand):
@@ -15,8 +15,8 @@ class Command(BulletinCommand):
         "Upsert employees by email from a CSV with header email,name,department,location,timezone "
         "(more columns allowed; 'active' and 'away_until' are honoured; 'country', 'subdivision' "
         "and 'working_week' describe the row's location, created or matched by name). Every "
-        "problem is listed, one line each (the first 1,000 by line); nothing is imported if there "
-        "is any."
+        f"problem is listed, one line each (the first {MAX_PROBLEMS:,} by line); nothing is "
+        "imported if there is any."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
