@@ -408,6 +408,8 @@ def test_a_list_audience_names_people_who_exist(announcer: Api) -> None:
 
 
 def test_a_department_audience_round_trips_its_values(announcer: Api) -> None:
+    for department in ("Sales", "Support", "Facilities"):
+        factories.employees(1, prefix=department, department=department, location="London")
     audience = {"kind": "department", "values": ["Sales", " Support ", "Sales"]}
     created = announcer.post("/announcements", new_announcement(audience=audience))
     assert created.status_code == 201, created.content
@@ -424,6 +426,32 @@ def test_a_department_audience_round_trips_its_values(announcer: Api) -> None:
     assert body["audience"] == {"kind": "all", "values": [], "employee_ids": []}
     item = Announcement.objects.get()
     assert (item.audience_kind, item.audience_values) == ("all", [])
+
+
+def test_a_department_or_location_nobody_is_in_is_refused_naming_the_closest(
+    announcer: Api,
+) -> None:
+    factories.employees(2, department="Sales", location="London")
+    audience = {"kind": "department", "values": ["Salse", "Sales"]}
+    refused = announcer.post("/announcements", new_announcement(audience=audience))
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == [
+        {
+            "field": "audience_values",
+            "message": "department 'Salse' matches nobody; did you mean 'Sales'?",
+        }
+    ]
+    assert not Announcement.objects.exists()
+    audience = {"kind": "department", "values": ["Future team"], "allow_empty": True}
+    created = announcer.post("/announcements", new_announcement(audience=audience))
+    assert created.status_code == 201, created.content
+    path = f"/announcements/{created.json()['id']}"
+    moved = announcer.patch(path, {"audience": {"kind": "location", "values": ["Londn"]}})
+    assert moved.status_code == 422 and "did you mean 'London'?" in moved.content.decode()
+    kept = announcer.patch(
+        path, {"audience": {"kind": "location", "values": ["Londn"], "allow_empty": True}}
+    )
+    assert kept.status_code == 200
 
 
 @pytest.mark.parametrize(

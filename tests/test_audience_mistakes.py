@@ -3,7 +3,14 @@ do exist."""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+from typing import Any
+
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
 
 from bulletin.dispatch.audience import unmatched
 from bulletin.domain.models import Announcement, AudienceKind, Employee
@@ -66,3 +73,37 @@ def test_several_close_names_are_offered_together() -> None:
     factories.employees(1, prefix="s2", department="Sales UK")
     said = problems(AudienceKind.DEPARTMENT, "Sale")
     assert said == ["department 'Sale' matches nobody; did you mean 'Sales' or 'Sales UK'?"]
+
+
+def announce(tmp_path: Path, *extra: str) -> str:
+    body = tmp_path / "body.md"
+    body.write_text("Hi")
+    out = io.StringIO()
+    call_command(
+        "announce", "--title", "T", "--body-file", str(body), "--cron", "0 9 * * *",
+        "--tz", "UTC", *extra, stdout=out,
+    )  # fmt: skip
+    return out.getvalue()
+
+
+def test_the_command_line_refuses_a_department_nobody_is_in_naming_the_closest(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(CommandError) as refused:
+        announce(tmp_path, "--audience", "department:Salse")
+    assert str(refused.value) == (
+        "--audience: department 'Salse' matches nobody; did you mean 'Sales'? "
+        "(--allow-empty to keep it)"
+    )
+    assert not Announcement.objects.exists()
+    announce(tmp_path, "--audience", "department:Future team", "--allow-empty")
+    assert Announcement.objects.get().audience_values == ["Future team"]
+
+
+def test_hrs_live_audience_count_says_why_nobody_matches(client: Client, ann: Any) -> None:
+    client.force_login(ann)
+    answer = client.get("/hr/audience/", {"audience_kind": "department", "department": "Legal"})
+    assert answer.json()["count"] == 0
+    assert answer.json()["problems"] == ["department 'Legal' matches nobody"]
+    some = client.get("/hr/audience/", {"audience_kind": "department", "department": "Sales"})
+    assert some.json()["count"] == 2 and some.json()["problems"] == []

@@ -75,7 +75,7 @@ def api(django_user_model: Any) -> Api:
 def new_announcement(**fields: Any) -> dict[str, Any]:
     from bulletin.interfaces.api.examples import NEW_ANNOUNCEMENT
 
-    return {**NEW_ANNOUNCEMENT, **fields}
+    return {**NEW_ANNOUNCEMENT, "audience": {"kind": "all"}, **fields}
 
 
 def test_the_api_stores_an_allowed_sender_as_the_settings_write_it(

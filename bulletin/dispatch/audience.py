@@ -66,11 +66,15 @@ def unmatched(announcement: Announcement) -> list[str]:
     """What is wrong with an audience that reaches nobody, one message per cause, with the
     closest names that do exist ("department 'Salse' matches nobody; did you mean 'Sales'?");
     [] when it reaches someone."""
-    kind, names = announcement.audience_kind, list(announcement.audience_values or [])
+    kind = announcement.audience_kind
+    # As the service will keep them: trimmed, once each.
+    names = list(dict.fromkeys(str(n).strip() for n in announcement.audience_values or []))
+    names = [name for name in names if name]
     if kind in (AudienceKind.DEPARTMENT, AudienceKind.LOCATION):
         known = _known_names(kind)
         problems = [_no_one_named(kind, name, known) for name in names if name not in known]
-        if problems or audience_of(announcement).exists():
+        named = Announcement(audience_kind=kind, audience_values=names)
+        if problems or not names or audience_of(named).exists():
             return problems
         return [f"no active employee is in {_listed(names)}"]
     if kind == AudienceKind.LIST and announcement.pk is None:

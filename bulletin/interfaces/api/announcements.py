@@ -18,7 +18,7 @@ from bulletin.conf import options
 from bulletin.conf_email import SenderNotAllowed, allowed_sender
 from bulletin.dispatch import lifecycle
 from bulletin.dispatch.announcements import upcoming
-from bulletin.dispatch.audience import audience_zones
+from bulletin.dispatch.audience import audience_zones, unmatched
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
@@ -74,6 +74,22 @@ def check_names(kind: str, names: list[str] | None) -> None:
         raise Problems([problem("audience_values", message)])
 
 
+def _audience_of(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: values[name] for name in ("audience_kind", "audience_values")}
+
+
+def check_someone(audience: Announcement, allow_empty: bool) -> None:
+    """422 naming each department or location no active employee has, with the closest
+    names that exist, unless ``allow_empty`` (a team still to be filled)."""
+    if allow_empty or audience.audience_kind not in (
+        AudienceKind.DEPARTMENT,
+        AudienceKind.LOCATION,
+    ):
+        return
+    if problems := unmatched(audience):
+        raise Problems([problem("audience_values", message) for message in problems])
+
+
 def checked_sender(values: dict[str, Any]) -> None:
     """The sender, if given, as BULLETIN_SENDERS writes it; 422 naming ``sender`` when the
     list does not have it."""
@@ -120,9 +136,11 @@ def create_announcement(request: HttpRequest, payload: AnnouncementIn) -> Any:
     """Save a draft (checked as if it were to be scheduled); ``/schedule`` schedules it."""
     data = payload.model_dump()
     places = places_named(data.pop("places"))
+    allow_empty = data["audience"].pop("allow_empty")
     values = model_values(data)
     checked_sender(values)
     check_names(values["audience_kind"], values["audience_values"])
+    check_someone(Announcement(**_audience_of(values)), allow_empty)
     people = chosen_people(values["audience_kind"], values.pop("recipients"))
     values.setdefault("misfire_grace", timedelta(seconds=options().default_grace_seconds))
     item = lifecycle.create(
@@ -148,11 +166,15 @@ def edit_announcement(request: HttpRequest, id: int, payload: AnnouncementPatch)
     item = found(Announcement.objects.all(), id)
     data = payload.model_dump(exclude_unset=True)
     places = places_named(data.pop("places")) if "places" in data else None
+    allow_empty = bool((data.get("audience") or {}).pop("allow_empty", False))
     values = model_values(data)
     checked_sender(values)
     ids = values.pop("recipients", None)
     kind = values.get("audience_kind", item.audience_kind)
     check_names(kind, values.get("audience_values"))
+    if "audience_values" in values or "audience_kind" in values:
+        names = values.get("audience_values", item.audience_values)
+        check_someone(Announcement(audience_kind=kind, audience_values=names), allow_empty)
     people = (
         chosen_people(kind, ids or []) if ids is not None or "audience_kind" in values else None
     )

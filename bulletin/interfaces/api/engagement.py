@@ -110,7 +110,7 @@ def _occurrence(item: Announcement, pk: int | None) -> Occurrence | None:
     **needs(ANNOUNCEMENTS_READ, "view_announcement"),
 )
 def announcement_engagement(
-    request: HttpRequest, id: RowId, occurrence_id: RowId | None = None
+    request: HttpRequest, id: int, occurrence_id: RowId | None = None
 ) -> dict[str, object]:
     """Who has read it: delivered, reached, opened and acknowledged, per occurrence and in
     total, and by department and location (groups under 5 people say only so).

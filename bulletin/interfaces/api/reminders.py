@@ -27,8 +27,9 @@ KEY_TEXT = "Names this request: the same key makes the same one reminder (1 to 6
 
 
 class ReminderIn(Schema):
+    # Checked by the service (a 422 naming ``channels``), so an unknown id is a 404 first.
     channels: list[str] = Field(
-        min_length=1, max_length=3, description="Person channels: email, slack, inapp."
+        default_factory=list, max_length=3, description="Person channels: email, slack, inapp."
     )
 
 
@@ -61,15 +62,18 @@ def create_reminder(
     request: HttpRequest,
     id: int,
     body: ReminderIn,
-    key: Annotated[str, Header(alias="Idempotency-Key", description=KEY_TEXT, example=KEY_EXAMPLE)],
+    # Checked here, after the occurrence is found: an unknown id is a 404 whatever else.
+    key: Annotated[
+        str, Header(alias="Idempotency-Key", description=KEY_TEXT, example=KEY_EXAMPLE)
+    ] = "",
 ) -> Any:
     """Remind whoever this occurrence reached (sent, any channel) and has not acknowledged,
     over ``channels``. Needs the ``Idempotency-Key`` header (1 to 64 characters)."""
+    occurrence = found(Occurrence.objects.select_related("announcement", "reminder_of"), id)
     key = key.strip()
     if not key or len(key) > KEY_LENGTH:
         message = f"the Idempotency-Key header is required (1 to {KEY_LENGTH} characters)"
         raise Problems([problem("Idempotency-Key", message)])
-    occurrence = found(Occurrence.objects.select_related("announcement", "reminder_of"), id)
     try:
         made = remind(occurrence, body.channels, key, timezone.now(), request.user)
     except ReminderRefused as exc:

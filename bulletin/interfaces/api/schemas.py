@@ -150,6 +150,12 @@ def _audience_rules(schema: dict[str, Any]) -> None:
     ]
 
 
+ALLOW_EMPTY = (
+    "a department or location name that no active employee has is refused (422, naming the "
+    "closest that exist) unless this is true: a team still to be filled"
+)
+
+
 class AudienceIn(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_audience_rules)
 
@@ -164,6 +170,7 @@ class AudienceIn(Strict):
     employee_ids: list[EmployeeId] = Field(
         default_factory=list, description="for kind 'list'", max_length=MAX_PEOPLE
     )
+    allow_empty: StrictBool = Field(default=False, description=ALLOW_EMPTY)
 
 
 WORKING_HOURS = (
@@ -236,6 +243,7 @@ class AudiencePatch(Patch):
     kind: AudienceKind | None = None
     values: list[str] | None = Field(default=None, max_length=MAX_NAMES)
     employee_ids: list[EmployeeId] | None = Field(default=None, max_length=MAX_PEOPLE)
+    allow_empty: StrictBool | None = Field(default=None, description=ALLOW_EMPTY)
 
 
 class SchedulePatch(Patch):

@@ -27,7 +27,7 @@ from bulletin.channels.slack_blocks import preview_text, slack_message
 from bulletin.channels.teams_card import PAYLOAD_LIMIT, teams_card
 from bulletin.conf import site_link
 from bulletin.dispatch.announcements import parse_local
-from bulletin.dispatch.audience import audience_of
+from bulletin.dispatch.audience import audience_of, unmatched
 from bulletin.domain.models import PERSON_CHANNELS, Announcement, AudienceKind, Channel, Employee
 from bulletin.interfaces.hr import holds
 from bulletin.interfaces.hr.access import hr_view
@@ -130,7 +130,20 @@ def audience(request: HttpRequest) -> JsonResponse:
                 n = people.filter(opt_outs__channel=channel.value).count()
                 if n:
                     skipped.append({"channel": str(channel.label), "count": n})
-    return JsonResponse({"count": count, "sample": sample, "opted_out": skipped})
+    # Reaching nobody is allowed (a department still to be filled) but said, with why.
+    problems = [] if count else _nobody(request.GET)
+    return JsonResponse(
+        {"count": count, "sample": sample, "opted_out": skipped, "problems": problems}
+    )
+
+
+def _nobody(params: Any) -> list[str]:
+    kind = params.get("audience_kind") or AudienceKind.ALL
+    if kind not in (AudienceKind.DEPARTMENT, AudienceKind.LOCATION):
+        return ["this audience matches no active employee"]
+    column = "location" if kind == AudienceKind.LOCATION else "department"
+    names = [name.strip() for name in params.getlist(column) if name.strip()]
+    return unmatched(Announcement(audience_kind=kind, audience_values=names)) if names else []
 
 
 @hr_view("view_employee", json=True)

@@ -7,8 +7,9 @@ from django.core.management.base import CommandError, CommandParser
 
 from bulletin.conf import options
 from bulletin.conf_email import SenderNotAllowed, allowed_sender
-from bulletin.dispatch import lifecycle
+from bulletin.dispatch import announcements, lifecycle
 from bulletin.dispatch.announcements import PLACE_ONLY
+from bulletin.dispatch.audience import unmatched
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
@@ -125,6 +126,12 @@ class Command(BulletinCommand):
             "--requires-ack", action="store_true", help="ask for acknowledgement in the inbox"
         )
         parser.add_argument(
+            "--allow-empty",
+            action="store_true",
+            help="schedule it even if a department or location named has no active employee "
+            "(a team still to be filled)",
+        )
+        parser.add_argument(
             "--sender",
             default="",
             help="the email's From, one of BULLETIN_SENDERS (default: DEFAULT_FROM_EMAIL)",
@@ -174,6 +181,9 @@ class Command(BulletinCommand):
             misfire_grace=timedelta(minutes=opts["grace_minutes"]),
             send_late=opts["send_late"],
         )
+        announcements.validate(announcement, places=places)  # its own words first
+        if not opts["allow_empty"] and (problems := _misnamed(announcement)):
+            raise CommandError(f"--audience: {'; '.join(problems)} (--allow-empty to keep it)")
         lifecycle.announce_from_console(announcement, places)
         if announcement.status == AnnouncementStatus.PENDING_APPROVAL:
             self.stdout.write(f"{announcement.pk} waiting for approval")
@@ -196,3 +206,10 @@ class Command(BulletinCommand):
                 "are allowed"
             )
         return body
+
+
+def _misnamed(announcement: Announcement) -> list[str]:
+    """Each department or location named that no active employee has (with the closest)."""
+    if announcement.audience_kind not in (AudienceKind.DEPARTMENT, AudienceKind.LOCATION):
+        return []
+    return unmatched(announcement)

@@ -126,9 +126,10 @@
     text(byId("audience-count-label"), data.count === 1 ? "person" : "people");
     var sample = data.sample || [];
     var more = data.count - sample.length;
+    var problems = data.problems || [];
     text(byId("audience-sample"), sample.length
       ? "For example: " + sample.join(", ") + (more > 0 ? " and " + more + " more" : "")
-      : "Nobody matches yet.");
+      : (problems.length ? "Nobody matches: " + problems.join("; ") + "." : "Nobody matches yet."));
     var skipped = (data.opted_out || []).map(function (row) {
       return row.count + " opted out of " + row.channel + " and will be skipped there";
     });
