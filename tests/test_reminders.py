@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.core import mail
+from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 
@@ -277,3 +278,49 @@ def test_hrs_list_of_one_send_offers_remind_them_and_reminders_are_not_sends_of_
     summary = figures(Announcement.objects.get(pk=root.announcement_id))
     assert list(summary.per_occurrence) == [root.pk]
     assert summary.per_occurrence[root.pk].delivered["email"] == 6  # 3 sent, 3 reminded
+
+
+# --- asking for automatic reminders -----------------------------------------------------------
+
+
+def test_hr_api_and_command_line_set_automatic_reminders_and_refuse_them_without_acknowledgement(
+    client: Client, ann: Any, api_token: str, tmp_path: Any
+) -> None:
+    client.force_login(ann)
+    form = factories.compose_form(requires_ack="on", remind_after_days="3", remind_times="2")
+    assert client.post("/hr/new/", form).status_code == 302
+    made = Announcement.objects.get()
+    assert (made.remind_after_days, made.remind_times) == (3, 2)
+    # Without "ask to acknowledge", no reminders are kept.
+    client.post("/hr/new/", factories.compose_form(title="Other", remind_after_days="3"))
+    assert Announcement.objects.get(title="Other").remind_after_days is None
+
+    body = factories.api_announcement(requires_ack=True, remind_after_days=7, remind_times=1)
+    headers = {"Authorization": f"Bearer {api_token}"}
+    created = client.post(
+        "/api/v1/announcements", body, content_type="application/json", headers=headers
+    )
+    assert created.status_code == 201 and created.json()["remind_after_days"] == 7
+    refused = client.post(
+        "/api/v1/announcements",
+        factories.api_announcement(remind_after_days=7),
+        content_type="application/json",
+        headers=headers,
+    )
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["field"] == "remind_after_days"
+    too_many = factories.api_announcement(requires_ack=True, remind_after_days=1, remind_times=9)
+    answer = client.post(
+        "/api/v1/announcements", too_many, content_type="application/json", headers=headers
+    )
+    assert answer.status_code == 422
+
+    with pytest.raises(CommandError, match="--remind-after-days"):
+        factories.announce_cli(
+            tmp_path, "--cron", "0 9 * * *", "--tz", "UTC", "--remind-after-days", "2"
+        )
+    item = factories.announce_cli(
+        tmp_path, "--cron", "0 9 * * *", "--tz", "UTC", "--requires-ack",
+        "--remind-after-days", "2", "--remind-times", "3",
+    )  # fmt: skip
+    assert (item.remind_after_days, item.remind_times) == (2, 3)

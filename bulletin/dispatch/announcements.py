@@ -19,6 +19,7 @@ from django.utils import timezone
 from bulletin.channels import TRANSPORTS
 from bulletin.dispatch.ledger import orders
 from bulletin.dispatch.planning import rule_of, schedule_of
+from bulletin.dispatch.reminders import MAX_REMIND_AFTER_DAYS, MAX_REMIND_TIMES
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
@@ -98,6 +99,7 @@ def validate(
         *_schedule_problems(announcement, now or timezone.now()),
         *_audience_problems(announcement),
         *_channel_problems(announcement, places),
+        *_reminder_problems(announcement),
     ]
     for field, message in problems:
         known = errors.setdefault(field, [])
@@ -105,6 +107,21 @@ def validate(
             known.append(message)
     if errors:
         raise ValidationError(errors)
+
+
+def _reminder_problems(announcement: Announcement) -> Iterable[tuple[str, str]]:
+    """Automatic reminders (bulletin.dispatch.reminders): only for an announcement that asks
+    to be acknowledged, every 1 to 30 days, at most 5 times (a bound, so the tick's look-back
+    stays bounded too)."""
+    days, times = announcement.remind_after_days, announcement.remind_times or 0
+    if not announcement.requires_ack and (days or times):
+        yield "remind_after_days", "reminders are for announcements that ask to be acknowledged"
+    if days is not None and not 1 <= days <= MAX_REMIND_AFTER_DAYS:
+        yield "remind_after_days", f"remind after 1 to {MAX_REMIND_AFTER_DAYS} days"
+    if not 0 <= times <= MAX_REMIND_TIMES:
+        yield "remind_times", f"at most {MAX_REMIND_TIMES} automatic reminders"
+    if times and days is None:
+        yield "remind_after_days", "say after how many days to remind"
 
 
 def _schedule_problems(announcement: Announcement, now: datetime) -> Iterable[tuple[str, str]]:

@@ -83,6 +83,8 @@ class AnnouncementOut(AnnouncementSummary):
     send_late: bool
     mandatory: bool
     requires_ack: bool
+    remind_after_days: int | None
+    remind_times: int
     working_hours: bool
     created_by: str | None
     version: int | None = Field(description="the current content version")

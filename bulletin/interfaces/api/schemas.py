@@ -14,6 +14,7 @@ from ninja import Field, Schema
 from pydantic import ConfigDict, StrictBool, StrictInt, field_validator
 from pydantic.config import JsonDict
 
+from bulletin.dispatch.reminders import MAX_REMIND_AFTER_DAYS, MAX_REMIND_TIMES
 from bulletin.domain.models import AudienceKind, ScheduleKind
 from bulletin.domain.records import MAX_BODY_CHARS
 from bulletin.interfaces.api.common import LARGEST, SMALLEST
@@ -150,6 +151,11 @@ def _audience_rules(schema: dict[str, Any]) -> None:
     ]
 
 
+REMIND_AFTER = (
+    "for an announcement that asks to be acknowledged: remind whoever has not, this many days "
+    "after each send (null: no automatic reminders)"
+)
+REMIND_TIMES = "at most this many automatic reminders per send"
 ALLOW_EMPTY = (
     "a department or location name that no active employee has is refused (422, naming the "
     "closest that exist) unless this is true: a team still to be filled"
@@ -233,6 +239,10 @@ class AnnouncementIn(Strict):
     send_late: StrictBool = False
     mandatory: StrictBool = False
     requires_ack: StrictBool = False
+    remind_after_days: StrictInt | None = Field(
+        default=None, ge=1, le=MAX_REMIND_AFTER_DAYS, description=REMIND_AFTER
+    )
+    remind_times: StrictInt = Field(default=0, ge=0, le=MAX_REMIND_TIMES, description=REMIND_TIMES)
     working_hours: StrictBool = Field(default=False, description=WORKING_HOURS)
     sender: str = Field(default="", max_length=254, description=SENDER, examples=[""])
 
@@ -268,6 +278,12 @@ class AnnouncementPatch(Patch):
     send_late: StrictBool | None = None
     mandatory: StrictBool | None = None
     requires_ack: StrictBool | None = None
+    remind_after_days: StrictInt | None = Field(
+        default=None, ge=1, le=MAX_REMIND_AFTER_DAYS, description=REMIND_AFTER
+    )
+    remind_times: StrictInt | None = Field(
+        default=None, ge=0, le=MAX_REMIND_TIMES, description=REMIND_TIMES
+    )
     working_hours: StrictBool | None = Field(default=None, description=WORKING_HOURS)
     sender: str | None = Field(default=None, max_length=254, description=SENDER)
 

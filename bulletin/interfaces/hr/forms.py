@@ -21,6 +21,7 @@ from bulletin import conf
 from bulletin.channels import TRANSPORTS
 from bulletin.conf import secret
 from bulletin.dispatch.announcements import parse_local
+from bulletin.dispatch.reminders import MAX_REMIND_AFTER_DAYS, MAX_REMIND_TIMES
 from bulletin.domain.models import (
     PERSON_CHANNELS,
     Announcement,
@@ -63,6 +64,8 @@ _FIELD_OF = {
     "schedule_kind": "schedule_kind",
     "audience_kind": "audience_kind",
     "working_hours": "working_hours",
+    "remind_after_days": "remind_after_days",
+    "remind_times": "remind_times",
 }
 
 
@@ -180,7 +183,21 @@ class AnnouncementForm(forms.Form):
     requires_ack = forms.BooleanField(
         required=False,
         label="Ask people to acknowledge it",
-        help_text="In the in-app inbox, each person confirms they have read it.",
+        help_text="Each person confirms they have read it: in the inbox, or with the "
+        "email's Acknowledge button.",
+    )
+    remind_after_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_REMIND_AFTER_DAYS,
+        label="Remind after (days)",
+        help_text="Remind whoever has not acknowledged, this many days after each send.",
+    )
+    remind_times = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_REMIND_TIMES,
+        label="At most (reminders)",
     )
     sender = forms.ChoiceField(
         required=False,
@@ -291,6 +308,8 @@ class AnnouncementForm(forms.Form):
             "places": list(item.places.values_list("pk", flat=True)),
             "mandatory": item.mandatory,
             "requires_ack": item.requires_ack,
+            "remind_after_days": item.remind_after_days,
+            "remind_times": item.remind_times,
             "sender": item.sender,
             "working_hours": item.working_hours,
             "schedule_kind": item.schedule_kind,
@@ -496,6 +515,13 @@ class AnnouncementForm(forms.Form):
             "channels": list(data.get("channels") or []),
             "mandatory": bool(data.get("mandatory")),
             "requires_ack": bool(data.get("requires_ack")),
+            # Reminders only for what asks to be acknowledged; none without a number of days.
+            "remind_after_days": data.get("remind_after_days")
+            if data.get("requires_ack")
+            else None,
+            "remind_times": (data.get("remind_times") or 0)
+            if data.get("requires_ack") and data.get("remind_after_days")
+            else 0,
             "sender": data.get("sender") or "",
             "working_hours": bool(data.get("working_hours")),
             "schedule_kind": data["schedule_kind"],

@@ -85,6 +85,8 @@ class Command(BulletinCommand):
         "places": "--places",
         "misfire_grace": "--grace-minutes",
         "sender": "--sender",
+        "remind_after_days": "--remind-after-days",
+        "remind_times": "--remind-times",
     }
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -124,6 +126,15 @@ class Command(BulletinCommand):
         )
         parser.add_argument(
             "--requires-ack", action="store_true", help="ask for acknowledgement in the inbox"
+        )
+        parser.add_argument(
+            "--remind-after-days",
+            type=int,
+            default=None,
+            help="with --requires-ack: remind whoever has not acknowledged, N days after each send",
+        )
+        parser.add_argument(
+            "--remind-times", type=int, default=0, help="at most this many automatic reminders"
         )
         parser.add_argument(
             "--allow-empty",
@@ -170,6 +181,8 @@ class Command(BulletinCommand):
             channels=channels,
             mandatory=opts["mandatory"],
             requires_ack=opts["requires_ack"],
+            remind_after_days=opts["remind_after_days"],
+            remind_times=opts["remind_times"],
             sender=sender,
             working_hours=opts["working_hours"],
             schedule_kind=ScheduleKind.CRON if opts["cron"] else ScheduleKind.ONCE,
