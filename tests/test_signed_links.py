@@ -311,3 +311,17 @@ def test_opening_and_acknowledging_say_whether_it_was_the_first_time() -> None:
     assert not engagement.acknowledged(occurrence.pk, employee.pk, "email", now)
     row = Engagement.objects.get()
     assert (row.opened_at, row.acknowledged_via) == (now, "slack")
+
+
+def test_someone_reached_only_by_email_acknowledges_on_the_page_open_in_bulletin_shows() -> None:
+    (message, _) = composed(requires_ack=True)
+    assert message.footer is not None
+    client = Client()
+    page = client.get(path_of(message.footer.open_url), follow=True)
+    assert b"Acknowledge</button>" in page.content
+    occurrence = the_occurrence()
+    client.post(f"/announcements/{occurrence.pk}/acknowledge/")
+    done = Engagement.objects.get(employee=employee_of(message))
+    assert done.acknowledged_via == "web" and done.opened_at is not None
+    again = client.get(f"/announcements/{occurrence.pk}/")
+    assert "You acknowledged this on" in again.content.decode()

@@ -39,8 +39,32 @@ SMALLEST_GROUP = 5  # a group under this many people reached is shown as "fewer 
 GROUPINGS = {"department": "department", "location": "location"}  # name → employee column
 
 
+class Rates:
+    """Opened and acknowledged as shares of the people reached (a send's or a group's)."""
+
+    reached: int | None
+    opened: int
+    acknowledged: int
+
+    @property
+    def opened_rate(self) -> float | None:
+        return _rate(self.opened, self.reached)
+
+    @property
+    def acknowledged_rate(self) -> float | None:
+        return _rate(self.acknowledged, self.reached)
+
+    @property
+    def opened_percent(self) -> str:
+        return percent(self.opened_rate)
+
+    @property
+    def acknowledged_percent(self) -> str:
+        return percent(self.acknowledged_rate)
+
+
 @dataclass
-class Figures:
+class Figures(Rates):
     """One occurrence's engagement, or a sum of them."""
 
     delivered: dict[str, int] = field(default_factory=dict)  # channel → sent
@@ -61,22 +85,6 @@ class Figures:
     @property
     def sent(self) -> int:
         return sum(self.delivered.values())
-
-    @property
-    def opened_rate(self) -> float | None:
-        return _rate(self.opened, self.reached)
-
-    @property
-    def acknowledged_rate(self) -> float | None:
-        return _rate(self.acknowledged, self.reached)
-
-    @property
-    def opened_percent(self) -> str:
-        return percent(self.opened_rate)
-
-    @property
-    def acknowledged_percent(self) -> str:
-        return percent(self.acknowledged_rate)
 
 
 def _rate(part: int, whole: int | None) -> float | None:
@@ -184,7 +192,7 @@ def figures(
 
 
 @dataclass(frozen=True)
-class Group:
+class Group(Rates):
     """People reached in one department or location; figures only for a large enough group."""
 
     name: str
@@ -195,22 +203,6 @@ class Group:
     @property
     def fewer_than_5(self) -> bool:
         return self.reached < SMALLEST_GROUP
-
-    @property
-    def opened_rate(self) -> float | None:
-        return _rate(self.opened, self.reached)
-
-    @property
-    def acknowledged_rate(self) -> float | None:
-        return _rate(self.acknowledged, self.reached)
-
-    @property
-    def opened_percent(self) -> str:
-        return percent(self.opened_rate)
-
-    @property
-    def acknowledged_percent(self) -> str:
-        return percent(self.acknowledged_rate)
 
 
 def _reached_pairs() -> str:
