@@ -325,3 +325,11 @@ def test_someone_reached_only_by_email_acknowledges_on_the_page_open_in_bulletin
     assert done.acknowledged_via == "web" and done.opened_at is not None
     again = client.get(f"/announcements/{occurrence.pk}/")
     assert "You acknowledged this on" in again.content.decode()
+
+
+def test_a_slack_message_to_one_person_links_to_the_whole_text_with_their_sign_in_link() -> None:
+    messages = composed(channels=("slack",))
+    for message in messages:
+        link = signed_links.read_sign_in(path_of(message.web_url).split("/")[2])
+        assert link.employee_id == employee_of(message).pk
+        assert message.footer is None

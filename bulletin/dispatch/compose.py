@@ -56,6 +56,15 @@ def _listed(values: list[str]) -> str:
     return " and ".join(filter(None, [", ".join(names[:-1]), *names[-1:]]))
 
 
+def _page_link(row: Claimed, occurrence: Occurrence) -> str:
+    """Where "Read the whole announcement" goes: for a Slack message to one person, their own
+    sign-in link (no password from any message); a channel's members share the plain page."""
+    person, who = row.employee_id, row.recipient
+    if row.channel == Channel.SLACK and person and who is not None and not row.place_id:
+        return signed_links.sign_in_url(person, who.email, occurrence.pk)
+    return announcement_page(row.occurrence_id)
+
+
 def _footer(row: Claimed, occurrence: Occurrence) -> Footer | None:
     """An email's footer: why, and the person's own signed links."""
     if row.channel != Channel.EMAIL or not row.employee_id or row.recipient is None:
@@ -116,7 +125,7 @@ class BatchContent:
             text=render_text(content.body, recipient),
             html=render_html(content.body, recipient),
             body=content.body,
-            web_url=announcement_page(row.occurrence_id),
+            web_url=_page_link(row, occurrence),
             recipient=recipient,
             place=place,
             announcement_id=announcement.pk,
