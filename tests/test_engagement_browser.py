@@ -4,11 +4,13 @@ section on a phone's width. The scripted mix is test_engagement_figures's."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bulletin.domain.models import Occurrence
 from bulletin.domain.roles import ANNOUNCER
 from tests.test_engagement_figures import Mix, scripted_mix
 from tests.test_hr_browser import hr_user, log_in, open_page
@@ -60,13 +62,42 @@ def test_the_detail_page_shows_who_has_read_it_with_a_chart_that_renders(
     for series in ("reads", "acks"):
         line = page.locator(f"#engagement-chart .series-{series} polyline").bounding_box()
         assert line is not None and line["width"] > 0, series
-    section.screenshot(path=str(tmp_path / "engagement.png"))
+    section.screenshot(path=str(shots(tmp_path) / "engagement.png"))
 
     page.get_by_role("link", name="Not yet acknowledged…").click()
     page.wait_for_url(f"{base}/hr/{mix.item.pk}/not-acknowledged/")
     assert page.locator("#not-acknowledged-count").inner_text() == "9"
     assert page.locator("#not-acknowledged tbody tr").count() == 9
     page.context.close()
+
+
+def test_hr_reminds_one_sends_people_from_its_list_in_the_browser(
+    browser: Any, live_server: Any, django_user_model: Any, mix: Mix, tmp_path: Path
+) -> None:
+    hr_user(django_user_model, "ann", ANNOUNCER, "Ann", "Lee")
+    base = live_server.url
+    page = open_page(browser)
+    listed = f"/hr/{mix.item.pk}/not-acknowledged/?occurrence={mix.first.pk}"
+    log_in(page, base, "ann", listed)
+    form = page.locator(".remind-form")
+    waiting = page.locator("#not-acknowledged-count").inner_text()
+    assert f"Remind the {waiting} " in form.locator("legend").inner_text()
+    form.screenshot(path=str(shots(tmp_path) / "remind.png"))
+    form.get_by_role("button", name="Remind them").click()
+    page.wait_for_url(f"{base}/hr/{mix.item.pk}/")
+    assert "Reminder queued" in page.locator(".messages").inner_text()
+    page.go_back()  # the same form, its token, sent again: nothing more is sent
+    page.reload()
+    reminders = Occurrence.objects.filter(reminder_of=mix.first)
+    assert reminders.count() == 1
+    page.context.close()
+
+
+def shots(tmp_path: Path) -> Path:
+    """docs/screenshots when BULLETIN_SCREENSHOTS=1 (to refresh the README's), else scratch."""
+    if os.environ.get("BULLETIN_SCREENSHOTS") == "1":
+        return Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+    return tmp_path
 
 
 def test_the_section_fits_a_phones_width(

@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth.models import Group
 
 from bulletin.dispatch.sender import Dispatcher
+from bulletin.dispatch.signed_links import acknowledge_url
 from bulletin.domain.models import Announcement, Employee, InboxItem, Occurrence
 from bulletin.domain.roles import ADMINISTRATOR, ANNOUNCER, APPROVER
 from tests import factories
@@ -98,6 +100,10 @@ def sent_announcements() -> tuple[Announcement, InboxItem, Occurrence]:
     return inbox, item, Occurrence.objects.get(announcement=emailed)
 
 
+def path_of(url: str) -> str:
+    return urlsplit(url).path
+
+
 def open_phone(browser: Any, base: str) -> Any:
     page = browser.new_context(viewport=PHONE).new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -177,6 +183,10 @@ def test_every_hr_and_employee_screen_fits_a_phone(
         f"/inbox/{item.pk}/": "",
         "/preferences/": "",
         f"/announcements/{emailed.pk}/": "",
+        f"/hr/{announcement.pk}/engagement/": "",
+        f"/hr/{announcement.pk}/not-acknowledged/?occurrence={item.delivery.occurrence_id}": "",
+        "/hr/employees/invite/": "",
+        path_of(acknowledge_url(item.employee_id, item.delivery.occurrence_id, "email")): "",
     }
     for path, picture in screens.items():
         response = page.goto(f"{base}{path}")
