@@ -107,3 +107,18 @@ def test_hrs_live_audience_count_says_why_nobody_matches(client: Client, ann: An
     assert answer.json()["problems"] == ["department 'Legal' matches nobody"]
     some = client.get("/hr/audience/", {"audience_kind": "department", "department": "Sales"})
     assert some.json()["count"] == 2 and some.json()["problems"] == []
+
+
+def test_hrs_form_reports_its_own_problems_and_the_services_in_one_pass(
+    client: Client, ann: Any
+) -> None:
+    client.force_login(ann)
+    form = factories.compose_form(title="", channels=[], cron="61 * * * *", repeat="custom")
+    answer = client.post("/hr/new/", form)
+    assert answer.status_code == 400
+    errors = dict(answer.context["form"].errors)
+    assert errors["title"] == ["This field is required."]
+    assert errors["cron"] == ["invalid cron expression '61 * * * *': bad minute"]
+    assert errors["channels"] == ["Choose at least one channel or place."]
+    assert set(errors) == {"title", "cron", "channels"}  # nothing said twice, nothing spurious
+    assert not Announcement.objects.exists()

@@ -7,6 +7,7 @@ and its ValidationErrors are put back on the same fields with ``add_service_erro
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, cast
@@ -540,8 +541,9 @@ class AnnouncementForm(forms.Form):
             return []
         return list(self.cleaned_data.get("recipients") or [])
 
-    def add_service_errors(self, error: ValidationError) -> None:
-        """Put the service's errors on the fields they name (the rest above the form)."""
+    def add_service_errors(self, error: ValidationError, *, skip: Collection[str] = ()) -> None:
+        """Put the service's errors on the fields they name (the rest above the form), but
+        not on the fields in ``skip``."""
         if not hasattr(error, "error_dict"):
             for message in error.messages:
                 self.add_error(None, message)
@@ -553,6 +555,8 @@ class AnnouncementForm(forms.Form):
                 target = "location" if kind == AudienceKind.LOCATION else "department"
             if name == "cron" and self.data.get("repeat") not in ("custom", None, ""):
                 target = "cron"
+            if (target or "__all__") in skip:
+                continue
             for message in messages:
                 self.add_error(target, _sentence(message))
 

@@ -34,7 +34,7 @@ from bulletin.domain.models import (
     Occurrence,
     OccurrenceState,
 )
-from bulletin.interfaces.hr import engagement_views, holds
+from bulletin.interfaces.hr import engagement_views, form_checks, holds
 from bulletin.interfaces.hr.access import hr_view
 from bulletin.interfaces.hr.forms import AnnouncementForm, changed_fields
 from bulletin.interfaces.hr.present import (
@@ -178,6 +178,7 @@ def compose(request: HttpRequest) -> HttpResponse:
     form = AnnouncementForm(request.POST, user=user)
     action = request.POST.get("action", "draft")
     if not form.is_valid():
+        form_checks.check_the_rest(form)
         return _compose_page(request, form, None, status=400)
     item = Announcement(**form.values())
     try:
@@ -217,6 +218,7 @@ def edit(request: HttpRequest, pk: int) -> HttpResponse:
     if action == "test":
         return _test_unsaved(request, form, item)
     if not form.is_valid():
+        form_checks.check_the_rest(form)
         return _compose_page(request, form, item, status=400)
     before = item.status
     changes = changed_fields(item, form.values())
