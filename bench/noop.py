@@ -13,6 +13,7 @@ class NoopTransport(Transport):
     name = "noop"
     # Sending nothing twice is harmless, like a receiver that drops a repeated key.
     deduplicates = True
+    reads_parts = False  # sends nothing, so reads nothing
     sent: ClassVar[list[int]] = []
 
     def send(self, message: Message) -> None:

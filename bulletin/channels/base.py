@@ -197,6 +197,9 @@ class Transport:
     # True when send() writes to Bulletin's own database (the inbox): dispatch then runs send
     # and the outcome in one transaction, so the side effect and its record cannot part.
     transactional: ClassVar[bool] = False
+    # True when send() reads the message's ``text`` and ``html`` (email, the inbox, webhooks);
+    # the others lay out ``body`` themselves, and dispatch does not render what they ignore.
+    reads_parts: ClassVar[bool] = True
 
     def paces(self, message: Message) -> list[tuple[str, float]]:
         """(key, seconds between sends) pairs this message must respect; none by default."""

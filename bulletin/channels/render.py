@@ -78,6 +78,12 @@ def _prose(body: str) -> str:
     return _block(parse(body).tree).strip()
 
 
+def render_parts(body: str, recipient: Recipient | None) -> tuple[str, str]:
+    """(text, html): both of an email's parts, the person's values worked out once."""
+    values = values_for(recipient)
+    return fill(_prose(body), values), fill(_html(body), values, html.escape)
+
+
 def render_text(body: str, recipient: Recipient | None) -> str:
     """The body as readable plain text (the email's text part): no Markdown marks, links as
     ``label (url)``, lists as lists."""

@@ -171,6 +171,7 @@ class SlackTransport(Transport):
     name = "slack"
     # No idempotency key on chat.postMessage: an interrupted post must end `unknown`.
     deduplicates = False
+    reads_parts = False  # lays out the Markdown body itself (see Transport)
 
     def __init__(self, identities: SlackIdentities | None = None) -> None:
         self._client: WebClient | None = None

@@ -109,6 +109,7 @@ def _reported_failure(answer: Answer, *, key: str, url: str) -> TransportError |
 class TeamsTransport(HttpTransport):
     name = "teams"
     deduplicates = False
+    reads_parts = False  # lays out the Markdown body itself (see Transport)
     service = "Teams"
 
     def paces(self, message: Message) -> list[tuple[str, float]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bulletin.channels.base import Destination, Footer, Message
-from bulletin.channels.render import render_html, render_text
+from bulletin.channels.render import render_parts
 from bulletin.conf import secret, site_link
 from bulletin.dispatch import signed_links
 from bulletin.dispatch.ledger import Claimed
@@ -56,15 +56,6 @@ def _listed(values: list[str]) -> str:
     return " and ".join(filter(None, [", ".join(names[:-1]), *names[-1:]]))
 
 
-def _page_link(row: Claimed, occurrence: Occurrence) -> str:
-    """Where "Read the whole announcement" goes: for a Slack message to one person, their own
-    sign-in link (no password from any message); a channel's members share the plain page."""
-    person, who = row.employee_id, row.recipient
-    if row.channel == Channel.SLACK and person and who is not None and not row.place_id:
-        return signed_links.sign_in_url(person, who.email, occurrence.pk)
-    return announcement_page(row.occurrence_id)
-
-
 def _footer(row: Claimed, occurrence: Occurrence) -> Footer | None:
     """An email's footer: why, and the person's own signed links."""
     if row.channel != Channel.EMAIL or not row.employee_id or row.recipient is None:
@@ -106,9 +97,12 @@ class BatchContent:
         self.occurrences = known
         places = {row.place_id for row in rows if row.place_id}
         self.places = Place.objects.in_bulk(places) if places else {}
+        self._pages: dict[int, str] = {}  # each occurrence's page, worked out once
 
-    def message(self, row: Claimed) -> Message:
-        """The row's message; raises (KeyError, a missing secret…) if it cannot be made."""
+    def message(self, row: Claimed, reads_parts: bool = True) -> Message:
+        """The row's message; raises (KeyError, a missing secret…) if it cannot be made.
+        ``reads_parts``: whether its transport reads the rendered text and HTML (see
+        Transport.reads_parts); rendering is most of what composing costs."""
         occurrence = self.occurrences[row.occurrence_id]
         announcement = occurrence.announcement
         # What this occurrence was planned to say, even if the announcement was edited since.
@@ -117,15 +111,16 @@ class BatchContent:
         if row.employee_id and recipient is None:
             raise LookupError(f"employee {row.employee_id} is gone")
         place = destination(self.places[row.place_id]) if row.place_id else None
+        text, html = render_parts(content.body, recipient) if reads_parts else ("", "")
         return Message(
             idempotency_key=delivery_key(
                 occurrence.key_space, row.occurrence_id, row.employee_id, row.place_id, row.channel
             ),
             title=f"Reminder: {content.title}" if occurrence.reminder_of_id else content.title,
-            text=render_text(content.body, recipient),
-            html=render_html(content.body, recipient),
+            text=text,
+            html=html,
             body=content.body,
-            web_url=_page_link(row, occurrence),
+            web_url=self._page_link(row, occurrence),
             recipient=recipient,
             place=place,
             announcement_id=announcement.pk,
@@ -137,3 +132,13 @@ class BatchContent:
             sender=announcement.sender if row.channel == Channel.EMAIL else "",
             footer=_footer(row, occurrence),
         )
+
+    def _page_link(self, row: Claimed, occurrence: Occurrence) -> str:
+        """Where "Read the whole announcement" goes: for a Slack message to one person, their
+        own sign-in link (no password from any message); a channel's members share the page."""
+        person, who = row.employee_id, row.recipient
+        if row.channel == Channel.SLACK and person and who is not None and not row.place_id:
+            return signed_links.sign_in_url(person, who.email, occurrence.pk)
+        if occurrence.pk not in self._pages:
+            self._pages[occurrence.pk] = announcement_page(occurrence.pk)
+        return self._pages[occurrence.pk]

@@ -143,13 +143,19 @@ def _due_automatic(now: datetime) -> list[tuple[Occurrence, int]]:
     left (the last is due remind_after_days times remind_times after it fired), so the query
     stays on the occurrences of the last weeks however long the history grows."""
     # announcement_reminding_idx: most installations have none, and a tick finds that in one
-    # index probe however many announcements and occurrences there are.
-    reminding = Announcement.objects.filter(
-        remind_times__gt=0, requires_ack=True, remind_after_days__isnull=False
+    # index probe however many announcements and occurrences there are. Asked first, on its
+    # own: as a subquery, SQLite scanned every recent occurrence instead (an idle tick at
+    # 100,000 announcements went from 2.9 to 17 ms).
+    reminding = list(
+        Announcement.objects.filter(
+            remind_times__gt=0, requires_ack=True, remind_after_days__isnull=False
+        ).values_list("pk", flat=True)
     )
+    if not reminding:
+        return []
     candidates = (
         Occurrence.objects.filter(
-            announcement__in=reminding.values("pk"),
+            announcement__in=reminding,
             reminder_of__isnull=True,
             state=OccurrenceState.FANNED_OUT,
             fire_at__gte=now - timedelta(days=_LONGEST_REMINDING_DAYS),

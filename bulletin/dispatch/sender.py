@@ -320,7 +320,7 @@ class Dispatcher:
         """The delivery's message, or None when it could not even be composed (recorded as
         a failed try: a poisoned row never crashes the worker)."""
         try:
-            message = lap.content.message(row)
+            message = lap.content.message(row, transport.reads_parts)
             transport.paces(message)  # a pace that cannot be worked out is the row's fault
         except Exception as exc:
             log.exception("cannot prepare delivery", extra={"delivery_id": row.id})
