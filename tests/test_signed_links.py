@@ -333,3 +333,14 @@ def test_a_slack_message_to_one_person_links_to_the_whole_text_with_their_sign_i
         link = signed_links.read_sign_in(path_of(message.web_url).split("/")[2])
         assert link.employee_id == employee_of(message).pk
         assert message.footer is None
+
+
+def test_a_username_taken_by_someone_elses_login_sends_the_person_to_the_login_page() -> None:
+    first, second = composed()
+    taken = User.objects.create_user(employee_of(first).email.lower(), "someone@else.example")
+    Employee.objects.filter(pk=employee_of(second).pk).update(user=taken)
+    assert first.footer is not None
+    client = Client()
+    answer = client.get(path_of(first.footer.open_url))
+    assert answer.status_code == 302 and answer["Location"].startswith("/accounts/login/")
+    assert "_auth_user_id" not in client.session

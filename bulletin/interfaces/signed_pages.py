@@ -70,7 +70,9 @@ def sign_in(request: HttpRequest, token: str) -> HttpResponse:
 def _user_for(employee: Employee) -> User | None:
     """The employee's user: their own, else one with their address that no other employee
     has, else a new one (no password: links, or single sign-on, sign it in). None for staff."""
-    user = employee.user or _unlinked_user(employee.email) or _new_user(employee.email)
+    user = employee.user or _unlinked_user(employee.email) or _new_user(employee)
+    if user is None:
+        return None
     # Any permission at all is more than an employee's (roles.EMPLOYEE has none).
     if user.is_staff or user.is_superuser or not user.is_active or user.get_all_permissions():
         return None
@@ -85,12 +87,17 @@ def _unlinked_user(email: str) -> User | None:
     return users.order_by("pk").first()
 
 
-def _new_user(email: str) -> User:
+def _new_user(employee: Employee) -> User | None:
+    """A user named by the address; if that name is taken, the user it names only when it is
+    nobody else's (a racing first click made it), else None: the login page, not a 500."""
+    name = employee.email.lower()
     try:
         with transaction.atomic():
-            user = User.objects.create_user(username=email.lower(), email=email)
-    except IntegrityError:  # a racing first click, or a username already taken
-        return User.objects.get(username=email.lower())
+            user = User.objects.create_user(username=name, email=employee.email)
+    except IntegrityError:
+        taken = User.objects.filter(username=name).first()
+        theirs = Employee.objects.filter(user=taken).exclude(pk=employee.pk).exists()
+        return None if taken is None or theirs else taken
     log.info("user made for employee sign-in", extra={"user_id": user.pk})
     return user
 
