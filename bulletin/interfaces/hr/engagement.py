@@ -80,7 +80,8 @@ class Figures(Rates):
             None if self.reached is None or other.reached is None else self.reached + other.reached
         )
         opened, acknowledged = self.opened + other.opened, self.acknowledged + other.acknowledged
-        return Figures(delivered, reached, opened, acknowledged)
+        # Channels in name order: the counts come in whatever order the database reads them.
+        return Figures(dict(sorted(delivered.items())), reached, opened, acknowledged)
 
     @property
     def sent(self) -> int:
@@ -131,7 +132,8 @@ def delivered_by_occurrence(item: Announcement) -> tuple[dict[int, dict[str, int
         channels[count.channel] = channels.get(count.channel, 0) + count.total
         if count.pruned:
             pruned.add(occurrence_id)
-    return delivered, pruned
+    ordered = {pk: dict(sorted(channels.items())) for pk, channels in delivered.items()}
+    return ordered, pruned
 
 
 def reached_by_occurrence(occurrences: QuerySet[Any]) -> dict[int, int]:
