@@ -324,3 +324,21 @@ def test_hr_api_and_command_line_set_automatic_reminders_and_refuse_them_without
         "--remind-after-days", "2", "--remind-times", "3",
     )  # fmt: skip
     assert (item.remind_after_days, item.remind_times) == (2, 3)
+
+
+def test_a_reminder_whose_fan_out_fails_is_left_for_the_next_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = sent_to(2)
+
+    def broken(*args: Any) -> int:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("bulletin.dispatch.reminders.fan_out", broken)
+    made = remind(root, ["email"], "k1", timezone.now())
+    assert made.created and made.occurrence.state == OccurrenceState.PLANNED
+    monkeypatch.undo()
+    fan_out_planned(timezone.now())
+    made.occurrence.refresh_from_db()
+    assert made.occurrence.state == OccurrenceState.FANNED_OUT
+    assert made.occurrence.delivery_count == 2

@@ -69,7 +69,10 @@ def remind(
     except IntegrityError:  # the same request again, or racing itself
         existing = Occurrence.objects.get(reminder_of=root, reminder_key=key)
         return Reminder(existing, created=False)
-    fan_out(reminder, now)  # left planned if this fails: the next tick fans it out
+    try:
+        fan_out(reminder, now)
+    except Exception:  # left planned: the next tick fans it out (fan_out_planned)
+        log.exception("reminder fan-out failed", extra={"occurrence_id": reminder.pk})
     reminder.refresh_from_db()
     log.info(
         "reminder made",
