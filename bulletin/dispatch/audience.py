@@ -76,7 +76,7 @@ def unmatched(announcement: Announcement) -> list[str]:
         named = Announcement(audience_kind=kind, audience_values=names)
         if problems or not names or audience_of(named).exists():
             return problems
-        return [f"no active employee is in {_listed(names)}"]
+        return [f"no active employee is in {listed(names)}"]
     if kind == AudienceKind.LIST and announcement.pk is None:
         return []  # the chosen people are set after it is saved: checked then
     if audience_of(announcement).exists():
@@ -95,10 +95,12 @@ def _no_one_named(kind: str, name: str, known: set[str]) -> str:
     # difflib (the standard library's): a typo is a few edits from the name meant.
     close = get_close_matches(name, sorted(known), n=3, cutoff=0.6)
     close += [k for k in sorted(known) if k.casefold() == name.casefold() and k not in close]
-    hint = f"; did you mean {_listed(close, 'or')}?" if close else ""
+    hint = f"; did you mean {listed(close, 'or')}?" if close else ""
     return f"{kind} '{name}' matches nobody{hint}"
 
 
-def _listed(names: list[str], last: str = "and") -> str:
-    quoted = [f"'{name}'" for name in names]
-    return f" {last} ".join(filter(None, [", ".join(quoted[:-1]), *quoted[-1:]]))
+def listed(names: list[str], last: str = "and", *, quoted: bool = True) -> str:
+    """ "'Sales'", "'Sales' and 'Support'", "'Sales', 'Support' or 'Legal'" (unquoted for
+    prose such as an email's footer)."""
+    shown = [f"'{name}'" if quoted else str(name) for name in names]
+    return f" {last} ".join(filter(None, [", ".join(shown[:-1]), *shown[-1:]]))

@@ -8,6 +8,7 @@ from bulletin.channels.base import Destination, Footer, Message
 from bulletin.channels.render import render_parts
 from bulletin.conf import secret, site_link
 from bulletin.dispatch import signed_links
+from bulletin.dispatch.audience import listed
 from bulletin.dispatch.ledger import Claimed
 from bulletin.dispatch.unsubscribe import unsubscribe_url
 from bulletin.domain.models import (
@@ -38,7 +39,7 @@ def destination(place: Place) -> Destination:
 
 def audience_in_words(announcement: Announcement) -> str:
     """Why a person got it, for the email's footer: the audience as HR chose it."""
-    names = _listed(announcement.audience_values)
+    names = listed(announcement.audience_values, quoted=False)
     kind = announcement.audience_kind
     if kind == AudienceKind.DEPARTMENT and names:
         plural = "s" if len(announcement.audience_values) > 1 else ""
@@ -48,12 +49,6 @@ def audience_in_words(announcement: Announcement) -> str:
     if kind == AudienceKind.LIST:
         return "You are receiving this because you were chosen as one of its recipients."
     return "You are receiving this because it was sent to everyone."
-
-
-def _listed(values: list[str]) -> str:
-    """ "Sales", "Sales and Support", "Sales, Support and Legal"."""
-    names = [str(value) for value in values]
-    return " and ".join(filter(None, [", ".join(names[:-1]), *names[-1:]]))
 
 
 def _footer(row: Claimed, occurrence: Occurrence) -> Footer | None:
