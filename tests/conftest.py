@@ -100,6 +100,17 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 # People in each role (the groups come from bulletin.domain.roles after migrate).
 @pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where a browser test saves its screenshots: docs/screenshots/ when
+    BULLETIN_SCREENSHOTS=1 (to refresh the README's pictures), else the test's scratch folder."""
+    if os.environ.get("BULLETIN_SCREENSHOTS") == "1":
+        folder = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return tmp_path
+
+
+@pytest.fixture
 def ann(db: None) -> Any:
     """An announcer."""
     return factories.person("ann", roles.ANNOUNCER)

@@ -10,7 +10,6 @@ directory so a normal run leaves the tree clean.
 
 from __future__ import annotations
 
-import os
 import struct
 import threading
 import zlib
@@ -34,7 +33,6 @@ from tests.harness import SmtpSink
 # test_hr_browser), and the in-memory database's shared cache locks otherwise.
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-REPO = Path(__file__).resolve().parent.parent
 WIDTHS = (375, 1024)
 BODY = "\n\n".join(
     [
@@ -94,15 +92,6 @@ def image_host() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    if os.environ.get("BULLETIN_SCREENSHOTS") == "1":
-        folder = REPO / "docs" / "screenshots"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    return tmp_path
 
 
 @pytest.fixture

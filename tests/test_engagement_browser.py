@@ -4,7 +4,6 @@ section on a phone's width. The scripted mix is test_engagement_figures's."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ def fast_passwords(settings: Any) -> None:
 
 
 def test_the_detail_page_shows_who_has_read_it_with_a_chart_that_renders(
-    browser: Any, live_server: Any, django_user_model: Any, mix: Mix, tmp_path: Path
+    browser: Any, live_server: Any, django_user_model: Any, mix: Mix, shots: Path
 ) -> None:
     hr_user(django_user_model, "ann", ANNOUNCER, "Ann", "Lee")
     base = live_server.url
@@ -62,7 +61,7 @@ def test_the_detail_page_shows_who_has_read_it_with_a_chart_that_renders(
     for series in ("reads", "acks"):
         line = page.locator(f"#engagement-chart .series-{series} polyline").bounding_box()
         assert line is not None and line["width"] > 0, series
-    section.screenshot(path=str(shots(tmp_path) / "engagement.png"))
+    section.screenshot(path=str(shots / "engagement.png"))
 
     page.get_by_role("link", name="Not yet acknowledged…").click()
     page.wait_for_url(f"{base}/hr/{mix.item.pk}/not-acknowledged/")
@@ -72,7 +71,7 @@ def test_the_detail_page_shows_who_has_read_it_with_a_chart_that_renders(
 
 
 def test_hr_reminds_one_sends_people_from_its_list_in_the_browser(
-    browser: Any, live_server: Any, django_user_model: Any, mix: Mix, tmp_path: Path
+    browser: Any, live_server: Any, django_user_model: Any, mix: Mix, shots: Path
 ) -> None:
     hr_user(django_user_model, "ann", ANNOUNCER, "Ann", "Lee")
     base = live_server.url
@@ -82,7 +81,7 @@ def test_hr_reminds_one_sends_people_from_its_list_in_the_browser(
     form = page.locator(".remind-form")
     waiting = page.locator("#not-acknowledged-count").inner_text()
     assert f"Remind the {waiting} " in form.locator("legend").inner_text()
-    form.screenshot(path=str(shots(tmp_path) / "remind.png"))
+    form.screenshot(path=str(shots / "remind.png"))
     form.get_by_role("button", name="Remind them").click()
     page.wait_for_url(f"{base}/hr/{mix.item.pk}/")
     assert "Reminder queued" in page.locator(".messages").inner_text()
@@ -91,13 +90,6 @@ def test_hr_reminds_one_sends_people_from_its_list_in_the_browser(
     reminders = Occurrence.objects.filter(reminder_of=mix.first)
     assert reminders.count() == 1
     page.context.close()
-
-
-def shots(tmp_path: Path) -> Path:
-    """docs/screenshots when BULLETIN_SCREENSHOTS=1 (to refresh the README's), else scratch."""
-    if os.environ.get("BULLETIN_SCREENSHOTS") == "1":
-        return Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-    return tmp_path
 
 
 def test_the_section_fits_a_phones_width(

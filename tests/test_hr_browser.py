@@ -9,7 +9,6 @@ way to refresh them), otherwise to a temporary directory so a normal run leaves 
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,16 +42,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 TIMEOUT_MS = 5_000
 VIEWPORT = {"width": 1280, "height": 800}
 PASSWORD = "not-a-real-pw-1"
-REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    if os.environ.get("BULLETIN_SCREENSHOTS") == "1":
-        folder = REPO / "docs" / "screenshots"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    return tmp_path
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ BULLETIN_SCREENSHOTS=1 (run that way to refresh them), otherwise to a temporary 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +27,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 TIMEOUT_MS = 5_000
 PHONE = {"width": 390, "height": 844}
 PASSWORD = "not-a-real-pw-1"
-REPO = Path(__file__).resolve().parent.parent
 SMALLEST_BUTTON_PX = 40  # Apple asks for 44 pt; allow a little for rounding and borders
 
 # Measured in the page: whatever on it is too wide or too small for a phone, by description.
@@ -56,13 +54,6 @@ MEASURE = """(smallest) => {
       .map(describe),
   };
 }"""
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    if os.environ.get("BULLETIN_SCREENSHOTS") == "1":
-        return REPO / "docs" / "screenshots"
-    return tmp_path
 
 
 @pytest.fixture(autouse=True)
