@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from bulletin.dispatch.fanout import fan_out
 from bulletin.domain.models import (
@@ -164,11 +164,12 @@ def _due_automatic(now: datetime) -> list[tuple[Occurrence, int]]:
             fire_at__gte=now - timedelta(days=_LONGEST_REMINDING_DAYS),
         )
         .select_related("announcement")
+        .annotate(automatic_made=Count("reminders", filter=_AUTOMATIC))
         .order_by("fire_at")
     )
-    due = []
+    due: list[tuple[Occurrence, int]] = []
     for root in candidates:
-        number = _automatic_made(root) + 1
+        number = root.automatic_made + 1
         days = root.announcement.remind_after_days or 0
         if (
             number <= root.announcement.remind_times
@@ -183,6 +184,5 @@ MAX_REMIND_AFTER_DAYS, MAX_REMIND_TIMES = 30, 5
 _LONGEST_REMINDING_DAYS = MAX_REMIND_AFTER_DAYS * MAX_REMIND_TIMES + 1
 
 
-def _automatic_made(root: Occurrence) -> int:
-    automatic = Q(reminder_key__startswith="auto-")
-    return Occurrence.objects.filter(automatic, reminder_of=root).count()
+# The reminders the tick made (keys "auto-1", "auto-2"…), counted beside each candidate.
+_AUTOMATIC = Q(reminders__reminder_key__startswith="auto-")
