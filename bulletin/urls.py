@@ -25,6 +25,7 @@ urlpatterns = [
     path("metrics", probes.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("bulletin.interfaces.api.urls")),
+    path("scim/v2/", include("bulletin.interfaces.scim.urls")),
     path("hr/", include("bulletin.interfaces.hr.urls")),
     # RFC 8058 one-click unsubscribe; bulletin.dispatch.unsubscribe.PATH makes the links.
     path("unsubscribe/<str:token>/", unsubscribe.one_click, name="unsubscribe"),

@@ -83,6 +83,8 @@ class AuditAction(models.TextChoices):
     RELEASED = "released", "Held deliveries sent now regardless of working hours"
     REMINDED = "reminded", "Reminder sent to those who have not acknowledged"
     INVITED = "invited", "A department invited to their inboxes"
+    PROVISIONED = "provisioned", "Employee created or changed by the identity provider (SCIM)"
+    DEPROVISIONED = "deprovisioned", "Employee deactivated by the identity provider (SCIM)"
 
 
 class AuditEvent(models.Model):

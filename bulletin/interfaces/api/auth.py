@@ -27,12 +27,15 @@ ANNOUNCEMENTS_WRITE = "announcements:write"
 EMPLOYEES_READ = "employees:read"
 EMPLOYEES_WRITE = "employees:write"
 DELIVERIES_READ = "deliveries:read"
+# SCIM provisioning at /scim/v2/ (bulletin.interfaces.scim), for the identity provider.
+SCIM = "scim"
 SCOPES = (
     ANNOUNCEMENTS_READ,
     ANNOUNCEMENTS_WRITE,
     EMPLOYEES_READ,
     EMPLOYEES_WRITE,
     DELIVERIES_READ,
+    SCIM,
 )
 
 # Writing last_used_at on every call would make each read a write (and, on SQLite, take the
