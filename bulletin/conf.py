@@ -130,11 +130,25 @@ class Options:
     # ("People Team <people@example.com>"), kept one a line; "": only DEFAULT_FROM_EMAIL.
     senders: str = ""
 
+    # --- Single sign-on (README, "Single sign-on (OpenID Connect)"; bulletin.interfaces.sso).
+    # Empty: no single sign-on. The issuer's endpoints come from its discovery document.
+    oidc_issuer: str = _named("OIDC_ISSUER", "")
+    oidc_client_id: str = _named("OIDC_CLIENT_ID", "")
+    # The button says "Sign in with <name>".
+    oidc_provider_name: str = _named("OIDC_PROVIDER_NAME", "single sign-on")
+    oidc_scopes: str = _named("OIDC_SCOPES", "openid email profile")
+    oidc_groups_claim: str = _named("OIDC_GROUPS_CLAIM", "groups")
+    # "idp-group=Role,…" with Bulletin's role names (domain/roles.py); kept one pair a line.
+    oidc_group_roles: str = _named("OIDC_GROUP_ROLES", "")
+    # False: the login page offers single sign-on only (superusers keep ?password=1).
+    password_login: bool = True
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "site_url", _site_url(self.site_url))
         object.__setattr__(self, "slack_api_url", _slack_api_url(self.slack_api_url))
         object.__setattr__(self, "log_level", self.log_level.strip().upper())
         _check_look(self)
+        _check_sso(self)
         _check_working_week(self.working_week)
         _check_choice("LOG_FORMAT", self.log_format, LOG_FORMATS)
         _check_choice("LOG_LEVEL", self.log_level, LOG_LEVELS)
@@ -167,6 +181,14 @@ def _check_look(chosen: Options) -> None:
     object.__setattr__(chosen, "brand_color", brand_color(chosen.brand_color))
     object.__setattr__(chosen, "email_footer", email_footer(chosen.email_footer))
     object.__setattr__(chosen, "senders", senders(chosen.senders))
+
+
+def _check_sso(chosen: Options) -> None:
+    """Single sign-on's settings: checked and kept in one canonical form (see sso.config)."""
+    from bulletin.interfaces.sso.config import checked
+
+    for name, value in checked(chosen).items():
+        object.__setattr__(chosen, name, value)
 
 
 def _slack_api_url(raw: str) -> str:

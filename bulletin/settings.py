@@ -14,6 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from bulletin import conf, logs
+from bulletin.interfaces.sso import config as sso_config
 
 # First: a bad value of any knob stops every command here, with one line naming it.
 BULLETIN = conf.load()
@@ -219,7 +220,8 @@ CONTENT_SECURITY_POLICY = {
         "img-src": ["'self'", "data:", "https:"],
         "object-src": ["'none'"],
         "base-uri": ["'none'"],
-        "form-action": ["'self'"],
+        # And the identity provider's, where logging out continues (sso.views.LogOut).
+        "form-action": ["'self'", *sso_config.logout_origins(BULLETIN.oidc_issuer)],
         "frame-ancestors": ["'none'"],
     },
 }
@@ -228,7 +230,11 @@ CONTENT_SECURITY_POLICY = {
 # BULLETIN_LOGIN_FAILURE_LIMIT wrong passwords for BULLETIN_LOGIN_LOCKOUT_MINUTES.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    # BULLETIN_PASSWORD_LOGIN=false: stops every password but a superuser's, before ModelBackend.
+    "bulletin.interfaces.sso.backend.PasswordSwitch",
     "django.contrib.auth.backends.ModelBackend",
+    # Single sign-on (README, "Single sign-on (OpenID Connect)"); it answers only the callback.
+    "bulletin.interfaces.sso.backend.SingleSignOn",
 ]
 AXES_FAILURE_LIMIT = BULLETIN.login_failure_limit
 AXES_COOLOFF_TIME = timedelta(minutes=BULLETIN.login_lockout_minutes)
@@ -242,6 +248,15 @@ AXES_VERBOSE = False  # no banner on every command; lockouts are still logged
 PROXY_COUNT = BULLETIN.proxy_count
 AXES_CLIENT_IP_CALLABLE = "bulletin.interfaces.security.client_address"
 
+# Single sign-on: the client secret, read here like every secret; the rest of
+# mozilla-django-oidc's settings are given by bulletin.interfaces.sso.config (some follow
+# BULLETIN, which tests replace) and the provider's endpoints come from its discovery document.
+OIDC_RP_CLIENT_SECRET = _secret("OIDC_CLIENT_SECRET")
+if BULLETIN.oidc_issuer and not OIDC_RP_CLIENT_SECRET:
+    raise ImproperlyConfigured(
+        "OIDC_CLIENT_SECRET (or OIDC_CLIENT_SECRET_FILE) must be set when OIDC_ISSUER is"
+    )
+
 # Values the log filter blanks out wherever they appear (bulletin.logs.RedactSecrets). Its name
 # holds "SECRET", so Django's error reports hide this setting itself.
 REDACTED_SECRETS = tuple(
@@ -253,6 +268,7 @@ REDACTED_SECRETS = tuple(
         logs.url_password(CELERY_BROKER_URL),
         _secret("SLACK_BOT_TOKEN"),
         _secret("BULLETIN_METRICS_TOKEN"),
+        _secret("OIDC_CLIENT_SECRET"),
     )
     if value
 )

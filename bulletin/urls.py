@@ -27,6 +27,8 @@ urlpatterns = [
     path("api/v1/", include("bulletin.interfaces.api.urls")),
     path("scim/v2/", include("bulletin.interfaces.scim.urls")),
     path("hr/", include("bulletin.interfaces.hr.urls")),
+    # Single sign-on: the start and the provider's redirect back (bulletin.interfaces.sso).
+    path("oidc/", include("bulletin.interfaces.sso.urls")),
     # RFC 8058 one-click unsubscribe; bulletin.dispatch.unsubscribe.PATH makes the links.
     path("unsubscribe/<str:token>/", unsubscribe.one_click, name="unsubscribe"),
     # An email's signed links (bulletin.dispatch.signed_links makes them).

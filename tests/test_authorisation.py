@@ -81,6 +81,10 @@ PUBLIC = {
     "is the credential, for that person's own channels only (test_signed_links)",
     "acknowledge/<str:token>/": "an email's acknowledge link: the signed per-person token is the "
     "credential, for that person's own acknowledgement only (test_signed_links)",
+    "oidc/authenticate/": "single sign-on starts here, before anyone is signed in: it only "
+    "redirects to the identity provider (or says single sign-on is off; test_sso)",
+    "oidc/callback/": "the identity provider sends the browser back here; the state in the "
+    "session, the nonce and the signed ID token are the credential (test_sso_browser)",
 }
 PROBES = ("healthz", "metrics")
 AXES_MODELS = ("axes/accessattempt", "axes/accesslog", "axes/accessfailurelog")

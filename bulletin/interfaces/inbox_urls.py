@@ -4,12 +4,12 @@ Login and logout live under ``accounts/``, Django's default ``LOGIN_URL``; after
 without a ``next`` page an employee lands on the inbox.
 """
 
-from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, path, reverse_lazy
 
 from bulletin.interfaces import inbox
 from bulletin.interfaces.announcement_page import acknowledge as announcement_acknowledge
 from bulletin.interfaces.announcement_page import announcement_page
+from bulletin.interfaces.sso import views as sso_views
 
 app_name = "inbox"
 
@@ -26,18 +26,12 @@ urlpatterns: list[URLPattern] = [
         announcement_acknowledge,
         name="announcement-acknowledge",
     ),
+    # The login page also offers single sign-on; logging out also ends the session at the
+    # identity provider when the session came from it (bulletin.interfaces.sso.views).
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(
-            template_name="registration/login.html",
-            next_page=reverse_lazy("inbox:list"),
-            redirect_authenticated_user=True,
-        ),
+        sso_views.LoginPage.as_view(next_page=reverse_lazy("inbox:list")),
         name="login",
     ),
-    path(
-        "accounts/logout/",
-        auth_views.LogoutView.as_view(next_page=reverse_lazy("inbox:login")),
-        name="logout",
-    ),
+    path("accounts/logout/", sso_views.LogOut.as_view(), name="logout"),
 ]
