@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The servers the tests (and `make chaos`) need, on loopback only: PostgreSQL and Redis.
-#   scripts/services.sh install   install the Debian packages if missing (root only)
+#   scripts/services.sh install   install the Debian packages if missing (root only), and the
+#                                 test identity provider's npm packages (tests/oidc_provider)
 #   scripts/services.sh up        start what is not already running; write var/services.env
 #   scripts/services.sh down      stop only what `up` started
 #   scripts/services.sh restart-redis   stop Redis and start it again (chaos)
@@ -27,13 +28,30 @@ install() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   # Real headless Chromium for the browser tests (Playwright drives Debian's build).
   [ -x /usr/bin/chromium ] || missing+=(chromium)
-  [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" != 0 ]; then
-    echo "services: ${missing[*]} not installed and not root; tests that need them will skip" >&2
-    return 0
+  # Node.js for the single sign-on tests' identity provider (tests/oidc_provider).
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "services: ${missing[*]} not installed and not root; tests that need them will skip" >&2
+    else
+      apt-get update -q >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    fi
   fi
-  apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  oidc_provider_install
+}
+
+oidc_provider_install() {
+  # The provider's packages exactly as its committed lock names them; again when the lock is
+  # newer than what is installed.
+  local dir="$ROOT/tests/oidc_provider"
+  command -v npm >/dev/null || return 0
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+      && touch "$dir/node_modules" \
+      || echo "services: npm ci in tests/oidc_provider failed; single sign-on tests will skip" >&2
+  fi
 }
 
 pg_up() {
