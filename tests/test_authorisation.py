@@ -593,6 +593,7 @@ def api_route(path: str) -> str:
 def test_every_url_the_project_serves_is_in_the_matrix_or_public() -> None:
     served = set(routes(get_resolver().url_patterns))
     covered = {row.route for row in HTML_ROWS} | {api_route(row.path) for row in API_ROWS}
+    covered |= {api_route(row.path) for row in SCIM_ROWS}
     unaccounted = served - covered - set(PUBLIC)
     assert not unaccounted, f"add these to the matrix, or to PUBLIC with a reason: {unaccounted}"
     assert set(PUBLIC) <= served, "a public pattern that is no longer served"
@@ -757,6 +758,58 @@ def test_every_api_operation_has_a_row_with_its_scope() -> None:
         for method, spec in methods.items()
     }
     assert operations == {(row.method, row.path, row.scope) for row in API_ROWS}
+
+
+# --- SCIM: the identity provider's token, with the scope scim and the right to add and change
+# employees (only the Administrator role has both) -----------------------------------------
+
+SCIM_USER = {
+    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+    "userName": "new",
+    "displayName": "New",
+    "emails": [{"value": "new@example.com", "type": "work"}],
+}
+SCIM_BOB = {**SCIM_USER, "userName": "bob", "displayName": "Robert"}
+SCIM_BOB["emails"] = [{"value": "bob@example.com", "type": "work"}]
+SCIM_PATCH = {"Operations": [{"op": "replace", "path": "displayName", "value": "Robert"}]}
+SCIM_ADMIN = "403 403 403 200"
+S = "/scim/v2"
+SCIM_ROWS = [
+    ApiRow("GET", f"{S}/Users", "scim", SCIM_ADMIN),
+    ApiRow("POST", f"{S}/Users", "scim", "403 403 403 201", None, SCIM_USER, True),
+    ApiRow("GET", f"{S}/Users/{{id}}", "scim", SCIM_ADMIN, "bob"),
+    ApiRow("GET", f"{S}/Users/{{id}}", "scim", "403 403 403 404"),
+    ApiRow("PUT", f"{S}/Users/{{id}}", "scim", SCIM_ADMIN, "bob", SCIM_BOB, True),
+    ApiRow("PATCH", f"{S}/Users/{{id}}", "scim", SCIM_ADMIN, "bob", SCIM_PATCH, True),
+    ApiRow("DELETE", f"{S}/Users/{{id}}", "scim", "403 403 403 204", "bob", changes=True),
+    ApiRow("POST", f"{S}/Users/.search", "scim", SCIM_ADMIN, body={"count": 5}),
+    ApiRow("POST", f"{S}/.search", "scim", SCIM_ADMIN, body={"count": 5}),
+    ApiRow("GET", f"{S}/ServiceProviderConfig", "scim", SCIM_ADMIN),
+    ApiRow("GET", f"{S}/ResourceTypes", "scim", SCIM_ADMIN),
+    ApiRow("GET", f"{S}/ResourceTypes/User", "scim", SCIM_ADMIN),
+    ApiRow("GET", f"{S}/Schemas", "scim", SCIM_ADMIN),
+    ApiRow("GET", f"{S}/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", "scim", SCIM_ADMIN),
+    # Groups are not served (departments come from the enterprise extension): a SCIM 404.
+    ApiRow("GET", f"{S}/Groups", "scim", "403 403 403 404"),
+]
+
+
+@pytest.mark.parametrize("actor", API_ACTORS)
+@pytest.mark.parametrize("row", SCIM_ROWS, ids=str)
+def test_each_scim_caller_gets_exactly_the_answer_the_matrix_gives(
+    world: World, row: ApiRow, actor: str
+) -> None:
+    prepare(world, row.item)
+    headers = bearer(world, actor, row.scope)
+    before = fingerprint()
+    response = call(Client(enforce_csrf_checks=True), row, world, headers)
+    expected = api_outcome(row, actor)
+    assert response.status_code == expected, response.content[:300]
+    if expected >= 400:
+        assert response["Content-Type"] == "application/scim+json"
+        assert "detail" in response.json() and fingerprint() == before
+    else:
+        assert (fingerprint() != before) == row.changes
 
 
 # --- CSRF ------------------------------------------------------------------------------------
