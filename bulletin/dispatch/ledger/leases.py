@@ -332,9 +332,9 @@ def reap(now: datetime, deduplicating: list[str]) -> Reaped:
         in_flight = [row for row in expired if row[1] == DeliveryState.SENDING]
         resent = [row[0] for row in in_flight if row[2] in deduplicating]
         unknown = [row[0] for row in in_flight if row[2] not in deduplicating]
-        _requeue(never_sent, "claimed", now)
-        _requeue(resent, "sending", now)
-        _in_doubt(unknown, now)
+        _move(sql.REQUEUE, never_sent, "claimed", now)
+        _move(sql.REQUEUE, resent, "sending", now)
+        _move(sql.IN_DOUBT, unknown, "sending", now, error=INTERRUPTED)
         # Requeued claims leave no Attempt row; the interrupted sends do.
         Tally.add(Tallied.CLAIM_REQUEUED, len(never_sent))
         _interrupted(in_flight, now)
@@ -344,18 +344,12 @@ def reap(now: datetime, deduplicating: list[str]) -> Reaped:
     return Reaped(never_sent, resent, unknown)
 
 
-def _requeue(ids: list[int], was: str, now: datetime) -> None:
+def _move(statement: str, ids: list[int], was: str, now: datetime, **more: str) -> None:
+    """One of reap's moves of expired deliveries (back to the queue, or in doubt)."""
     if ids:
         dialect = current()
-        params = {"ids": dialect.ids(ids), "now": dialect.time(now)}
-        execute.move(sql.REQUEUE, params, was=was)
-
-
-def _in_doubt(ids: list[int], now: datetime) -> None:
-    if ids:
-        dialect = current()
-        params = {"ids": dialect.ids(ids), "now": dialect.time(now), "error": INTERRUPTED}
-        execute.move(sql.IN_DOUBT, params, was="sending")
+        params = {"ids": dialect.ids(ids), "now": dialect.time(now), **more}
+        execute.move(statement, params, was=was)
 
 
 def _interrupted(in_flight: list[Any], now: datetime) -> None:
