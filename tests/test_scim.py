@@ -317,3 +317,12 @@ def test_scim_and_the_csv_import_refuse_the_same_bad_value_with_the_same_words(
     response = scim.call("POST", "/Users", user("ada", **{BULLETIN: {"timeZone": "Mars/Olympus"}}))
     words = rejected.value.errors[0].message.removeprefix("timezone: ")
     assert words in response.json()["detail"]
+
+
+def test_a_body_larger_than_the_server_takes_is_a_413_in_scim_s_schema(
+    scim: Scim, settings: Any
+) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200
+    response = scim.call("POST", "/Users", user("ada", displayName="A" * 300))
+    assert_error(response, 413, None, "larger")
+    assert not Employee.objects.exists()

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -36,8 +37,6 @@ from bulletin.interfaces.scim.filters import to_q
 from bulletin.interfaces.scim.resources import MAX_RESULTS, POLICY, Model
 
 PERMISSIONS = ("bulletin.add_employee", "bulletin.change_employee")
-# A request body larger than this is refused (RFC 7644 §3.12: 413); one User is a few KB.
-MAX_BODY = 256 * 1024
 
 Handler = Callable[..., Any]
 
@@ -78,10 +77,13 @@ def _base(request: HttpRequest) -> str:
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
-    if len(request.body) > MAX_BODY:
-        raise ScimProblem(413, f"the request body is larger than {MAX_BODY} bytes")
     try:
-        payload = json.loads(request.body or b"null")
+        raw = request.body
+    except RequestDataTooBig:
+        # RFC 7644 §3.12: 413 for a payload larger than the server takes.
+        raise ScimProblem(413, "the request body is larger than the server takes") from None
+    try:
+        payload = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError):
         raise InvalidSyntaxException(detail="the request body is not JSON") from None
     if not isinstance(payload, dict):
