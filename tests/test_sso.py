@@ -124,6 +124,8 @@ def test_start_up_stops_with_one_line_for_a_bad_group_roles_value_or_a_missing_s
         ({"email": "a@example.com", "email_verified": True}, "a@example.com"),
         ({"email": "a@example.com", "email_verified": "true"}, "a@example.com"),
         ({"email": "a@example.com", "email_verified": False}, ""),
+        ({"email": "a@example.com", "xms_edov": True}, "a@example.com"),
+        ({"email": "a@example.com", "xms_edov": "1"}, ""),
         ({"email": "a@example.com"}, ""),
         ({"email_verified": True}, ""),
     ],

@@ -31,12 +31,16 @@ def verified_email(claims: dict[str, Any]) -> str:
     """The address, only when the provider says it verified it ("" otherwise).
 
     OpenID Connect Core §5.1: ``email_verified`` is a boolean; a few providers send the string
-    "true", which is taken too."""
+    "true", which is taken too. Microsoft Entra ID sends no ``email_verified``; its optional
+    claim ``xms_edov`` ("email domain owner verified", Entra's optional claims reference) says
+    the address's domain is one the tenant proved it owns, which is taken instead."""
     email = claims.get("email")
     verified = claims.get("email_verified")
     if not isinstance(email, str) or "@" not in email:
         return ""
-    return email.strip() if verified is True or verified == "true" else ""
+    if verified is True or verified == "true" or claims.get("xms_edov") is True:
+        return email.strip()
+    return ""
 
 
 def groups_in(claims: dict[str, Any], claim: str) -> set[str]:
