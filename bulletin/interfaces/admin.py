@@ -95,6 +95,12 @@ class EmployeeAdmin(admin.ModelAdmin):
     # What Slack's look-ups found (dispatch keeps it; a typed-in Slack member id wins over it).
     readonly_fields = ("slack_found_id", "slack_found_for", "slack_dm_channel")
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # What the identity provider knows them by, and when a SCIM DELETE deactivated them
+        # (bulletin.interfaces.scim): the provider's to change, not HR's.
+        shown = ("scim_user_name", "scim_external_id", "scim_deleted_at")
+        return (*super().get_readonly_fields(request, obj), *shown)
+
 
 def _channel_choices() -> list[tuple[str, str]]:
     return [(c.value, c.label) for c in PERSON_CHANNELS if c.value in TRANSPORTS]

@@ -117,7 +117,6 @@ RESOURCE_TYPE = ResourceType.model_validate(
 
 CONFIG = ServiceProviderConfig.model_validate(
     {
-        "documentationUri": "https://github.com/bulletin/bulletin#scim-provisioning",
         "patch": {"supported": True},
         "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": True, "maxResults": MAX_RESULTS},
