@@ -326,3 +326,14 @@ def test_a_body_larger_than_the_server_takes_is_a_413_in_scim_s_schema(
     response = scim.call("POST", "/Users", user("ada", displayName="A" * 300))
     assert_error(response, 413, None, "larger")
     assert not Employee.objects.exists()
+
+
+def test_a_new_employee_without_a_zone_takes_their_locations_as_a_csv_row_would(
+    scim: Scim,
+) -> None:
+    no_zone = user("ada", **{BULLETIN: {"location": "Pune"}})
+    response = scim.call("POST", "/Users", no_zone)
+    assert_error(response, 400, "invalidValue", "location 'Pune' has no zone yet")
+    factories.location("Pune", zone="Asia/Kolkata")
+    created = scim.ok("POST", "/Users", no_zone, 201)
+    assert created[BULLETIN] == {"location": "Pune", "timeZone": "Asia/Kolkata"}
