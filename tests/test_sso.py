@@ -334,3 +334,50 @@ def test_logging_out_of_a_password_session_goes_to_the_login_page() -> None:
     answer = client.post("/accounts/logout/")
     assert answer["Location"] == "/accounts/login/"
     assert "_auth_user_id" not in client.session
+
+
+# --- finding the person ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_changed_address_keeps_the_login_found_by_its_subject() -> None:
+    from bulletin.interfaces.sso.backend import _find_or_create
+
+    first = _find_or_create("idp-7", "old@example.com", {"name": "Ann"})
+    again = _find_or_create("idp-7", "new@example.com", {"name": "Ann"})
+    assert again.pk == first.pk and again.username == "oidc:idp-7"
+    again.refresh_from_db()
+    assert again.email == "new@example.com"
+
+
+@pytest.mark.django_db
+def test_the_first_sign_in_takes_over_the_employee_s_existing_login_but_never_a_superuser_s() -> (
+    None
+):
+    from django.contrib.auth import get_user_model
+
+    from bulletin.domain.models import Employee
+    from bulletin.interfaces.sso.backend import _find_or_create
+
+    ann = factories.person("ann", ANNOUNCER)
+    Employee.objects.create(email="ann@example.com", name="Ann", timezone="UTC", user=ann)
+    assert _find_or_create("idp-ann", "ann@example.com", {}).pk == ann.pk
+
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    found = _find_or_create("idp-root", "root@example.com", {})
+    assert found.pk != root.pk and not found.is_superuser
+
+
+@pytest.mark.django_db
+def test_a_login_linked_to_a_deactivated_employee_is_refused() -> None:
+    from bulletin.domain.models import Employee
+    from bulletin.interfaces.sso.backend import _find_or_create
+    from bulletin.interfaces.sso.refusals import Refused
+
+    user = _find_or_create("idp-dora", "dora@example.com", {})
+    Employee.objects.create(
+        email="dora.old@example.com", name="Dora", timezone="UTC", user=user, active=False
+    )
+    with pytest.raises(Refused) as refused:
+        _find_or_create("idp-dora", "dora@example.com", {})
+    assert refused.value.reason == "deactivated"

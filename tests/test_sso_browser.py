@@ -8,6 +8,7 @@ a sign-in that only looked right would not pass.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -138,25 +139,37 @@ def test_a_group_removed_at_the_provider_removes_its_role_at_the_next_sign_in_on
 
 
 @pytest.mark.parametrize(
-    ("spoiled", "says"),
+    ("spoiled", "says", "reason"),
     [
-        ("tampered", "could not be verified"),
-        ("expired", "has expired"),
-        ("wrong-audience", "meant for another application"),
-        ("wrong-issuer", "did not come from Test IdP"),
+        ("tampered", "could not be verified", "tampered"),
+        ("expired", "has expired", "expired"),
+        ("wrong-audience", "meant for another application", "audience"),
+        ("wrong-issuer", "did not come from Test IdP", "issuer"),
     ],
 )
 def test_a_spoiled_id_token_is_refused_with_a_page_saying_why_and_no_session(
-    browser: Any, live_server: Any, idp: Provider, employees: None, spoiled: str, says: str
+    browser: Any,
+    live_server: Any,
+    idp: Provider,
+    employees: None,
+    spoiled: str,
+    says: str,
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     idp.spoil_id_tokens(spoiled)
-    page = sign_in(browser, live_server.url, "eve")
+    with caplog.at_level(logging.WARNING, logger="bulletin.interfaces.sso.refusals"):
+        page = sign_in(browser, live_server.url, "eve")
 
     assert page.url.startswith(f"{live_server.url}/oidc/callback/")
     assert says in page.locator("#sso-refusal").inner_text()
     assert page.get_by_role("heading", level=1).inner_text() == "You are not signed in"
     assert signed_in_user_ids() == set()
     assert not get_user_model().objects.filter(username="oidc:idp-eve").exists()
+    warned = [record for record in caplog.records if record.name.endswith("sso.refusals")]
+    assert [(record.levelno, record.message) for record in warned] == [
+        (logging.WARNING, f"single sign-on refused: {reason}")
+    ]
 
 
 def test_an_unverified_email_is_refused(
