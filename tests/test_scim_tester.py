@@ -15,9 +15,9 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
-from scim2_client import BaseSyncSCIMClient
+from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 
 from bulletin.domain.models import ApiToken, AuditEvent, Employee
@@ -27,33 +27,12 @@ from tests import factories
 log = logging.getLogger(__name__)
 
 
-class SyncSCIMClient(BaseSyncSCIMClient):
-    """scim2-client's network engine over httpx. scim2-client 0.13.2 ships its engine for
-    httpx2 (``scim2_client.engines.httpx2``, which imports a package not installed here); its
-    three methods are these, and httpx.Client's ``request`` is the same call."""
-
-    def __init__(self, client: httpx.Client, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.client = client
-
-    def _stays_under_base_url(self, endpoint: str) -> bool:
-        url = self.client.build_request("GET", endpoint).url
-        base = self.client.base_url
-        return bool(url.host == base.host and url.raw_path.startswith(base.raw_path))
-
-    def _parse_json(self, response: Any) -> Any:
-        return response.json()
-
-    def request(self, method: str, url: str, **kwargs: Any) -> Any:
-        return self.client.request(method, url, **kwargs)
-
-
 @pytest.fixture
 def scim_client(live_server: Any, transactional_db: None) -> Iterator[SyncSCIMClient]:
     admin = factories.person("idp", ADMINISTRATOR)
     raw = ApiToken.issue(admin, "identity provider", ["scim"])[1]
     headers = {"Authorization": f"Bearer {raw}"}
-    with httpx.Client(base_url=f"{live_server.url}/scim/v2", headers=headers) as http:
+    with httpx2.Client(base_url=f"{live_server.url}/scim/v2", headers=headers) as http:
         yield SyncSCIMClient(http)
 
 
