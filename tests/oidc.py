@@ -27,20 +27,28 @@ HERE = Path(__file__).parent / "oidc_provider"
 CLIENT_ID = "bulletin-tests"
 CLIENT_SECRET = "test-client-secret-not-a-real-one"
 START_SECONDS = 20.0
+# oidc-provider 9 and jose 6 use the global WebCrypto of Node 20 (Debian 12's own nodejs is 18).
+NODE_MAJOR = 20
 
 
 def require_node() -> str:
     """The node executable; skip by hand, fail in CI, when it or the provider is missing."""
     node = shutil.which("node")
-    if node and (HERE / "node_modules" / "oidc-provider").is_dir():
+    installed = (HERE / "node_modules" / "oidc-provider").is_dir()
+    if node and installed and _major_version(node) >= NODE_MAJOR:
         return node
     message = (
-        "Node.js or tests/oidc_provider/node_modules is missing: `scripts/services.sh install` "
-        "installs Node and runs `npm ci` there"
+        f"Node.js {NODE_MAJOR} or later, or tests/oidc_provider/node_modules, is missing: "
+        "`scripts/services.sh install` installs Node and runs `npm ci` there"
     )
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def _major_version(node: str) -> int:
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10)
+    return int(version.stdout.strip().lstrip("v").split(".")[0] or 0)
 
 
 @dataclass
