@@ -184,8 +184,8 @@ def _check_look(chosen: Options) -> None:
 
 
 def _check_sso(chosen: Options) -> None:
-    """Single sign-on's settings: checked and kept in one canonical form (see sso.config)."""
-    from bulletin.interfaces.sso.config import checked
+    """Single sign-on's settings: checked and kept in one canonical form (see conf_sso)."""
+    from bulletin.conf_sso import checked
 
     for name, value in checked(chosen).items():
         object.__setattr__(chosen, name, value)

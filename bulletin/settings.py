@@ -13,8 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from bulletin import conf, logs
-from bulletin.interfaces.sso import config as sso_config
+from bulletin import conf, conf_sso, logs
 
 # First: a bad value of any knob stops every command here, with one line naming it.
 BULLETIN = conf.load()
@@ -221,7 +220,7 @@ CONTENT_SECURITY_POLICY = {
         "object-src": ["'none'"],
         "base-uri": ["'none'"],
         # And the identity provider's, where logging out continues (sso.views.LogOut).
-        "form-action": ["'self'", *sso_config.logout_origins(BULLETIN.oidc_issuer)],
+        "form-action": ["'self'", *conf_sso.logout_origins(BULLETIN.oidc_issuer)],
         "frame-ancestors": ["'none'"],
     },
 }

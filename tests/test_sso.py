@@ -21,10 +21,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from bulletin import conf
+from bulletin.conf_sso import group_roles
 from bulletin.domain.roles import ADMINISTRATOR, ANNOUNCER, APPROVER, EMPLOYEE
 from bulletin.interfaces.sso import claims, discovery
 from bulletin.interfaces.sso.backend import subject_username
-from bulletin.interfaces.sso.config import group_roles
 from tests import factories
 from tests.http_receiver import HttpReceiver, Reply, closed_url
 

@@ -20,10 +20,10 @@ from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 
 from bulletin import conf
+from bulletin.conf_sso import logout_origins
 from bulletin.domain.models import Employee
 from bulletin.domain.roles import ANNOUNCER, EMPLOYEE
 from bulletin.interfaces.sso import discovery
-from bulletin.interfaces.sso.config import logout_origins
 from tests.oidc import CLIENT_ID, CLIENT_SECRET, Provider, identity_provider
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
