@@ -72,6 +72,10 @@ class Options:
     working_week: str = "Mon-Fri 08:00-18:00"
     # Where the SQLite file, the generated secret key and static files live ("": ./var).
     var_dir: str = ""
+    # An address is suppressed (no more email to it) after this many soft bounces (4.x.x:
+    # mailbox full, greylisted too long…) within this many days (bulletin.dispatch.bounces).
+    soft_bounce_limit: int = 3
+    soft_bounce_days: int = 7
 
     # --- The channels: paces shared by all workers (bulletin.dispatch.pacing), timeouts.
     slack_per_minute: float = 100.0
@@ -129,6 +133,11 @@ class Options:
     # The Froms an announcement may choose, comma- or newline-separated RFC 5322 addresses
     # ("People Team <people@example.com>"), kept one a line; "": only DEFAULT_FROM_EMAIL.
     senders: str = ""
+    # Bounces (bulletin.channels.verp): the address bounces come back to; each email's envelope
+    # sender is its "local+<key>@domain" (VERP). "": the sender's own address, no VERP.
+    bounce_address: str = ""
+    # A returned message bigger than this is kept truncated and shown as unreadable.
+    bounce_max_bytes: int = 10 * 1024 * 1024
 
     # --- Single sign-on (README, "Single sign-on (OpenID Connect)"; bulletin.interfaces.sso).
     # Empty: no single sign-on. The issuer's endpoints come from its discovery document.
@@ -148,6 +157,7 @@ class Options:
         object.__setattr__(self, "slack_api_url", _slack_api_url(self.slack_api_url))
         object.__setattr__(self, "log_level", self.log_level.strip().upper())
         _check_look(self)
+        object.__setattr__(self, "bounce_address", _bounce_address(self.bounce_address))
         _check_sso(self)
         _check_working_week(self.working_week)
         _check_choice("LOG_FORMAT", self.log_format, LOG_FORMATS)
@@ -181,6 +191,33 @@ def _check_look(chosen: Options) -> None:
     object.__setattr__(chosen, "brand_color", brand_color(chosen.brand_color))
     object.__setattr__(chosen, "email_footer", email_footer(chosen.email_footer))
     object.__setattr__(chosen, "senders", senders(chosen.senders))
+
+
+# RFC 5321 section 4.5.3.1.1: a local part has at most 64 octets; the bounce address's own
+# leaves room for VERP's "+<id>-<mac>" (bulletin.channels.verp.KEY_LONGEST: 34).
+BOUNCE_LOCAL_PART_LONGEST = 30
+
+
+def _bounce_address(raw: str) -> str:
+    """BULLETIN_BOUNCE_ADDRESS: one plain address whose local part leaves room for the VERP
+    key, so every return path is a legal address."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    address = raw.strip()
+    if not address:
+        return ""
+    try:
+        validate_email(address)
+    except ValidationError:
+        problem = "a plain address (bounces@example.com)"
+    else:
+        local = address.rpartition("@")[0]
+        if len(local) <= BOUNCE_LOCAL_PART_LONGEST and local.isascii():
+            return address
+        longest = BOUNCE_LOCAL_PART_LONGEST
+        problem = f"an address whose local part has at most {longest} ASCII characters"
+    raise ImproperlyConfigured(f"BULLETIN_BOUNCE_ADDRESS must be {problem}, got {raw!r}")
 
 
 def _check_sso(chosen: Options) -> None:
