@@ -31,12 +31,18 @@ install() {
   # Node.js for the single sign-on tests' identity provider (tests/oidc_provider).
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
+  # Postfix for the bounce round trip (tests/postfix.py starts its own instance on loopback).
+  [ -x /usr/sbin/postfix ] || missing+=(postfix)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
       echo "services: ${missing[*]} not installed and not root; tests that need them will skip" >&2
     else
       apt-get update -q >/dev/null
+      # Postfix's package asks what kind of mail system this is: none (the tests configure theirs).
+      echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
       DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+      # Should the package's own instance have started, it must not keep port 25.
+      if postfix status >/dev/null 2>&1; then postfix stop >/dev/null 2>&1 || true; fi
     fi
   fi
   oidc_provider_install
