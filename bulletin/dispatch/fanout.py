@@ -7,7 +7,8 @@ unique constraints stay the last word — a duplicate row would fail the whole t
 land — but they are not asked to sort out the race row by row: ``ON CONFLICT DO NOTHING`` made
 PostgreSQL's insert about 40% slower (a speculative insertion per row), for a case the lock
 already excludes. Opt-outs are decided by the database too (an anti-join, then a semi-join):
-an opted-out person gets a ``skipped`` row with the reason, so HR sees why.
+an opted-out person gets a ``skipped`` row with the reason, so HR sees why. So are suppressed
+email addresses (bulletin.dispatch.bounces), in the same two statements, mandatory or not.
 """
 
 from __future__ import annotations
@@ -17,14 +18,20 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import (
+    Case,
     CharField,
     DateTimeField,
     Exists,
+    ExpressionWrapper,
     IntegerField,
     OuterRef,
+    Q,
     QuerySet,
+    Subquery,
     Value,
+    When,
 )
+from django.db.models.expressions import BaseExpression
 
 from bulletin.dispatch.audience import audience_of, reminded_people
 from bulletin.dispatch.holding import hold_outside_windows
@@ -38,6 +45,7 @@ from bulletin.domain.models import (
     Occurrence,
     OccurrenceState,
     Place,
+    Suppression,
     Tallied,
     Tally,
 )
@@ -114,18 +122,37 @@ def _insert_people(
     place_id: int | None,
     now: datetime,
 ) -> int:
-    """Pending rows for the audience; ``skipped`` rows, with the reason, for those opted out.
-    Returns how many rows it inserted."""
-    if occurrence.announcement.mandatory or channel == Channel.INAPP:
+    """Pending rows for the audience; ``skipped`` rows, with the reason, for those opted out
+    and, on email, for suppressed addresses. Returns how many rows it inserted."""
+    mandatory = occurrence.announcement.mandatory
+    if channel == Channel.INAPP or (mandatory and channel != Channel.EMAIL):
         return _insert_rows(people, occurrence, channel, place_id, now, DeliveryState.PENDING, "")
     # Two set-based statements (an anti-join and a semi-join) rather than a per-row CASE:
     # the database hashes the channel's opt-outs once instead of probing them for every person.
-    opted_out = Exists(ChannelOptOut.objects.filter(employee=OuterRef("pk"), channel=channel))
-    staying = people.filter(~opted_out)
+    # A mandatory announcement ignores opt-outs, not suppressions: the address does not work.
+    leaving, reason = _leaving(channel, mandatory)
+    staying = people.filter(~leaving)
     count = _insert_rows(staying, occurrence, channel, place_id, now, DeliveryState.PENDING, "")
-    leaving, reason = people.filter(opted_out), f"opted out of {channel}"
     skipped = DeliveryState.SKIPPED
-    return count + _insert_rows(leaving, occurrence, channel, place_id, now, skipped, reason)
+    left = people.filter(leaving)
+    return count + _insert_rows(left, occurrence, channel, place_id, now, skipped, reason)
+
+
+def _leaving(channel: str, mandatory: bool) -> tuple[Q, str | BaseExpression]:
+    """Who gets a ``skipped`` row on ``channel``, and the reason each row gives."""
+    opted_out = Exists(ChannelOptOut.objects.filter(employee=OuterRef("pk"), channel=channel))
+    if channel != Channel.EMAIL:
+        return Q(opted_out), f"opted out of {channel}"
+    # The address as it is now: an employee whose email changed since it bounced is not
+    # suppressed. Each skipped row says why its own address was (Suppression.reason).
+    active = Suppression.objects.filter(address=OuterRef("email"), lifted_at__isnull=True)
+    suppressed = Exists(active)
+    why = Subquery(active.values("reason")[:1])
+    if mandatory:
+        return Q(suppressed), why
+    text: CharField[str, str] = CharField()
+    reason = Case(When(opted_out, then=Value(f"opted out of {channel}")), default=why)
+    return Q(opted_out) | Q(suppressed), ExpressionWrapper(reason, output_field=text)
 
 
 def _insert_rows(
@@ -135,9 +162,10 @@ def _insert_rows(
     place_id: int | None,
     now: datetime,
     state: DeliveryState,
-    reason: str,
+    reason: str | BaseExpression,
 ) -> int:
     text: CharField[str, str] = CharField()
+    error = Value(reason, output_field=text) if isinstance(reason, str) else reason
     number: IntegerField[int, int] = IntegerField()
     stamp: DateTimeField[datetime, datetime] = DateTimeField()
     rows = (
@@ -149,7 +177,7 @@ def _insert_rows(
             new_state=Value(state.value, output_field=text),
             new_attempts=Value(0, output_field=number),
             new_due=Value(now, output_field=stamp),
-            new_error=Value(reason, output_field=text),
+            new_error=error,
             new_created=Value(now, output_field=stamp),
             new_updated=Value(now, output_field=stamp),
         )

@@ -454,6 +454,8 @@ class DeliveryState(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
     # Waiting for its recipient's working window; due_at is when it opens (then pending).
     HELD = "held", "Held for working hours"
+    # Sent, then returned: a hard bounce said the address does not work (last_error says why).
+    BOUNCED = "bounced", "Bounced"
 
 
 FINAL_DELIVERY_STATES = (
@@ -461,6 +463,7 @@ FINAL_DELIVERY_STATES = (
     DeliveryState.FAILED,
     DeliveryState.UNKNOWN,
     DeliveryState.SKIPPED,
+    DeliveryState.BOUNCED,
 )
 
 
@@ -690,6 +693,7 @@ class ChannelPace(models.Model):
         return f"{self.key} @ {self.next_slot_at:%H:%M:%S}"
 
 
+from bulletin.domain.bounces import Bounce, Suppression  # noqa: E402
 from bulletin.domain.engagement import Engagement  # noqa: E402
 from bulletin.domain.locations import Location  # noqa: E402 - it uses the validators above
 from bulletin.domain.records import (  # noqa: E402 - they refer to the models above
@@ -719,6 +723,7 @@ __all__ = [
     "AttemptOutcome",
     "AudienceKind",
     "AuditEvent",
+    "Bounce",
     "Channel",
     "ChannelOptOut",
     "ChannelPace",
@@ -735,6 +740,7 @@ __all__ = [
     "OccurrenceState",
     "Place",
     "ScheduleKind",
+    "Suppression",
     "Tallied",
     "Tally",
 ]

@@ -85,6 +85,8 @@ class AuditAction(models.TextChoices):
     INVITED = "invited", "A department invited to their inboxes"
     PROVISIONED = "provisioned", "Employee created or changed by the identity provider (SCIM)"
     DEPROVISIONED = "deprovisioned", "Employee deactivated by the identity provider (SCIM)"
+    COMPLAINED = "complained", "Opted out of email: they reported an announcement as spam"
+    LIFTED = "lifted", "An address's suppression lifted: email goes to it again"
 
 
 class AuditEvent(models.Model):

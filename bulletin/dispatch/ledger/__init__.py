@@ -22,11 +22,15 @@ sending    its send is under way: the intent is written, the        sent, failed
                                                                     sent; reap where the
                                                                     receiver drops repeats);
                                                                     unknown (reap elsewhere)
-sent       the receiver accepted it                                 (pruned, see below)
+sent       the receiver accepted it                                 bounced (bounce);
+                                                                    (pruned, see below)
 failed     it will not arrive: permanent error, or retries spent    pending (retry)
 unknown    interrupted mid-send: it may or may not have arrived;    sent, failed, pending
-           a person decides                                         (settle; retry)
-skipped    not sent, on purpose: opted out, cancelled               —
+           a person decides                                         (settle; retry);
+                                                                    bounced (bounce)
+skipped    not sent, on purpose: opted out, cancelled, suppressed   —
+bounced    accepted, then returned: a hard bounce says the          —
+           address does not work (``last_error``: the reason)
 =========  =======================================================  =========================
 
 - **claim**, **intent**, **outcome**, **renew**, **defer**, **release**, **withdraw**:
@@ -35,7 +39,8 @@ skipped    not sent, on purpose: opted out, cancelled               —
   The channels whose receiver does not drop a repeat write intent and outcome one delivery
   per connection at a time, a round per transaction (``serial.SerialLedger``).
 - **create** (fan-out), **hold**/**unhold**, **skip**, **retry**, **settle**, **prune**:
-  what the planner, people and retention ask for (``orders.py``).
+  what the planner, people and retention ask for (``orders.py``). **bounce**: a hard bounce
+  recorded by ``bulletin.dispatch.bounces`` (``orders.py``).
 
 Every move also writes how it changes the counts of (occurrence, channel, state), in the
 same transaction (``counts.py``): what HR, ``/metrics`` and ``status`` read is kept, not

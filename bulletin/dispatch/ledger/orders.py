@@ -1,5 +1,5 @@
 """The moves the planner, people and retention ask for: create (fan-out), hold and unhold
-(working hours), skip (a cancel), retry, settle, prune.
+(working hours), skip (a cancel), retry, settle, bounce (a hard bounce came back), prune.
 
 Which deliveries a move concerns is often a question about people (an audience, a working
 window) best asked with the ORM: such a move takes that question as a ``QuerySet`` of
@@ -108,6 +108,23 @@ def settle(ids: Sequence[int], verdict: str, note: str, now: datetime) -> int:
     params = {"ids": dialect.ids(ids), "now": dialect.time(now), "error": note}
     template = sql.SETTLE_SENT if verdict == "sent" else sql.SETTLE_FAILED
     return len(execute.move(template, params, was="unknown"))
+
+
+# A bounce proves the message was handed over, so an ``unknown`` one (interrupted mid-send)
+# bounced too. A ``sending`` one keeps its state: its worker still holds the lease and writes
+# the outcome and the attempt's history; taking the row from under it would lose both.
+BOUNCEABLE = ("sent", "unknown")
+
+
+def bounce(ids: Sequence[int], error: str, now: datetime) -> list[int]:
+    """Sent (or unknown) deliveries that came back as hard bounces: ``bounced``, the reason in
+    ``last_error``; returns the ids that moved. Part of the caller's transaction."""
+    dialect = current()
+    params = {"ids": dialect.ids(ids), "now": dialect.time(now), "error": error}
+    moved: list[int] = []
+    for was in BOUNCEABLE:
+        moved += [row[3] for row in execute.move(sql.BOUNCE, params, was=was)]
+    return moved
 
 
 def prune(ids: Sequence[int]) -> tuple[int, int]:

@@ -157,6 +157,12 @@ SETTLE_FAILED = (
     "updated_at = %(now)s WHERE state = 'unknown' AND {ids} "
     f"RETURNING {MOVED}, id"
 )
+# A hard bounce came back for it (bulletin.dispatch.bounces): the address does not work.
+BOUNCE = (
+    "UPDATE bulletin_delivery SET state = 'bounced', last_error = %(error)s, "
+    "updated_at = %(now)s WHERE state = %(was)s AND {ids} "
+    f"RETURNING {MOVED}, id"
+)
 LOCK_IDS = "SELECT id, state FROM bulletin_delivery WHERE {ids}{for_update}"
 
 # Creation: fan-out's rows come from a SELECT over the audience (``{rows}``, see fanout.py).

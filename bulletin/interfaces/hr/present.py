@@ -97,6 +97,7 @@ class Counts:
     failed: int = 0
     unknown: int = 0
     skipped: int = 0
+    bounced: int = 0  # sent, then a hard bounce came back
 
     def add(self, state: str, n: int) -> None:
         if state in (DeliveryState.CLAIMED, DeliveryState.SENDING):
@@ -115,6 +116,7 @@ class Counts:
         """Non-zero states, worst news first, for a one-line summary."""
         named = [
             ("failed", self.failed),
+            ("bounced", self.bounced),
             ("unknown", self.unknown),
             ("sent", self.sent),
             ("sending", self.in_progress),
