@@ -4,6 +4,11 @@ Over SMTP the message's bytes are written by :mod:`bulletin.channels.mime` and s
 :mod:`bulletin.channels.smtp`, several at once (``BULLETIN_EMAIL_CONNECTIONS`` connections per
 dispatcher); the console, file and in-memory backends get Django's own message object.
 
+With BULLETIN_BOUNCE_ADDRESS set, each email's envelope sender (MAIL FROM) is its delivery's
+VERP return path (:func:`bulletin.channels.verp.return_path`), so its bounce names it. No
+``Return-Path`` header is written here: the final MTA writes it from MAIL FROM on delivery
+(RFC 5321 section 4.4), and one a sender writes is wrong or removed.
+
 SMTP has no idempotency key the server honours, so email does not de-duplicate: a send that
 breaks after the message went out is ambiguous, and dispatch marks it ``unknown``. The
 delivery's key becomes the Message-ID so receivers and humans can still spot a duplicate.
@@ -45,6 +50,7 @@ from bulletin.channels.mime import (
     sender_envelope,
 )
 from bulletin.channels.smtp import Envelope, SmtpSends
+from bulletin.channels.verp import return_path
 from bulletin.conf import Options, message_id_domain, options
 from bulletin.conf_email import SenderNotAllowed, allowed_sender
 
@@ -158,7 +164,7 @@ class EmailTransport(Transport):
                 html=html_part(message),
                 listed=_listed(message),
             )
-            sender = sender_envelope(sent_from)
+            sender = return_path(message.delivery_id) or sender_envelope(sent_from)
             recipient = envelope_address(person.email)
         except ValueError as exc:
             raise PermanentError(f"cannot build the email: {exc}") from exc
@@ -166,15 +172,19 @@ class EmailTransport(Transport):
 
     def _email(self, message: Message) -> EmailMultiAlternatives:
         person, sent_from = _person(message), from_address(message)
+        # Django's convention (ticket 9214, followed by its SMTP backend and by anymail's
+        # backends): ``from_email`` is the envelope sender, a "From" header the visible one.
+        bounces_to = return_path(message.delivery_id)
         try:
             email = EmailMultiAlternatives(
                 subject=message.title,
                 body=text_part(message),
-                from_email=sent_from,
+                from_email=bounces_to or sent_from,
                 to=[formataddr((person.name, person.email))],
                 headers={
                     "Message-ID": message_id(message.idempotency_key),
                     "Date": date_now(),
+                    **({"From": sent_from} if bounces_to else {}),
                     **dict(_listed(message)),
                 },
             )
