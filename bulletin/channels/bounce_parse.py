@@ -32,6 +32,7 @@ from dataclasses import replace
 from email import policy
 from email.header import decode_header, make_header
 from email.message import Message
+from email.utils import parseaddr
 
 from flufl.bounce import all_failures
 
@@ -50,6 +51,14 @@ _MESSAGE_ID_LINE = re.compile(r"^message-id:\s*(<[^>\s]+>)", re.IGNORECASE | re.
 _AUTO_SUBJECT = re.compile(
     r"^\s*(out of (the )?office|automatic reply|auto(matic)?[- ]?(reply|response)|autoreply"
     r"|vacation|away from (the )?office|abwesenheit|absence)",
+    re.IGNORECASE,
+)
+# Who writes bounces (RFC 5321 section 4.5.1's postmaster, and the MTAs' own names), and how
+# their subjects read: such a message is never taken for an automatic reply.
+_MAIL_SYSTEMS = {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"}
+_REPORT_SUBJECT = re.compile(
+    r"undeliver|delivery (status|failure|has failed)|returned mail|mail delivery failed"
+    r"|failure notice|delivery notification",
     re.IGNORECASE,
 )
 _DIAGNOSTIC_LONGEST = 1000
@@ -140,15 +149,19 @@ def _status(*texts: str) -> str:
 
 
 def _keyed(message: Message, envelope_to: str) -> tuple[int | None, str]:
-    """The delivery the first keyed address names, or why its key was refused. The MTA's
-    envelope recipient when the caller has it; else the headers the delivering MTA prepends
-    (topmost first): a key in them still has to carry Bulletin's signature."""
-    candidates = (
-        [envelope_to]
-        if envelope_to
-        else [*headers(message, "X-Original-To"), *headers(message, "Delivered-To")]
-    )
-    for address in candidates:
+    """The delivery the first keyed address names, or why its key was refused.
+
+    The MTA's envelope recipient when the caller has it; else the headers the delivering MTA
+    prepends (topmost first). A complaint goes to the feedback loop's address, not the return
+    path, so its report's ``Original-Mail-From`` and the returned copy's ``Return-Path`` are
+    read last. Any key found, wherever, must carry Bulletin's signature."""
+    delivered = [envelope_to] if envelope_to else []
+    delivered = delivered or [
+        *headers(message, "X-Original-To"),
+        *headers(message, "Delivered-To"),
+        *headers(message, "Envelope-To"),  # Exim's envelope_to_add
+    ]
+    for address in [*delivered, *_returned_senders(message)]:
         try:
             return verp.delivery_of(address), ""
         except verp.NoKey:
@@ -156,6 +169,19 @@ def _keyed(message: Message, envelope_to: str) -> tuple[int | None, str]:
         except verp.KeyRefused as refused:
             return None, str(refused)
     return None, ""
+
+
+def _returned_senders(message: Message) -> list[str]:
+    found = [
+        header(block, "Original-Mail-From")
+        for part in _parts(message, {"message/feedback-report"})
+        for block in _status_blocks(part)[:1]
+    ]
+    for part in _parts(message, _RETURNED_MESSAGE):
+        inner = part.get_payload()
+        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+            found.append(header(inner[0], "Return-Path"))
+    return [address for address in found if address]
 
 
 # --- 2. RFC 3464 delivery status notifications.
@@ -231,9 +257,11 @@ def _delivery_status(message: Message, source: str) -> BounceReport | None:
 def _dsn_kind(action: str, status: str) -> BounceKind:
     if action in _DELIVERED_ACTIONS:
         return BounceKind.AUTO_REPLY  # a positive report: nothing went wrong, nothing to do
-    if action == "delayed" or status.startswith("4."):
+    # RFC 3463 section 3.3: X.2.2 "mailbox full" "should be used as a persistent transient
+    # failure", whatever its class: the person can make room, the address is not dead.
+    if action == "delayed" or status.startswith("4.") or status.endswith(".2.2"):
         return BounceKind.SOFT
-    return BounceKind.HARD  # failed: permanent unless its status says 4.x.x
+    return BounceKind.HARD  # failed: permanent unless its status says otherwise
 
 
 # --- 3. ARF complaints (RFC 5965).
@@ -336,7 +364,23 @@ def _message_id_in(text: str) -> str:
 # --- 5. Automatic replies that are not delivery reports (RFC 3834).
 
 
+def _looks_like_a_report(message: Message) -> bool:
+    """A report none of the above could read (a broken MIME boundary, a cut-off message) must
+    not pass for an out-of-office reply: it carries ``Auto-Submitted`` just the same."""
+    sender = parseaddr(header(message, "From"))[1].lower().partition("@")[0]
+    return (
+        message.get_content_type() == "multipart/report"
+        or sender in _MAIL_SYSTEMS
+        or bool(header(message, "X-Failed-Recipients"))
+        or bool(_REPORT_SUBJECT.search(header(message, "Subject")))
+    )
+
+
 def _automatic_reply(message: Message, source: str) -> BounceReport | None:
+    if _looks_like_a_report(message):
+        return BounceReport(
+            BounceKind.UNREADABLE, source, note="looks like a delivery report, but unreadable"
+        )
     auto_submitted = header(message, "Auto-Submitted").lower()
     precedence = header(message, "Precedence").lower()
     marked = (
@@ -348,10 +392,9 @@ def _automatic_reply(message: Message, source: str) -> BounceReport | None:
     )
     if not marked:
         return None
-    sender = header(message, "From").rpartition("<")[2]
     return BounceReport(
         BounceKind.AUTO_REPLY,
         source,
-        recipient=_address(sender),
+        recipient=parseaddr(header(message, "From"))[1].lower(),
         note="automatic reply (not a delivery report): ignored",
     )
