@@ -41,6 +41,7 @@ from bulletin.domain.models import (
     Approval,
     Attempt,
     AuditEvent,
+    Bounce,
     ChannelOptOut,
     Delivery,
     DeliveryState,
@@ -50,6 +51,7 @@ from bulletin.domain.models import (
     Occurrence,
     Place,
     ScheduleKind,
+    Suppression,
 )
 from bulletin.domain.roles import ADMINISTRATOR, ANNOUNCER, APPROVER, EMPLOYEE
 from bulletin.interfaces.api.app import api
@@ -216,7 +218,30 @@ def asking_occurrence(w: World) -> Occurrence:
     return Occurrence.objects.get(announcement=asking(w))
 
 
+def suppression(w: World) -> Suppression:
+    """Bob's address, suppressed after a hard bounce."""
+    now = timezone.now()
+    bounce = Bounce.objects.create(
+        kind="hard",
+        outcome="bounced",
+        source="pipe",
+        recipient=w.bob.email,
+        raw=b"a DSN",
+        digest="0" * 64,
+        received_at=now,
+    )
+    return Suppression.objects.create(
+        address=w.bob.email,
+        employee=w.bob,
+        bounce=bounce,
+        reason="suppressed: 5.1.1",
+        created_at=now,
+    )
+
+
 BUILDERS: dict[str, Callable[[World], Any]] = {
+    "suppression": suppression,
+    "bounce": lambda w: suppression(w).bounce,
     "asking": asking,
     "asking occurrence": asking_occurrence,
     "bob in ops": bob_in_ops,
@@ -269,6 +294,7 @@ def fingerprint() -> tuple[Any, ...]:
         list(InboxItem.objects.order_by("pk").values_list("pk", "read_at", "acknowledged_at")),
         list(Employee.objects.order_by("pk").values_list("pk", "active", "name")),
         list(ChannelOptOut.objects.order_by("pk").values_list("employee_id", "channel")),
+        list(Suppression.objects.order_by("pk").values_list("pk", "lifted_at")),
         list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at")),
         list(Place.objects.order_by("pk").values_list("pk", "name")),
         list(Location.objects.order_by("pk").values_list("pk", "name", "working_week")),
@@ -360,6 +386,18 @@ HR_ROWS = [
         changes="ok",
     ),
     Row("POST /hr/employees/import/", "login 403 403 403 ok", data=upload),  # the check step
+    Row("GET /hr/suppressions/", "login 403 ok ok ok"),
+    Row("GET /hr/suppressions/?address=bob", "login 403 ok ok ok", "suppression"),
+    Row("GET /hr/suppressions/{item}/lift/", "login 403 403 403 405", "suppression"),
+    Row(
+        "POST /hr/suppressions/{item}/lift/",
+        "login 403 403 403 ok",
+        "suppression",
+        to="/hr/suppressions/",
+        changes="ok",
+    ),
+    Row("GET /hr/bounces/{item}/message.txt", "login 403 ok ok ok", "bounce"),
+    Row("GET /hr/bounces/999999/message.txt", "login 403 404 404 404"),
     Row("GET /hr/{item}/", "login 403 ok ok ok", "draft"),
     Row("GET /hr/999999/", "login 403 404 404 404"),
     Row("GET /hr/{item}/edit/", "login 403 ok 403 ok", "draft"),

@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from bulletin.channels import TRANSPORTS
 from bulletin.channels.email import message_id
@@ -30,6 +31,7 @@ from bulletin.domain.models import (
     Location,
     Occurrence,
     Place,
+    Suppression,
 )
 from bulletin.interfaces.admin_ledger import (
     IndexedStateFilter,
@@ -51,6 +53,35 @@ class OptOutInline(admin.TabularInline):
     model = ChannelOptOut
     extra = 0
     verbose_name = "channel opt-out"
+
+
+class SuppressionInline(admin.TabularInline):
+    """The employee's addresses that bounced (bulletin.dispatch.bounces), lifted or not: shown
+    here, lifted on HR's Suppressions screen (audited there)."""
+
+    model = Suppression
+    extra = 0
+    fields = ("address", "created_at", "reason", "lifted_at", "lifted_by", "on_screen")
+    readonly_fields = fields
+    ordering = ("-created_at",)
+    verbose_name_plural = "email suppressions (bounced addresses)"
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.has_perm("bulletin.view_employee"))
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="bounce and lifting")
+    def on_screen(self, suppression: Suppression) -> str:
+        url = reverse("hr:suppressions") + "?" + urlencode({"address": suppression.address})
+        return format_html('<a href="{}">Suppressions screen</a>', url)
 
 
 class LocationForm(forms.ModelForm):
@@ -85,7 +116,7 @@ class LocationAdmin(admin.ModelAdmin):
 
 @admin.register(Employee)
 class EmployeeAdmin(admin.ModelAdmin):
-    inlines = (OptOutInline,)
+    inlines = (OptOutInline, SuppressionInline)
     raw_id_fields = ("user",)
     autocomplete_fields = ("location",)
     list_display = ("name", "email", "department", "location", "timezone", "away_until", "active")

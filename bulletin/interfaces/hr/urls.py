@@ -10,6 +10,7 @@ from bulletin.interfaces.hr import (
     imports,
     invitations,
     reminders,
+    suppressions,
     views,
 )
 from bulletin.interfaces.hr.email_preview import email_preview
@@ -25,6 +26,9 @@ urlpatterns: list[URLPattern] = [
     path("people/", endpoints.people, name="people"),
     path("employees/import/", imports.import_view, name="import"),
     path("employees/invite/", invitations.invite_department, name="invite"),
+    path("suppressions/", suppressions.suppression_list, name="suppressions"),
+    path("suppressions/<int:pk>/lift/", suppressions.lift, name="suppression-lift"),
+    path("bounces/<int:pk>/message.txt", suppressions.raw_bounce, name="bounce-raw"),
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/edit/", views.edit, name="edit"),
     path("<int:pk>/submit/", views.submit, name="submit"),
