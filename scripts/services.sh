@@ -33,6 +33,8 @@ install() {
   command -v npm >/dev/null || missing+=(npm)
   # Postfix for the bounce round trip (tests/postfix.py starts its own instance on loopback).
   [ -x /usr/sbin/postfix ] || missing+=(postfix)
+  # Dovecot for fetch_bounces --imap (tests/imap_server.py starts its own on a free port).
+  [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
       echo "services: ${missing[*]} not installed and not root; tests that need them will skip" >&2
