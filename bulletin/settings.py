@@ -163,6 +163,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
 DEFAULT_FROM_EMAIL = BULLETIN.default_from_email or BULLETIN.from_email
 
+# Mail providers' bounce and complaint webhooks (bulletin.interfaces.bounce_webhooks): each
+# provider's URL answers 404 until its credential is set. WEBHOOK_SECRET is "user:password",
+# the HTTP basic auth every provider's webhook URL carries.
+ANYMAIL = {
+    "WEBHOOK_SECRET": _secret("BULLETIN_ANYMAIL_WEBHOOK_SECRET"),
+    "MAILGUN_WEBHOOK_SIGNING_KEY": _secret("BULLETIN_MAILGUN_WEBHOOK_SIGNING_KEY"),
+    "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY": _secret(
+        "BULLETIN_SENDGRID_WEBHOOK_VERIFICATION_KEY"
+    ),
+}
+
 # Celery (scale-out only; `bulletin run` does not use it). Why each setting: README, "Running on
 # several machines".
 CELERY_BROKER_URL = _secret("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")

@@ -29,6 +29,8 @@ urlpatterns = [
     path("hr/", include("bulletin.interfaces.hr.urls")),
     # Single sign-on: the start and the provider's redirect back (bulletin.interfaces.sso).
     path("oidc/", include("bulletin.interfaces.sso.urls")),
+    # Mail providers' bounce and complaint events (bulletin.interfaces.bounce_webhooks).
+    path("bounces/webhooks/", include("bulletin.interfaces.bounce_webhook_urls")),
     # RFC 8058 one-click unsubscribe; bulletin.dispatch.unsubscribe.PATH makes the links.
     path("unsubscribe/<str:token>/", unsubscribe.one_click, name="unsubscribe"),
     # An email's signed links (bulletin.dispatch.signed_links makes them).

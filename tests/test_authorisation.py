@@ -66,6 +66,11 @@ ROLE_OF["administrator"] = ADMINISTRATOR
 
 # Patterns anyone may reach, and why (a load balancer and Prometheus call /healthz and /metrics
 # without a login; /metrics takes a bearer token when one is configured).
+WEBHOOK = (
+    "a mail provider posts bounce and complaint events here: the provider's credential is "
+    "the credential (basic auth with the webhook secret; Mailgun's signing key), 404 until it "
+    "is configured (test_bounce_webhooks)"
+)
 PUBLIC = {
     "accounts/login/": "the login page itself",
     "accounts/logout/": "logging out needs no rights (a POST, CSRF-checked below)",
@@ -87,6 +92,11 @@ PUBLIC = {
     "redirects to the identity provider (or says single sign-on is off; test_sso)",
     "oidc/callback/": "the identity provider sends the browser back here; the state in the "
     "session, the nonce and the signed ID token are the credential (test_sso_browser)",
+    "bounces/webhooks/amazon_ses/": WEBHOOK,
+    "bounces/webhooks/sendgrid/": WEBHOOK,
+    "bounces/webhooks/mailgun/": WEBHOOK,
+    "bounces/webhooks/postmark/": WEBHOOK,
+    "bounces/webhooks/brevo/": WEBHOOK,
 }
 PROBES = ("healthz", "metrics")
 AXES_MODELS = ("axes/accessattempt", "axes/accesslog", "axes/accessfailurelog")
