@@ -40,6 +40,7 @@ DELIVERY_STATES = [
     "unknown",
     "skipped",
     "held",
+    "bounced",
 ]
 
 
@@ -560,8 +561,8 @@ def test_preview_errors_are_one_line_with_a_nonzero_exit(
 
 @pytest.fixture
 def deliveries_in_every_state(db: None) -> dict[str, object]:
-    """One occurrence fanned out to 9 people: 3 pending (2 due), 1 claimed, 2 sent, 1 failed,
-    1 unknown, 1 skipped, 0 sending."""
+    """One occurrence fanned out to 11 people: 3 pending (2 due), 1 claimed, 2 sent, 1 failed,
+    1 unknown, 1 skipped, 1 held, 1 bounced, 0 sending."""
     now = timezone.now()
     announcement = Announcement.objects.create(
         title="Status check",
@@ -594,6 +595,8 @@ def deliveries_in_every_state(db: None) -> dict[str, object]:
         (DeliveryState.SKIPPED, now - timedelta(minutes=50)),
         # Waiting for a working window: not due, whenever its window opens.
         (DeliveryState.HELD, now - timedelta(minutes=45)),
+        # Sent, then a hard bounce came back (bulletin.dispatch.bounces).
+        (DeliveryState.BOUNCED, now - timedelta(minutes=50)),
     ]
     for n, (state, due_at) in enumerate(plan):
         person = Employee.objects.create(email=f"p{n}@example.com", name=f"P {n}", timezone="UTC")
@@ -612,6 +615,7 @@ EXPECTED_COUNTS = {
     "unknown": 1,
     "skipped": 1,
     "held": 1,
+    "bounced": 1,
 }
 
 
