@@ -9,7 +9,11 @@ replayed bounce is a ``duplicate`` that changes nothing), matches it to one deli
   returned message quotes; it must be an email to a person whose address is the report's
   recipient (when the report names one). Anything else is kept as ``unmatched`` and moves
   nothing: a forged or mismatched key fails nobody's delivery;
-- HARD: the delivery becomes ``bounced`` (ledger.orders.bounce), the address is suppressed;
+- HARD: the delivery becomes ``bounced`` (ledger.orders.bounce), the address is suppressed.
+  An ``unknown`` delivery becomes ``bounced`` too (the bounce proves it was handed over); one
+  still ``sending`` (the bounce beat the relay's answer being written) keeps its state, which
+  its worker still owns under its lease: the bounce is kept against it and the address is
+  suppressed all the same;
 - SOFT: kept against the delivery; BULLETIN_SOFT_BOUNCE_LIMIT of them for one address within
   BULLETIN_SOFT_BOUNCE_DAYS suppress it;
 - COMPLAINT: the person is opted out of email (non-mandatory announcements), audited;
