@@ -261,13 +261,17 @@ def suppress(bounce: Bounce, delivery: Delivery) -> Suppression | None:
     address = bounce.recipient
     if Suppression.objects.filter(address=address, lifted_at__isnull=True).exists():
         return None
-    suppression = Suppression.objects.create(
-        address=address,
-        employee_id=delivery.employee_id,
-        bounce=bounce,
-        reason=f"suppressed: {reason_of(bounce)}"[:200],
-        created_at=bounce.received_at,
-    )
+    try:
+        with transaction.atomic():  # a savepoint: a racing bounce may suppress it first
+            suppression = Suppression.objects.create(
+                address=address,
+                employee_id=delivery.employee_id,
+                bounce=bounce,
+                reason=f"suppressed: {reason_of(bounce)}"[:200],
+                created_at=bounce.received_at,
+            )
+    except IntegrityError:  # suppression_active_identity: it is suppressed, as wanted
+        return None
     extra = {
         "suppression_id": suppression.pk,
         "bounce_id": bounce.pk,
