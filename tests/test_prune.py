@@ -93,6 +93,7 @@ def ledger(db: None) -> dict[str, Delivery]:
         "sent": delivery(occurrence, "sent", DeliveryState.SENT, attempts=2),
         "failed": delivery(occurrence, "failed", DeliveryState.FAILED, attempts=1),
         "skipped": delivery(occurrence, "skipped", DeliveryState.SKIPPED),
+        "bounced": delivery(occurrence, "bounced", DeliveryState.BOUNCED, attempts=1),
         "inapp failed": delivery(
             occurrence, "inappfailed", DeliveryState.FAILED, channel=Channel.INAPP
         ),
@@ -109,7 +110,7 @@ def ledger(db: None) -> dict[str, Delivery]:
     }
 
 
-GONE = ("sent", "failed", "skipped", "inapp failed")
+GONE = ("sent", "failed", "skipped", "bounced", "inapp failed")
 KEPT = ("unknown", "pending", "claimed", "sending", "inbox", "recent sent")
 
 
@@ -127,7 +128,7 @@ def test_old_settled_deliveries_go_with_their_attempts_and_everything_else_stays
 
     summary = prune_command("--older-than", "90d")
 
-    assert summary == "pruned: 4 deliveries, 3 attempts (last changed before 2030-03-03T12:00:00Z)"
+    assert summary == "pruned: 5 deliveries, 4 attempts (last changed before 2030-03-03T12:00:00Z)"
     assert set(Delivery.objects.all()) == {ledger[name] for name in KEPT}
     assert set(Attempt.objects.all()) == kept_attempts
     assert Occurrence.objects.count() == 1
@@ -139,10 +140,10 @@ def test_a_dry_run_counts_what_would_go_and_deletes_nothing(ledger: dict[str, De
 
     # 12 weeks reach back past the "recent" delivery (89 days old) as well.
     assert summary == (
-        "would prune: 5 deliveries, 4 attempts (last changed before 2030-03-09T12:00:00Z)"
+        "would prune: 6 deliveries, 5 attempts (last changed before 2030-03-09T12:00:00Z)"
     )
     assert Delivery.objects.count() == len(ledger)
-    assert Attempt.objects.count() == 8
+    assert Attempt.objects.count() == 9
 
 
 @pytest.mark.django_db

@@ -52,7 +52,14 @@ from bulletin.domain.models import Attempt, Delivery, DeliveryState, InboxItem
 
 log = logging.getLogger(__name__)
 
-PRUNABLE_STATES = (DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SKIPPED)
+# Settled for good. A bounced delivery's Bounce row (bulletin.domain.bounces) outlives it: the
+# suppression it caused still needs its reason after the delivery is gone.
+PRUNABLE_STATES = (
+    DeliveryState.SENT,
+    DeliveryState.FAILED,
+    DeliveryState.SKIPPED,
+    DeliveryState.BOUNCED,
+)
 BATCH_SIZE = 500
 LONGEST = timedelta(days=36525)  # past a century, now - age stops being a real date
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
