@@ -212,3 +212,12 @@ def test_a_message_at_the_limit_is_read(settings: Any) -> None:
     settings.BULLETIN = replace(settings.BULLETIN, bounce_max_bytes=len(raw))
     assert parse(raw, source="pipe").kind == HARD
     assert parse(raw + b"\n", source="pipe").kind == UNREADABLE
+
+
+def test_no_text_of_a_report_carries_a_nul_or_control_character() -> None:
+    raw = sample("postfix_user_unknown.eml").replace(
+        b"Diagnostic-Code: smtp; 550", b"Diagnostic-Code: smtp; \x00\x1b550"
+    )
+    report = parse(raw, source="pipe\x00")
+    assert "\x00" not in report.diagnostic + report.source and "\x1b" not in report.diagnostic
+    assert report.diagnostic.startswith("550 5.1.1")

@@ -33,6 +33,7 @@ from email import policy
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import parseaddr
+from typing import Any
 
 from flufl.bounce import all_failures
 
@@ -62,6 +63,7 @@ _REPORT_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _DIAGNOSTIC_LONGEST = 1000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 # RFC 3464 section 2.3.3: what each Action says happened to the message.
 _DELIVERED_ACTIONS = {"delivered", "relayed", "expanded"}
 _DELIVERY_STATUS = {"message/delivery-status", "message/global-delivery-status"}
@@ -72,7 +74,7 @@ _RETURNED_MESSAGE = {"message/rfc822", "message/global"}
 def parse(raw: bytes, *, source: str, envelope_to: str = "") -> BounceReport:
     """What ``raw`` says; never raises (an exception in reading is an UNREADABLE report)."""
     try:
-        return _read(raw, source, envelope_to)
+        return _clean(_read(raw, source, envelope_to))
     except Exception as exc:  # a bounce must never crash its reader
         log.warning("bounce could not be read: %r", exc)
         return BounceReport(BounceKind.UNREADABLE, source, note=_short(f"reading failed: {exc!r}"))
@@ -97,6 +99,17 @@ def _read(raw: bytes, source: str, envelope_to: str) -> BounceReport:
         )
     )
     return _with_key(report, delivery_id, refused)
+
+
+def _clean(report: BounceReport) -> BounceReport:
+    """No NUL and no other control character in any text a report carries: a bounce's bytes
+    are anyone's, and PostgreSQL refuses a NUL in text outright."""
+    texts: dict[str, Any] = {
+        name: _CONTROL.sub("", value).strip()
+        for name, value in vars(report).items()
+        if isinstance(value, str) and _CONTROL.search(value)
+    }
+    return replace(report, **texts) if texts else report
 
 
 def _with_key(report: BounceReport, delivery_id: int | None, refused: str) -> BounceReport:
