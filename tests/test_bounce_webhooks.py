@@ -327,6 +327,38 @@ def test_a_sendgrid_drop_for_a_known_bounced_address_is_hard(sent: dict[str, Del
     assert state_of(email) == DeliveryState.BOUNCED
 
 
+def test_a_sendgrid_signed_event_webhook_needs_no_password_but_a_valid_signature(
+    sent: dict[str, Delivery], settings: Any
+) -> None:
+    """SendGrid's Signed Event Webhook: ECDSA P-256 over the timestamp and the body, checked
+    with the public key SendGrid shows (base64 SubjectPublicKeyInfo, no PEM lines)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    settings.ANYMAIL = {
+        "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY": base64.b64encode(public).decode()
+    }
+    email = sent["person0@example.com"]
+    body = json.dumps([sendgrid("bounce", "person0@example.com", quoted(email), type="bounce")])
+    timestamp = str(int(time.time()))
+    signature = key.sign(timestamp.encode() + body.encode(), ec.ECDSA(hashes.SHA256()))
+    signed: dict[str, Any] = {
+        "HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_SIGNATURE": base64.b64encode(signature).decode(),
+        "HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_TIMESTAMP": timestamp,
+    }
+    client = Client()
+    url = "/bounces/webhooks/sendgrid/"
+    tampered = body.replace("person0", "person1")
+    answer = client.post(url, tampered, content_type="application/json", **signed)
+    assert answer.status_code == 400 and not Bounce.objects.exists()
+    assert client.post(url, body, content_type="application/json", **signed).status_code == 200
+    assert state_of(email) == DeliveryState.BOUNCED
+
+
 # --- Mailgun ------------------------------------------------------------------------------------
 # The "failed" event as documentation.mailgun.com/docs/mailgun/user-manual/webhooks/
 # webhook-payloads shows it: a signature block (HMAC-SHA256 of timestamp and token with the
