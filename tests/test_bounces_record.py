@@ -99,37 +99,59 @@ def test_a_message_id_from_another_installation_matches_nothing(
     assert done.outcome == "unmatched" and state_of(email) == DeliveryState.SENT
 
 
+def another_email_to(address: str) -> Delivery:
+    """A later announcement's email to ``address``, sent."""
+    factories.fired(channels=("email",))
+    emails = Delivery.objects.filter(channel=Channel.EMAIL, employee__email=address)
+    latest = emails.latest("pk")
+    factories.put(Delivery.objects.filter(pk=latest.pk), state=DeliveryState.SENT)
+    return latest
+
+
+def mailbox_full(delivery: Delivery) -> BounceReport:
+    return hard(
+        kind=BounceKind.SOFT, status="4.2.2", diagnostic="mailbox full", delivery_id=delivery.pk
+    )
+
+
 def test_soft_bounces_suppress_the_address_at_the_limit_within_the_window(
     sent: dict[str, Delivery], settings: Any
 ) -> None:
     email = sent["person0@example.com"]
-    soft = hard(
-        kind=BounceKind.SOFT, status="4.2.2", diagnostic="mailbox full", delivery_id=email.pk
-    )
     limit = settings.BULLETIN.soft_bounce_limit
-    for n in range(limit - 1):
-        assert bounces.record(f"soft {n}".encode(), soft).outcome == "soft"
+    emails = [email, *(another_email_to("person0@example.com") for _ in range(limit - 1))]
+    for n, each in enumerate(emails[:-1]):
+        assert bounces.record(f"soft {n}".encode(), mailbox_full(each)).outcome == "soft"
     assert not Suppression.objects.exists()
     assert state_of(email) == DeliveryState.SENT  # soft bounces never move the state
 
-    bounces.record(b"soft, once too often", soft)
+    bounces.record(b"soft, once too often", mailbox_full(emails[-1]))
     assert Suppression.objects.get().reason == "suppressed: 4.2.2 mailbox full"
-    assert Bounce.objects.filter(delivery=email, kind="soft").count() == limit
-    assert state_of(email) == DeliveryState.SENT
+    assert Bounce.objects.filter(recipient="person0@example.com", kind="soft").count() == limit
+    assert state_of(emails[-1]) == DeliveryState.SENT
+
+
+def test_one_email_reported_soft_at_every_retry_counts_once_toward_the_limit(
+    sent: dict[str, Delivery], settings: Any
+) -> None:
+    email = sent["person0@example.com"]
+    soft = mailbox_full(email)
+    for n in range(settings.BULLETIN.soft_bounce_limit + 2):
+        assert bounces.record(f"deferred, retry {n}".encode(), soft).outcome == "soft"
+    assert Bounce.objects.filter(delivery=email, kind="soft").count() == n + 1
+    assert not Suppression.objects.exists()
 
 
 def test_soft_bounces_spread_wider_than_the_window_suppress_nothing(
     sent: dict[str, Delivery], settings: Any
 ) -> None:
-    email = sent["person0@example.com"]
-    soft = hard(
-        kind=BounceKind.SOFT, status="4.2.2", diagnostic="mailbox full", delivery_id=email.pk
-    )
-    days = settings.BULLETIN.soft_bounce_days
+    limit, days = settings.BULLETIN.soft_bounce_limit, settings.BULLETIN.soft_bounce_days
+    emails = [sent["person0@example.com"]]
+    emails += [another_email_to("person0@example.com") for _ in range(limit - 1)]
     start = timezone.now()
-    for n in range(settings.BULLETIN.soft_bounce_limit):
+    for n, each in enumerate(emails):
         with time_machine.travel(start + timedelta(days=(days + 1) * n), tick=False):
-            assert bounces.record(f"soft {n}".encode(), soft).outcome == "soft"
+            assert bounces.record(f"soft {n}".encode(), mailbox_full(each)).outcome == "soft"
     assert not Suppression.objects.exists()
 
 

@@ -246,12 +246,15 @@ def _hard(bounce: Bounce, delivery: Delivery) -> None:
 
 
 def _soft(bounce: Bounce, delivery: Delivery) -> None:
+    """Suppress at BULLETIN_SOFT_BOUNCE_LIMIT soft-bounced emails within the window. Emails, not
+    reports: an MTA or a provider reports one message again at each retry (SendGrid sends a
+    ``deferred`` event per attempt), and one slow message is not a broken mailbox."""
     chosen = options()
     since = bounce.received_at - timedelta(days=chosen.soft_bounce_days)
     recent = Bounce.objects.filter(
         recipient=bounce.recipient, outcome="soft", received_at__gte=since
-    ).count()
-    if recent >= chosen.soft_bounce_limit:
+    )
+    if recent.values("delivery_id").distinct().count() >= chosen.soft_bounce_limit:
         suppress(bounce, delivery)
 
 
