@@ -82,7 +82,7 @@ def _accounts() -> tuple[str, str, int, int]:
     return "dovenull", "dovecot", nobody.pw_uid, grp.getgrnam("nogroup").gr_gid
 
 
-def _config(root: Path, port: int) -> str:
+def _config(root: Path, port: int, capability: str) -> str:
     login, internal, uid, gid = _accounts()
     group = grp.getgrgid(pwd.getpwnam(internal).pw_gid).gr_name
     return f"""\
@@ -109,6 +109,7 @@ userdb {{
   args = uid={uid} gid={gid} home={root}/home/%u
 }}
 mail_location = maildir:~/Maildir
+{f"imap_capability = {capability}" if capability else ""}
 service imap-login {{
   inet_listener imap {{
     port = 0
@@ -141,9 +142,9 @@ def _certificate(root: Path) -> None:
     )  # fmt: skip
 
 
-def _write(root: Path, port: int) -> None:
+def _write(root: Path, port: int, capability: str) -> None:
     _certificate(root)
-    (root / "dovecot.conf").write_text(_config(root, port))
+    (root / "dovecot.conf").write_text(_config(root, port, capability))
     (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
     _, _, uid, gid = _accounts()
     home = root / "home"
@@ -167,15 +168,17 @@ def _wait_for_port(process: subprocess.Popen[bytes], dovecot: Dovecot) -> None:
 
 
 @contextmanager
-def running_dovecot() -> Iterator[Dovecot]:
-    """Dovecot on a free loopback port with one user, stopped and removed after."""
+def running_dovecot(capability: str = "") -> Iterator[Dovecot]:
+    """Dovecot on a free loopback port with one user, stopped and removed after.
+    ``capability``: what it announces after login instead of its own list (dovecot.conf's
+    ``imap_capability``), to play an older server."""
     binary = require_dovecot()
     # Not pytest's tmp_path: its parents are 0700, and Dovecot's mail processes run as nobody.
     root = Path(tempfile.mkdtemp(prefix="bulletin-dovecot-"))
     root.chmod(0o755)
     dovecot = Dovecot(root, free_port())
     try:
-        _write(root, dovecot.port)
+        _write(root, dovecot.port, capability)
         process = subprocess.Popen(
             [binary, "-F", "-c", str(root / "dovecot.conf")],
             stdout=subprocess.DEVNULL,

@@ -130,10 +130,13 @@ BOUNCES_FOR = {
 }
 
 
-def test_a_bounce_keeps_the_reason_on_its_delivery(
-    sent: dict[int, Delivery], monkeypatch: pytest.MonkeyPatch
+def test_a_bounce_keeps_the_reason_on_its_delivery_and_logs_one_event(
+    sent: dict[int, Delivery], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    receive(as_received("office365_ndr.eml", sent), monkeypatch)
+    with caplog.at_level("INFO", logger="bulletin.interfaces"):
+        receive(as_received("office365_ndr.eml", sent), monkeypatch)
+    [event] = [r for r in caplog.records if r.name.startswith("bulletin.interfaces")]
+    assert (event.outcome, event.delivery_id, event.source) == ("bounced", sent[104].pk, "pipe")
     delivery = Delivery.objects.get(pk=sent[104].pk)
     assert delivery.state == DeliveryState.BOUNCED
     assert "5.1.10" in delivery.last_error
@@ -208,6 +211,17 @@ def test_an_empty_message_is_kept_and_exits_0(installation: Installation) -> Non
     done = piped(installation, b"")
     assert done.returncode == 0
     assert installation.sql("SELECT count(*) FROM bulletin_bounce") == [(1,)]
+
+
+def test_a_message_over_ten_megabytes_is_kept_truncated_and_exits_0(
+    installation: Installation,
+) -> None:
+    limit = conf.load({}).bounce_max_bytes
+    huge = (SAMPLES / "postfix_user_unknown.eml").read_bytes() + b"x" * (limit + 4096)
+    done = piped(installation, huge)
+    assert (done.returncode, done.stdout.strip()) == (0, b"unreadable")
+    [(size, note)] = installation.sql("SELECT length(raw), note FROM bulletin_bounce")
+    assert size == limit and "BULLETIN_BOUNCE_MAX_BYTES" in note
 
 
 def test_an_unreachable_database_exits_75_so_the_mta_retries(installation: Installation) -> None:
@@ -342,6 +356,22 @@ def test_an_imap_folders_messages_are_recorded_then_moved(
     assert folder_count(dovecot, "Processed") == 3
     assert Delivery.objects.get(pk=sent[106].pk).state == DeliveryState.BOUNCED
     assert set(Bounce.objects.values_list("source", flat=True)) == {"imap"}
+
+
+def test_a_server_without_move_gets_copy_then_delete(
+    sent: dict[int, Delivery], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 6851's MOVE is recent; an IMAP4rev1 server without it gets COPY, \\Deleted and
+    EXPUNGE, with the same result."""
+    with running_dovecot(capability="IMAP4rev1 LITERAL+ IDLE UIDPLUS") as server:
+        monkeypatch.setenv("BULLETIN_IMAP_PASSWORD", server.password)
+        with imap_session(server) as session:
+            assert b"MOVE" not in session.capability()[1][0]
+            session.append("INBOX", None, None, as_received("postfix_delayed.eml", sent))
+        assert fetch("--imap", server.url, "--imap-ca-file", str(server.ca_file)).startswith(
+            "kept 1: 0 bounced, 1 soft"
+        )
+        assert (folder_count(server, "INBOX"), folder_count(server, "Processed")) == (0, 1)
 
 
 def test_imap_delete_removes_what_was_recorded(sent: dict[int, Delivery], dovecot: Any) -> None:

@@ -43,6 +43,7 @@ class Command(BulletinCommand):
         )
 
     def handle(self, *args: Any, recipient: str, **options: Any) -> None:
+        # Not a knob: Postfix's local(8) sets it for this one delivery (see above).
         envelope_to = recipient or os.environ.get("ORIGINAL_RECIPIENT", "")
         raw = read_limited(sys.stdin.buffer)
         try:
