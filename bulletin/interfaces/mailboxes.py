@@ -11,6 +11,7 @@ is kept truncated, as unreadable.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
 import os
@@ -122,10 +123,12 @@ def fetch_maildir(root: Path, *, delete: bool) -> Tally:
     for path in _maildir_entries(root):
         if not _taken(tally, partial(_read_file, path), "maildir", path.name):
             continue
-        if done is None:
-            path.unlink()
-        else:  # in cur/, marked seen (Maildir's ":2,S" info)
-            os.replace(path, done / "cur" / f"{path.name.partition(':')[0]}:2,S")
+        # Gone already: another run took it at the same time (and recorded it once).
+        with contextlib.suppress(FileNotFoundError):
+            if done is None:
+                path.unlink()
+            else:  # in cur/, marked seen (Maildir's ":2,S" info)
+                os.replace(path, done / "cur" / f"{path.name.partition(':')[0]}:2,S")
     return tally
 
 
