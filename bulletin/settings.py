@@ -279,6 +279,7 @@ REDACTED_SECRETS = tuple(
         _secret("SLACK_BOT_TOKEN"),
         _secret("BULLETIN_METRICS_TOKEN"),
         _secret("OIDC_CLIENT_SECRET"),
+        _secret("BULLETIN_IMAP_PASSWORD"),  # fetch_bounces --imap
         *ANYMAIL.values(),
     )
     if value

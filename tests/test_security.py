@@ -341,12 +341,14 @@ DB_PASSWORD, SMTP_PASSWORD, BROKER_PASSWORD = "db-Pw-4411", "smtp-Pw-9902", "bro
 SECRET_KEY = "s3cret-key-" + "q" * 40
 SLACK_TOKEN = "xoxb-1234-5678-abcdefABCDEF"
 
+IMAP_PASSWORD, OIDC_SECRET = "imap-pw-9d2f71", "oidc-secret-5c83e0"
 LEAKY_LOGGING = f"""
 import logging
 log = logging.getLogger("bulletin.leaky")
 log.warning("connecting to %s with %s", "postgres://bulletin:{DB_PASSWORD}@db:5432/b",
             {{"password": "{SMTP_PASSWORD}"}}, extra={{"key": "{SECRET_KEY}", "n": 3}})
 log.warning("slack said no to {SLACK_TOKEN}; teams https://t.example/x?sig=abc123&v=1")
+log.warning("imap login with {IMAP_PASSWORD} refused; oidc client {OIDC_SECRET} refused")
 try:
     raise RuntimeError("broker redis://:{BROKER_PASSWORD}@redis:6379/0 refused")
 except RuntimeError:
@@ -367,8 +369,11 @@ def test_secrets_and_url_passwords_are_redacted_from_every_part_of_a_log_line(
         SECRET_KEY=SECRET_KEY,
         CELERY_BROKER_URL=f"redis://:{BROKER_PASSWORD}@127.0.0.1:1/0",
         SLACK_BOT_TOKEN=SLACK_TOKEN,
+        BULLETIN_IMAP_PASSWORD=IMAP_PASSWORD,
+        OIDC_CLIENT_SECRET=OIDC_SECRET,
     )
     stderr = installation.run("shell", "--no-imports", "-c", LEAKY_LOGGING).stderr
+    assert "imap login with *** refused; oidc client *** refused" in stderr
     for secret in (DB_PASSWORD, SMTP_PASSWORD, BROKER_PASSWORD, SECRET_KEY, "other-pw", "abc123"):
         assert secret not in stderr
     assert "1234-5678" not in stderr
