@@ -383,6 +383,17 @@ def test_imap_delete_removes_what_was_recorded(sent: dict[int, Delivery], doveco
     assert Bounce.objects.count() == 1
 
 
+def test_imap_delete_leaves_what_someone_else_flagged_deleted_in_a_shared_mailbox(
+    sent: dict[int, Delivery], dovecot: Any
+) -> None:
+    with imap_session(dovecot) as session:
+        session.append("INBOX", r"(\Deleted)", None, b"Subject: someone else's\r\n\r\nkeep me")
+        session.append("INBOX", None, None, as_received("exim_failed.eml", sent))
+    fetch("--imap", dovecot.url, "--imap-ca-file", str(dovecot.ca_file), "--delete")
+    assert folder_count(dovecot, "INBOX") == 1  # UID EXPUNGE took only the recorded one
+    assert Bounce.objects.count() == 1
+
+
 def test_an_imap_server_whose_certificate_is_not_trusted_is_refused(db: None, dovecot: Any) -> None:
     with pytest.raises(CommandError, match="CERTIFICATE_VERIFY_FAILED"):
         fetch("--imap", dovecot.url)

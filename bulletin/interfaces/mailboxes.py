@@ -207,12 +207,13 @@ class ImapFetch:
             self._ensure_folder(imap, self.processed)
         _ok(imap.select(_quoted(self.target.folder)), f"open {self.target.folder}")
         (found,) = _ok(imap.uid("SEARCH", "UNDELETED"), "search the folder")
-        tally, move = Tally(), self._mover(imap)
+        tally, move, done = Tally(), self._mover(imap), []
         for uid in (found or b"").split():
             number = uid.decode()
             if _taken(tally, partial(self._fetch, imap, number), "imap", f"uid {number}"):
                 move(number)
-        _ok(imap.expunge(), "expunge")
+                done.append(number)
+        _expunge(imap, done)
         return tally
 
     def _fetch(self, imap: imaplib.IMAP4, uid: str) -> bytes:
@@ -251,3 +252,16 @@ class ImapFetch:
         # Asked again after login: servers tell more then (imaplib keeps the greeting's).
         (listed,) = _ok(imap.capability(), "list its capabilities")
         return move if b"MOVE" in bytes(listed).upper().split() else copy_and_delete
+
+
+def _expunge(imap: imaplib.IMAP4, uids: list[str]) -> None:
+    """Remove the messages this run flagged \\Deleted, and only those where the server can
+    (UID EXPUNGE, RFC 4315's UIDPLUS): a plain EXPUNGE also removes whatever someone else
+    flagged in a shared mailbox. A MOVE needs none; harmless then."""
+    if not uids:
+        return
+    (listed,) = _ok(imap.capability(), "list its capabilities")
+    if b"UIDPLUS" in bytes(listed).upper().split():
+        _ok(imap.uid("EXPUNGE", ",".join(uids)), "expunge")
+    else:
+        _ok(imap.expunge(), "expunge")
