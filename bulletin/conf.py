@@ -76,6 +76,11 @@ class Options:
     # mailbox full, greylisted too long…) within this many days (bulletin.dispatch.bounces).
     soft_bounce_limit: int = 3
     soft_bounce_days: int = 7
+    # Languages (bulletin.domain.languages, bulletin.dispatch.translations): what a person
+    # without a language of their own reads, and the languages HR may write in (comma-separated
+    # BCP 47 tags, kept canonical, the default always among them and first).
+    default_language: str = "en"
+    languages: str = "en,de,fr,es,pt,ja"
 
     # --- The channels: paces shared by all workers (bulletin.dispatch.pacing), timeouts.
     slack_per_minute: float = 100.0
@@ -160,12 +165,17 @@ class Options:
         object.__setattr__(self, "bounce_address", _bounce_address(self.bounce_address))
         _check_sso(self)
         _check_working_week(self.working_week)
+        _check_languages(self)
         _check_choice("LOG_FORMAT", self.log_format, LOG_FORMATS)
         _check_choice("LOG_LEVEL", self.log_level, LOG_LEVELS)
         if self.email_use_tls and self.email_use_ssl:
             raise ImproperlyConfigured(
                 "EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be on: choose one"
             )
+
+    def language_list(self) -> tuple[str, ...]:
+        """BULLETIN_LANGUAGES, one tag each, the default first."""
+        return tuple(self.languages.split(","))
 
     def sender_list(self) -> tuple[str, ...]:
         """BULLETIN_SENDERS, one address each, as configured."""
@@ -241,6 +251,28 @@ def _slack_api_url(raw: str) -> str:
 # Where links point when BULLETIN_SITE_URL is unset: `bulletin run`'s default address, which
 # works only on the machine itself (`bulletin run` warns about it).
 SITE_URL_FALLBACK = "http://127.0.0.1:8000"
+
+
+def _check_languages(chosen: Options) -> None:
+    """BULLETIN_DEFAULT_LANGUAGE and BULLETIN_LANGUAGES: BCP 47 tags, kept canonical."""
+    from bulletin.domain.languages import UnknownLanguage, canonical
+
+    try:
+        default = canonical(chosen.default_language)
+    except UnknownLanguage as exc:
+        raise ImproperlyConfigured(f"BULLETIN_DEFAULT_LANGUAGE: {exc}") from None
+    if not default:
+        raise ImproperlyConfigured("BULLETIN_DEFAULT_LANGUAGE must name a language, e.g. 'en'")
+    tags = [default]
+    for raw in chosen.languages.split(","):
+        try:
+            tag = canonical(raw)
+        except UnknownLanguage as exc:
+            raise ImproperlyConfigured(f"BULLETIN_LANGUAGES: {exc}") from None
+        if tag and tag not in tags:
+            tags.append(tag)
+    object.__setattr__(chosen, "default_language", default)
+    object.__setattr__(chosen, "languages", ",".join(tags))
 
 
 def _check_working_week(raw: str) -> None:

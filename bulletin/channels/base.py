@@ -56,6 +56,9 @@ class Recipient:
     slack_found_for: str = ""
     slack_dm_channel: str = ""
     slack_dm_user: str = ""
+    # Their own language tag (BCP 47; "": the organisation's default). Last: the claim reads
+    # people positionally (ledger sql.PERSON).
+    language: str = ""
 
     @property
     def first_name(self) -> str:
@@ -113,6 +116,9 @@ class Message:
     # sender) and what its footer says.
     sender: str = ""
     footer: Footer | None = None
+    # The language the title and body are in, after fallback (BCP 47; "": the default). The
+    # words around them (footer, buttons, dates) follow it.
+    language: str = ""
 
     @property
     def person(self) -> Recipient:

@@ -228,7 +228,18 @@ def upcoming(announcement: Announcement, count: int = 10) -> list[FireTime]:
 
 
 def latest_version(announcement: Announcement) -> AnnouncementVersion | None:
-    return announcement.versions.order_by("-number").first()
+    """The default language's latest version (translations: ``latest_versions``)."""
+    own = announcement.versions.filter(language=announcement.language)
+    return own.order_by("-number").first()
+
+
+def latest_versions(announcement: Announcement) -> dict[str, AnnouncementVersion]:
+    """Every language's latest version, withdrawn translations' markers included (approval
+    covers them): one query, an announcement has a handful of versions per language."""
+    latest: dict[str, AnnouncementVersion] = {}
+    for version in announcement.versions.order_by("language", "-number"):
+        latest.setdefault(version.language, version)
+    return latest
 
 
 def snapshot_version(announcement: Announcement, by: Any = None) -> AnnouncementVersion:
@@ -239,6 +250,7 @@ def snapshot_version(announcement: Announcement, by: Any = None) -> Announcement
         return latest
     return AnnouncementVersion.objects.create(
         announcement=announcement,
+        language=announcement.language,
         number=latest.number + 1 if latest else 1,
         title=announcement.title,
         body=announcement.body,

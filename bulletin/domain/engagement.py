@@ -34,6 +34,11 @@ class Engagement(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     # The channel whose link (or the inbox, "inapp") carried the acknowledgement.
     acknowledged_via = models.CharField(max_length=16, blank=True)
+    # What they acknowledged: the language of the text they were sent and its version number.
+    # Kept when an edit asks them to acknowledge again (acknowledged_at cleared), so the new
+    # request reaches exactly those who acknowledged an older text of that language.
+    language = models.CharField(max_length=35, blank=True, default="", db_default="")
+    version_number = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         verbose_name = "reading and acknowledgement"

@@ -16,6 +16,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from bulletin.domain.languages import LONGEST_TAG, default_language, validate_language
 from bulletin.domain.tallies import DeliveryQuerySet, count_attempt, count_saved
 
 
@@ -105,6 +106,16 @@ class Employee(models.Model):
         editable=False,
     )
     given_name = models.CharField(max_length=100, blank=True, default="", db_default="")
+    # BCP 47, canonical ("de", "pt-BR"); "": the organisation's default (BULLETIN_DEFAULT_
+    # LANGUAGE). Fan-out picks each person's text by it (bulletin.dispatch.translations).
+    language = models.CharField(
+        max_length=LONGEST_TAG,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[validate_language],
+        help_text="BCP 47, e.g. de or pt-BR. Empty: the organisation's default language.",
+    )
     family_name = models.CharField(max_length=100, blank=True, default="", db_default="")
     # Set by a SCIM DELETE: the employee is deactivated (never deleted: their deliveries stay)
     # and SCIM answers 404 for them until the provider creates them again.
@@ -280,6 +291,16 @@ class Announcement(models.Model):
         "weekends, public holidays, leave) it waits for their next working window. "
         "Mandatory announcements never wait.",
     )
+    # The language title and body are written in: its texts are the default versions, and
+    # whoever has no translation of their own reads them. Translations: AnnouncementVersion
+    # rows of other languages (bulletin.dispatch.translations).
+    language = models.CharField(
+        max_length=LONGEST_TAG,
+        default=default_language,
+        db_default="en",
+        validators=[validate_language],
+        help_text="The language of the title and body above (BCP 47).",
+    )
     schedule_kind = models.CharField(max_length=8, choices=ScheduleKind.choices)
     cron = models.CharField(max_length=100, blank=True)
     at_local = models.CharField(
@@ -399,6 +420,9 @@ class Occurrence(models.Model):
         on_delete=models.PROTECT,
         related_name="occurrences",
     )
+    # The translations it sends, frozen with ``version`` when it is planned: {language: the
+    # AnnouncementVersion id}. NULL or {}: only the default text.
+    translations = models.JSONField(null=True, blank=True, editable=False)
     state = models.CharField(max_length=16, choices=OccurrenceState.choices)
     delivery_count = models.PositiveIntegerField(null=True, blank=True)
     note = models.CharField(max_length=200, blank=True)
@@ -511,6 +535,12 @@ class Delivery(models.Model):
         max_length=200, blank=True, default="", db_default="", editable=False
     )
     sent_at = models.DateTimeField(null=True, blank=True)
+    # What it says: the language of the text (after fallback) and that language's version
+    # number, chosen by fan-out in its INSERT … SELECT. No index: reports group by occurrence.
+    language = models.CharField(
+        max_length=LONGEST_TAG, blank=True, default="", db_default="", editable=False
+    )
+    version_number = models.PositiveIntegerField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from bulletin.domain.languages import LONGEST_TAG
 from bulletin.domain.models import Announcement
 
 # The longest announcement body accepted, in characters (every way in checks it: the HR form,
@@ -26,9 +27,17 @@ class AnnouncementVersion(models.Model):
     announcement = models.ForeignKey(
         Announcement, on_delete=models.CASCADE, related_name="versions"
     )
+    # Each language's texts are versioned on their own: ``number`` counts per (announcement,
+    # language). The announcement's own language holds its default versions.
+    language = models.CharField(max_length=LONGEST_TAG, default="", db_default="")
     number = models.PositiveIntegerField()
     title = models.CharField(max_length=200)
     body = models.TextField()
+    # The translation withdrawn: from this version on its readers get the fallback text.
+    removed = models.BooleanField(default=False, db_default=False)
+    # Its author asked everyone who acknowledged an earlier text of this language to
+    # acknowledge again (a material edit; bulletin.dispatch.translations.ask_again).
+    asks_again = models.BooleanField(default=False, db_default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -39,11 +48,13 @@ class AnnouncementVersion(models.Model):
         verbose_name_plural = "announcement versions"
         ordering = ["announcement_id", "-number"]
         constraints = [
-            models.UniqueConstraint(fields=["announcement", "number"], name="version_identity"),
+            models.UniqueConstraint(
+                fields=["announcement", "language", "number"], name="version_identity"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.announcement_id} v{self.number}"
+        return f"{self.announcement_id} {self.language} v{self.number}"
 
 
 class Approval(models.Model):
