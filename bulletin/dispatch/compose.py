@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from bulletin.channels.base import Destination, Footer, Message
 from bulletin.channels.render import render_parts
 from bulletin.conf import secret, site_link
-from bulletin.dispatch import signed_links
+from bulletin.dispatch import signed_links, translations
 from bulletin.dispatch.audience import listed
 from bulletin.dispatch.ledger import Claimed
 from bulletin.dispatch.unsubscribe import unsubscribe_url
@@ -74,6 +75,16 @@ def _unsubscribe(row: Claimed, announcement: Announcement) -> str:
     return unsubscribe_url(row.employee_id, announcement.pk)
 
 
+def _content(row: Claimed, occurrence: Occurrence) -> tuple[str, Any]:
+    """The row's language and text: its own language's version, else the default's (a row
+    from before languages, or a place), else the announcement as it stands."""
+    texts = translations.texts_of(occurrence)
+    default = translations.default_of(occurrence)
+    if row.language in texts:
+        return row.language, texts[row.language]
+    return default, texts.get(default) or occurrence.announcement
+
+
 class BatchContent:
     """What a claimed batch's messages are made of, each loaded once for the whole batch:
     its occurrences (with their announcement and the version they send) and places; its
@@ -88,7 +99,9 @@ class BatchContent:
         occurrence goes out in many batches; the version it sends never changes)."""
         missing = {row.occurrence_id for row in rows} - known.keys()
         if missing:
-            known |= Occurrence.objects.select_related("announcement", "version").in_bulk(missing)
+            loaded = Occurrence.objects.select_related("announcement", "version").in_bulk(missing)
+            translations.load_texts(loaded.values())  # one query for all their translations
+            known |= loaded
         self.occurrences = known
         places = {row.place_id for row in rows if row.place_id}
         self.places = Place.objects.in_bulk(places) if places else {}
@@ -100,8 +113,9 @@ class BatchContent:
         Transport.reads_parts); rendering is most of what composing costs."""
         occurrence = self.occurrences[row.occurrence_id]
         announcement = occurrence.announcement
-        # What this occurrence was planned to say, even if the announcement was edited since.
-        content = occurrence.version or announcement
+        # What this occurrence was planned to say, even if the announcement was edited since,
+        # in the language fan-out chose for the row (recorded on it).
+        language, content = _content(row, occurrence)
         recipient = row.recipient
         if row.employee_id and recipient is None:
             raise LookupError(f"employee {row.employee_id} is gone")
@@ -126,6 +140,7 @@ class BatchContent:
             unsubscribe_url=_unsubscribe(row, announcement),
             sender=announcement.sender if row.channel == Channel.EMAIL else "",
             footer=_footer(row, occurrence),
+            language=language,
         )
 
     def _page_link(self, row: Claimed, occurrence: Occurrence) -> str:

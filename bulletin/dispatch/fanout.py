@@ -33,6 +33,7 @@ from django.db.models import (
 )
 from django.db.models.expressions import BaseExpression
 
+from bulletin.dispatch import translations
 from bulletin.dispatch.audience import audience_of, reminded_people
 from bulletin.dispatch.holding import hold_outside_windows
 from bulletin.dispatch.ledger import orders
@@ -87,6 +88,8 @@ def fan_out(occurrence: Occurrence, now: datetime) -> int:
 def _audience(occurrence: Occurrence) -> tuple[QuerySet[Employee], list[Place]]:
     """The people and places it goes to: a reminder to people only (see reminders.py)."""
     announcement = occurrence.announcement
+    if translations.asked_again(occurrence):
+        return translations.people_asked_again(occurrence), []
     if occurrence.reminder_of_id is not None:
         return reminded_people(occurrence), []
     if announcement.per_recipient_zone:
@@ -111,7 +114,10 @@ def _insert_place(
 ) -> int:
     if place.per_person:
         return _insert_people(people, occurrence, place.channel, place.pk, now)
-    orders.create_one(occurrence.pk, place.pk, place.channel, now)
+    # A place's members share one text: the default.
+    default = translations.default_of(occurrence)
+    text = (default, translations.sent_ids(occurrence).get(default))
+    orders.create_one(occurrence.pk, place.pk, place.channel, now, text)
     return 1
 
 
@@ -168,6 +174,8 @@ def _insert_rows(
     error = Value(reason, output_field=text) if isinstance(reason, str) else reason
     number: IntegerField[int, int] = IntegerField()
     stamp: DateTimeField[datetime, datetime] = DateTimeField()
+    # Each person's text: a CASE over their language, evaluated by the database per row.
+    language, version = translations.text_columns(occurrence)
     rows = (
         people.order_by()
         .annotate(
@@ -180,6 +188,8 @@ def _insert_rows(
             new_error=error,
             new_created=Value(now, output_field=stamp),
             new_updated=Value(now, output_field=stamp),
+            new_language=language,
+            new_version=version,
         )
         .values_list(
             "new_occurrence",
@@ -192,6 +202,8 @@ def _insert_rows(
             "new_error",
             "new_created",
             "new_updated",
+            "new_language",
+            "new_version",
         )
     )
     # The ledger inserts them (sql.COLUMNS, in this order) and counts them.

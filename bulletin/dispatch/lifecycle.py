@@ -20,12 +20,11 @@ from bulletin.channels.base import Message, Recipient, TransportError
 from bulletin.channels.email import EmailTransport
 from bulletin.channels.render import render_html, render_text
 from bulletin.conf import options
-from bulletin.dispatch import announcements, holding
+from bulletin.dispatch import announcements, holding, translations
 from bulletin.dispatch.ledger import orders
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
-    Approval,
     AuditEvent,
     Delivery,
     DeliveryState,
@@ -202,23 +201,28 @@ def _await_approval(announcement: Announcement, by: Any, **detail: Any) -> None:
 
 
 def _approved(announcement: Announcement) -> bool:
+    """Approval covers every language's latest version (bulletin.dispatch.translations)."""
     version = announcements.latest_version(announcement)
-    return version is not None and Approval.objects.filter(version=version).exists()
+    return version is not None and not translations.unapproved(announcement)
 
 
 def approve(announcement: Announcement, by: Any) -> Announcement:
-    """A second person approves the current version, which schedules it."""
+    """A second person approves the current version of every language, which schedules it."""
     require(by, "approve_announcement")
     if announcement.status != AnnouncementStatus.PENDING_APPROVAL:
         raise ValidationError("only an announcement waiting for approval can be approved")
     version = announcements.latest_version(announcement)
-    if version is None or by.pk in {announcement.created_by_id, version.created_by_id}:
+    waiting = translations.unapproved(announcement)
+    authors = {announcement.created_by_id, *(text.created_by_id for text in waiting)}
+    if version is None or by.pk in authors:
         raise PermissionDenied("you cannot approve an announcement you wrote or last edited")
     with transaction.atomic():
-        Approval.objects.create(announcement=announcement, version=version, approved_by=by)
-        audit(by, AuditAction.APPROVED, announcement, version=version.number)
+        approved = translations.approve_all(announcement, by)
+        languages = {text.language: text.number for text in approved}
+        audit(by, AuditAction.APPROVED, announcement, version=version.number, languages=languages)
         announcements.schedule(announcement)
         audit(by, AuditAction.SCHEDULED, announcement, next_fire_at=_iso(announcement))
+        translations.ask_again(announcement)  # what a material edit asked, now in force
     return announcement
 
 

@@ -151,12 +151,19 @@ def plan_announcement(announcement: Announcement, now: datetime) -> int:
 def _record(announcement: Announcement, result: Plan) -> None:
     if not result.occurrences:
         return
-    version = announcement.versions.order_by("-number").first()
+    # Imported here: translations reads announcements, which reads this module.
+    from bulletin.dispatch import translations
+
+    # What each occurrence sends is frozen now: the default text and every translation.
+    own = announcement.versions.filter(language=announcement.language)
+    version = own.order_by("-number").first()
+    texts = translations.frozen(announcement)
     key_space = installation_id()  # once for the batch, not once per row by the default
     rows = [
         Occurrence(
             announcement=announcement,
             version=version,
+            translations=texts,
             key_space=key_space,
             zone=planned.zone,
             fire_at=planned.fire_at,

@@ -108,6 +108,7 @@ def _create(root: Occurrence, channels: list[str], key: str, now: datetime) -> O
         zone=root.zone,
         fire_at=now,
         version=root.version,
+        translations=root.translations,  # the texts it reminds of, each in its language
         state=OccurrenceState.PLANNED,
         reminder_of=root,
         reminder_key=key,

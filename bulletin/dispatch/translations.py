@@ -36,7 +36,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, CharField, F, IntegerField, Q, Value, When
+from django.db.models import Case, CharField, F, IntegerField, Q, Subquery, Value, When
 from django.utils import timezone
 
 from bulletin.dispatch import announcements
@@ -98,14 +98,54 @@ def language_case(languages: Sequence[str], default: str) -> Case:
     return Case(*whens, default=Value(default), output_field=text)
 
 
-def version_case(numbers: dict[str, int], default: str) -> Case:
-    """Each person's text's version number (``numbers``: language → number), as a CASE."""
+def version_case(ids: dict[str, int], default: str) -> Case:
+    """Each person's text's version number (``ids``: language → the version's id), as a
+    CASE whose branches are uncorrelated subqueries: the database looks each number up once,
+    and fan-out asks nothing of its own."""
     number: IntegerField[int, int] = IntegerField()
     whens = [
-        When(condition, then=Value(numbers[tag]))
-        for condition, tag in _cases(list(numbers), default)
+        When(condition, then=_number(ids[tag])) for condition, tag in _cases(list(ids), default)
     ]
-    return Case(*whens, default=Value(numbers[default]), output_field=number)
+    return Case(*whens, default=_number(ids.get(default)), output_field=number)
+
+
+def _number(version_id: int | None) -> Subquery | Value:
+    number: IntegerField[int, int] = IntegerField()
+    if version_id is None:
+        return Value(None, output_field=number)
+    found = AnnouncementVersion.objects.filter(pk=version_id).values("number")[:1]
+    return Subquery(found, output_field=number)
+
+
+def sent_ids(occurrence: Occurrence) -> dict[str, int]:
+    """The versions an occurrence sends, {language: id}, the default's included; read from
+    the occurrence alone (no query). Occurrences planned before languages: the default."""
+    if occurrence.translations:
+        return dict(occurrence.translations)
+    if occurrence.version_id is None:
+        return {}
+    return {occurrence.announcement.language: occurrence.version_id}
+
+
+def default_of(occurrence: Occurrence) -> str:
+    """The language of an occurrence's default text (frozen with it: the one whose version
+    is ``occurrence.version``)."""
+    for tag, pk in (occurrence.translations or {}).items():
+        if pk == occurrence.version_id:
+            return str(tag)
+    return occurrence.announcement.language
+
+
+def text_columns(occurrence: Occurrence) -> tuple[Case | Value, Case | Subquery | Value]:
+    """Fan-out's two columns: each person's text language and its version number."""
+    ids = sent_ids(occurrence)
+    default = default_of(occurrence)
+    text: CharField[str, str] = CharField()
+    if not ids:  # nothing versioned (a raw row): the language alone
+        return Value(default, output_field=text), Value(None, output_field=IntegerField())
+    if len(ids) == 1:  # one text: everybody reads it, no CASE to evaluate
+        return Value(default, output_field=text), _number(ids.get(default))
+    return language_case(list(ids), default), version_case(ids, default)
 
 
 # --- the texts there are ---------------------------------------------------------------------
@@ -118,30 +158,46 @@ def available(announcement: Announcement) -> dict[str, AnnouncementVersion]:
 
 
 def frozen(announcement: Announcement) -> dict[str, int]:
-    """What an occurrence planned now sends besides its default version: {language: the
-    version's id}, frozen on the occurrence (Occurrence.translations)."""
-    return {
-        tag: version.pk
-        for tag, version in available(announcement).items()
-        if tag != announcement.language
-    }
+    """What an occurrence planned now sends: {language: the version's id}, the default's
+    included, frozen on the occurrence (Occurrence.translations)."""
+    return {tag: version.pk for tag, version in available(announcement).items()}
+
+
+# Where ``load_texts`` leaves an occurrence's texts on it, for a sender's later batches.
+_TEXTS = "_bulletin_texts"
+
+
+def load_texts(occurrences: Iterable[Occurrence]) -> None:
+    """Load the translations these occurrences send, in one query for all of them, onto
+    each (``texts_of`` then asks nothing): what composing a batch does once."""
+    chosen = list(occurrences)
+    ids = {pk for occurrence in chosen for pk in sent_ids(occurrence).values()}
+    found = AnnouncementVersion.objects.in_bulk(ids) if ids else {}
+    for occurrence in chosen:
+        setattr(occurrence, _TEXTS, _texts(occurrence, found))
+
+
+def _texts(
+    occurrence: Occurrence, found: dict[int, AnnouncementVersion]
+) -> dict[str, AnnouncementVersion]:
+    return {tag: found[pk] for tag, pk in sent_ids(occurrence).items() if pk in found}
 
 
 def texts_of(occurrence: Occurrence) -> dict[str, AnnouncementVersion]:
-    """The versions an occurrence sends, by language, the default's included (one query)."""
-    ids = dict(occurrence.translations or {})
-    found = AnnouncementVersion.objects.in_bulk(ids.values()) if ids else {}
-    texts = {tag: found[pk] for tag, pk in ids.items() if pk in found}
-    if occurrence.version is not None:
-        texts[occurrence.version.language or occurrence.announcement.language] = occurrence.version
-    return texts
+    """The versions an occurrence sends, by language, the default's included (one query,
+    none after ``load_texts``)."""
+    loaded: dict[str, AnnouncementVersion] | None = getattr(occurrence, _TEXTS, None)
+    if loaded is None:
+        load_texts([occurrence])
+        loaded = getattr(occurrence, _TEXTS)
+    return loaded
 
 
 def text_for(occurrence: Occurrence, tag: str) -> AnnouncementVersion | None:
     """The version a person whose language is ``tag`` ("": the default) gets of it: what the
     inbox and the announcement's page show them."""
     texts = texts_of(occurrence)
-    default = occurrence.announcement.language
+    default = default_of(occurrence)
     if not texts:
         return None
     chosen = pick(tag or default_language(), texts, default)

@@ -43,6 +43,7 @@ class Claimed(NamedTuple):
     # current retry budget, which is what the retry policy counts.
     attempt: int
     recipient: Recipient | None = None  # the person, if it goes to one (or through a place)
+    language: str = ""  # the language of its text, as fan-out chose it ("": the default)
 
 
 # The PostgreSQL claim brings the batch's people back with it: one round trip, not two.
@@ -83,14 +84,14 @@ def claim_rows(
 
 
 def _claimed(row: Sequence[Any], person: Recipient | None) -> Claimed:
-    """A claimed row: MOVED's three columns, then id, employee, place, began."""
-    occurrence, channel, _, pk, employee, place, began = row[:7]
-    return Claimed(pk, channel, occurrence, employee, place, began, person)
+    """A claimed row: MOVED's three columns, then id, employee, place, began, language."""
+    occurrence, channel, _, pk, employee, place, began, language = row[:8]
+    return Claimed(pk, channel, occurrence, employee, place, began, person, language or "")
 
 
 def _with_person(row: Sequence[Any]) -> Claimed:
-    """A row of the PostgreSQL claim: seven columns, then its person's (NULL for a place)."""
-    return _claimed(row, Recipient(*row[7:]) if row[7] is not None else None)
+    """A row of the PostgreSQL claim: eight columns, then its person's (NULL for a place)."""
+    return _claimed(row, Recipient(*row[8:]) if row[8] is not None else None)
 
 
 def _with_people(found: list[Any]) -> list[Claimed]:

@@ -55,9 +55,18 @@ def create(rows: tuple[str, tuple[Any, ...]], occurrence: int, channel: str, sta
     return count
 
 
-def create_one(occurrence: int, place: int, channel: str, now: datetime) -> None:
-    """The one delivery to a place (a channel, a webhook) for an occurrence, pending."""
+def create_one(
+    occurrence: int,
+    place: int,
+    channel: str,
+    now: datetime,
+    text: tuple[str, int | None] = ("", None),
+) -> None:
+    """The one delivery to a place (a channel, a webhook) for an occurrence, pending;
+    ``text``: the language and the id of the version it sends (a place reads the default)."""
     params = {
+        "language": text[0],
+        "version": text[1],
         "occurrence": occurrence,
         "employee": None,
         "place": place,

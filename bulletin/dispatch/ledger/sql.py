@@ -35,13 +35,15 @@ CLAIM = (
     "lease_token = %(token)s, lease_expires_at = %(expires)s, updated_at = %(now)s "
     "FROM due WHERE id = due.due_id AND state = 'pending' "
     f"RETURNING {MOVED}, id, employee_id, place_id, "
-    "CASE WHEN state = 'sending' THEN attempts - budget_start ELSE 0 END AS began"
+    "CASE WHEN state = 'sending' THEN attempts - budget_start ELSE 0 END AS began, "
+    # The language of its text, chosen by fan-out: composing needs no query to know it.
+    "language"
 )
 # What composing needs of each person, in Recipient's order (with the Slack identities the
 # look-ups found, so a remembered DM costs no query and no look-up).
 PERSON = (
     "email, name, timezone, slack_user_id, slack_found_id, slack_found_for, slack_dm_channel, "
-    "slack_dm_user"
+    "slack_dm_user, language"
 )
 PEOPLE = f"SELECT id, {PERSON} FROM bulletin_employee WHERE {{ids}}"
 
@@ -170,10 +172,14 @@ COLUMNS = (
     "occurrence_id, employee_id, place_id, channel, state, attempts, due_at, last_error, "
     "created_at, updated_at"
 )
-CREATE = f"INSERT INTO bulletin_delivery ({COLUMNS}) {{rows}}"
+# The text's language and version number come last: fan-out chooses them per person in the
+# same SELECT (bulletin.dispatch.translations.language_case).
+CREATE = f"INSERT INTO bulletin_delivery ({COLUMNS}, language, version_number) {{rows}}"
 CREATE_ONE = (
-    f"INSERT INTO bulletin_delivery ({COLUMNS}) VALUES (%(occurrence)s, %(employee)s, "
-    "%(place)s, %(channel)s, %(state)s, 0, %(now)s, %(error)s, %(now)s, %(now)s)"
+    f"INSERT INTO bulletin_delivery ({COLUMNS}, language, version_number) VALUES "
+    "(%(occurrence)s, %(employee)s, %(place)s, %(channel)s, %(state)s, 0, %(now)s, "
+    "%(error)s, %(now)s, %(now)s, %(language)s, "
+    "(SELECT number FROM bulletin_announcementversion WHERE id = %(version)s))"
 )
 
 # Retention: a batch of settled deliveries goes with its history.
