@@ -127,6 +127,15 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
 USE_I18N = True
+# What employees read around an announcement's text (bulletin.channels.locale_text): the
+# catalogs shipped in bulletin/locale, and any other language HR may write in (its text is
+# shown in the default language's frame). Each page an employee sees is in their own
+# language, whatever their browser asks for; HR's screens stay English (no LocaleMiddleware).
+LANGUAGES = [
+    (tag.lower(), tag)
+    for tag in dict.fromkeys(["en", "de", "fr", "es", "pt", "ja", *BULLETIN.language_list()])
+]
+LOCALE_PATHS = [Path(__file__).resolve().parent / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"

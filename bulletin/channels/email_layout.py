@@ -5,8 +5,9 @@ The layout is ``bulletin/email/announcement.html`` and ``layout.css`` (templates
 css-inline: every rule copied into the ``style`` attributes of what it matches, the
 ``@media`` rules (phones, dark mode) kept in a ``<style>`` block for the clients that read
 one. Inlining a whole document costs about as much as sending it, so it is done once per
-settings and footer shape (which links the footer has), with a marker in each place a message
-fills in; a message then costs a join. The announcement's own HTML is inlined with
+settings, footer shape (which links the footer has) and language (the words' and the
+text's, bulletin.channels.locale_text), with a marker in each place a message fills in; a
+message then costs a join. The announcement's own HTML is inlined with
 ``body.css`` as a fragment, once per distinct body (an unpersonalised body is the same for
 everyone).
 
@@ -28,10 +29,10 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 import css_inline
-from django.conf import settings
 from django.template.loader import render_to_string
 
 from bulletin.channels.base import Footer, Message
+from bulletin.channels.locale_text import direction, speaking, words_language
 from bulletin.conf import Options, options
 
 _TEMPLATES = Path(__file__).resolve().parents[1] / "interfaces/templates/bulletin/email"
@@ -75,14 +76,20 @@ class Shape:
 
 def html_part(message: Message) -> str:
     """The email's HTML part: the whole document, for this message's person."""
-    pieces = _html_skeleton(options(), Shape.of(message))
-    return _filled(pieces, _html_values(message))
+    language = _language(message)
+    pieces = _html_skeleton(options(), Shape.of(message), language)
+    return _filled(pieces, _html_values(message, direction(language)))
 
 
 def text_part(message: Message) -> str:
     """The email's text part: the announcement as prose, then the footer with its links."""
-    pieces = _text_skeleton(options(), Shape.of(message))
+    pieces = _text_skeleton(options(), Shape.of(message), _language(message))
     return message.text.rstrip() + _filled(pieces, _text_values(message))
+
+
+def _language(message: Message) -> str:
+    """The language of the message's text ("": the organisation's default)."""
+    return getattr(message, "language", "") or ""
 
 
 def _filled(pieces: tuple[str, ...], values: dict[str, str]) -> str:
@@ -99,12 +106,12 @@ def _alternating(pieces: tuple[str, ...]) -> zip[tuple[bool, str]]:
     return zip(_parity(len(pieces)), pieces, strict=True)
 
 
-def _html_values(message: Message) -> dict[str, str]:
+def _html_values(message: Message, text_direction: str = "ltr") -> dict[str, str]:
     footer = message.footer or Footer(reason="")
     escape = html.escape
     return {
         "title": escape(message.title),
-        "body": inlined_body(message.html),
+        "body": inlined_body(message.html, text_direction),
         "reason": escape(footer.reason),
         "open_url": escape(footer.open_url),
         "preferences_url": escape(footer.preferences_url),
@@ -127,9 +134,11 @@ def _text_values(message: Message) -> dict[str, str]:
 
 
 @lru_cache(maxsize=256)
-def inlined_body(body_html: str) -> str:
-    """The announcement's sanitised HTML with body.css in its style attributes."""
-    return _inliner().inline_fragment(body_html, _css("body.css"))
+def inlined_body(body_html: str, text_direction: str = "ltr") -> str:
+    """The announcement's sanitised HTML with body.css in its style attributes (and, right to
+    left, body-rtl.css: lists indented and quotes ruled on the right)."""
+    css = _css("body.css") + (_css("body-rtl.css") if text_direction == "rtl" else "")
+    return _inliner().inline_fragment(body_html, css)
 
 
 @cache
@@ -143,22 +152,32 @@ def _css(name: str) -> str:
     return (_TEMPLATES / name).read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=64)
-def _html_skeleton(chosen: Options, shape: Shape) -> tuple[str, ...]:
-    """The inlined document for these settings and this footer shape, split at its slots."""
-    document = render_to_string("bulletin/email/announcement.html", _context(chosen, shape))
+@lru_cache(maxsize=256)
+def _html_skeleton(chosen: Options, shape: Shape, language: str) -> tuple[str, ...]:
+    """The inlined document for these settings, this footer shape and a text in
+    ``language``, split at its slots."""
+    with speaking(language):
+        context = _context(chosen, shape, language)
+        document = render_to_string("bulletin/email/announcement.html", context)
     return tuple(_SLOT.split(_inliner().inline(document)))
 
 
-@lru_cache(maxsize=64)
-def _text_skeleton(chosen: Options, shape: Shape) -> tuple[str, ...]:
-    footer = render_to_string("bulletin/email/announcement.txt", _context(chosen, shape))
+@lru_cache(maxsize=256)
+def _text_skeleton(chosen: Options, shape: Shape, language: str) -> tuple[str, ...]:
+    with speaking(language):
+        context = _context(chosen, shape, language)
+        footer = render_to_string("bulletin/email/announcement.txt", context)
     return tuple(_SLOT.split(footer.rstrip() + "\n"))
 
 
-def _context(chosen: Options, shape: Shape) -> dict[str, object]:
+def _context(chosen: Options, shape: Shape, language: str = "") -> dict[str, object]:
+    words = words_language(language or chosen.default_language)
+    text = language or chosen.default_language
     return {
-        "lang": settings.LANGUAGE_CODE,
+        "lang": words,
+        "dir": direction(words),
+        "text_lang": text,
+        "text_dir": direction(text),
         "css": _css("layout.css"),
         "org_name": chosen.org_name,
         "logo_url": chosen.logo_url,

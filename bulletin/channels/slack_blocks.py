@@ -32,10 +32,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext, gettext_noop
 from markdown_it.tree import SyntaxTreeNode
 
 from bulletin.channels.base import Message, PermanentError
 from bulletin.channels.document import fill_structure, link_target, parse, values_for
+from bulletin.channels.locale_text import speaking
 from bulletin.channels.render import render_text
 
 HEADER_LIMIT = 150
@@ -43,7 +45,9 @@ MAX_BLOCKS = 50
 BLOCK_CHARS = 3000
 TOTAL_CHARS = 10_000
 FALLBACK_LIMIT = 3000
-READ_MORE = "Read the whole announcement"
+# In English here (HR's preview says it so); each message says it in its reader's language.
+READ_MORE = gettext_noop("Read the whole announcement")
+READ_MORE_IN_BULLETIN = gettext_noop("Read the whole announcement in Bulletin.")
 
 Element = dict[str, Any]
 _STYLES = {"strong": "bold", "em": "italic", "s": "strike"}
@@ -332,11 +336,12 @@ class SlackMessage:
     shown_chars: int
 
 
-def _read_more(url: str) -> Element:
-    if not url:
-        run = _text(f"{READ_MORE} in Bulletin.", {"italic": True})
-    else:
-        run = {"type": "link", "url": url, "text": READ_MORE, "style": {"bold": True}}
+def _read_more(url: str, language: str) -> Element:
+    with speaking(language):
+        if not url:
+            run = _text(gettext(READ_MORE_IN_BULLETIN), {"italic": True})
+        else:
+            run = {"type": "link", "url": url, "text": gettext(READ_MORE), "style": {"bold": True}}
     return {"type": "rich_text", "elements": [_section([run])]}
 
 
@@ -353,7 +358,7 @@ def slack_message(message: Message) -> SlackMessage:
     title = _clip(whole_title, HEADER_LIMIT)
     header = [{"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}}]
     header = header if title else []
-    more = _read_more(message.web_url)
+    more = _read_more(message.web_url, getattr(message, "language", ""))
     packer = _Packer(TOTAL_CHARS - len(title) - size(more), MAX_BLOCKS - len(header) - 1)
     blocks = [*header, *packer.pack(parts)]
     if packer.cut:

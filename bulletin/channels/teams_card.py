@@ -22,16 +22,20 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext, gettext_noop
 from markdown_it.tree import SyntaxTreeNode
 
 from bulletin.channels.base import Message
 from bulletin.channels.document import fill_structure, link_target, parse, values_for
+from bulletin.channels.locale_text import speaking
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_VERSION = "1.4"
 PAYLOAD_LIMIT = 28_000
-READ_MORE = "Read the whole announcement"
+# In English here; each card says it in its readers' language (the message's).
+READ_MORE = gettext_noop("Read the whole announcement")
+READ_MORE_IN_BULLETIN = gettext_noop("Read the whole announcement in Bulletin.")
 
 Run = dict[str, Any]
 Block = dict[str, Any]
@@ -231,10 +235,11 @@ def _payload(card: dict[str, Any]) -> dict[str, Any]:
     return {"type": "message", "attachments": [attachment]}
 
 
-def _read_more(url: str) -> dict[str, Any]:
-    if not url:
-        return {"body": [_block([_run(f"{READ_MORE} in Bulletin.", {"italic": True})])]}
-    return {"actions": [{"type": "Action.OpenUrl", "title": READ_MORE, "url": url}]}
+def _read_more(url: str, language: str) -> dict[str, Any]:
+    with speaking(language):
+        if not url:
+            return {"body": [_block([_run(gettext(READ_MORE_IN_BULLETIN), {"italic": True})])]}
+        return {"actions": [{"type": "Action.OpenUrl", "title": gettext(READ_MORE), "url": url}]}
 
 
 def teams_card(message: Message) -> TeamsCard:
@@ -245,7 +250,7 @@ def teams_card(message: Message) -> TeamsCard:
     body = _defused(fill_structure([*heading, *card_blocks(message.body)], values))
     card: dict[str, Any] = {"$schema": CARD_SCHEMA, "type": "AdaptiveCard"}
     card["version"] = CARD_VERSION
-    more = _read_more(message.web_url)
+    more = _read_more(message.web_url, getattr(message, "language", ""))
     # The room left once the card holds the link to the rest (kept back, cut or not).
     room = PAYLOAD_LIMIT - _bytes(_payload({**card, "body": [], **more}))
     kept, cut = _fit(body, room + (0 if "body" in more else 1))  # the first needs no comma

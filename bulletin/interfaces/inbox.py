@@ -23,8 +23,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from bulletin.channels.locale_text import speaking
 from bulletin.domain import engagement
 from bulletin.domain.models import PERSON_CHANNELS, Channel, ChannelOptOut, Employee, InboxItem
 
@@ -36,6 +38,14 @@ PAGE_SIZE = 20
 OPTIONAL_CHANNELS = tuple(channel for channel in PERSON_CHANNELS if channel != Channel.INAPP)
 # The list page needs no bodies.
 _LIST_FIELDS = ("id", "title", "created_at", "read_at", "requires_ack", "acknowledged_at")
+# The channels by the names employees know them by, in their language.
+CHANNEL_NAMES = {
+    Channel.EMAIL: pgettext_lazy("channel", "email"),
+    Channel.SLACK: pgettext_lazy("channel", "Slack"),
+    Channel.TEAMS: pgettext_lazy("channel", "Microsoft Teams"),
+    Channel.WEBHOOK: pgettext_lazy("channel", "webhooks"),
+    Channel.INAPP: pgettext_lazy("channel", "the in-app inbox"),
+}
 
 EmployeeView = Callable[..., HttpResponse]
 
@@ -46,7 +56,7 @@ def employee_view(return_to: str | None = None) -> Callable[[EmployeeView], Empl
     Anonymous requests go to the login page. ``return_to`` names the page to come back to
     after logging in when the request itself cannot be replayed as a GET (a POST-only action);
     otherwise it is the requested URL. A login that is not linked to an employee gets a page
-    that says so, not an error.
+    that says so, not an error. The page is in the employee's own language.
     """
 
     def decorate(view: EmployeeView) -> EmployeeView:
@@ -59,7 +69,8 @@ def employee_view(return_to: str | None = None) -> Callable[[EmployeeView], Empl
             employee = getattr(request.user, "employee", None)
             if employee is None:
                 return render(request, "bulletin/not_linked.html", status=403)
-            return view(request, employee, *args, **kwargs)
+            with speaking(employee.language):
+                return view(request, employee, *args, **kwargs)
 
         return wrapper
 
@@ -110,10 +121,17 @@ def item_detail(request: HttpRequest, employee: Employee, pk: int) -> HttpRespon
         else:
             item.refresh_from_db(fields=["read_at"])
         engagement.opened(item.delivery.occurrence_id, employee.pk, now)
+    # The language its text was sent in ("": unknown, the browser works out its direction).
+    text_language = getattr(item.delivery, "language", "")
     return render(
         request,
         "bulletin/item.html",
-        {"employee": employee, "zone": zone_of(employee), "item": item},
+        {
+            "employee": employee,
+            "zone": zone_of(employee),
+            "item": item,
+            "text_language": text_language,
+        },
     )
 
 
@@ -129,7 +147,8 @@ def acknowledge(request: HttpRequest, employee: Employee, pk: int) -> HttpRespon
     )
     if not item.requires_ack:
         return HttpResponseBadRequest(
-            "This announcement does not ask for acknowledgement.", content_type="text/plain"
+            gettext("This announcement does not ask for acknowledgement."),
+            content_type="text/plain",
         )
     # Recorded once, and shown on this item, whichever channel's button is pressed first.
     engagement.acknowledged(item.delivery.occurrence_id, employee.pk, "inapp", timezone.now())
@@ -144,7 +163,12 @@ def mark_all_read(request: HttpRequest, employee: Employee) -> HttpResponse:
         read_at=timezone.now()
     )
     if count:
-        messages.success(request, f"Marked {count} announcement{'s' * (count != 1)} as read.")
+        done = ngettext(
+            "Marked %(count)d announcement as read.",
+            "Marked %(count)d announcements as read.",
+            count,
+        )
+        messages.success(request, done % {"count": count})
     return redirect("inbox:list")
 
 
@@ -161,7 +185,7 @@ def preferences_page(request: HttpRequest, employee: Employee, action: str) -> H
     """The form, posting to ``action`` (here, or an email's signed preferences link)."""
     opted_out = set(employee.opt_outs.values_list("channel", flat=True))
     choices = [
-        {"value": channel.value, "label": channel.label, "opted_out": channel in opted_out}
+        {"value": channel.value, "label": CHANNEL_NAMES[channel], "opted_out": channel in opted_out}
         for channel in OPTIONAL_CHANNELS
     ]
     context = {"employee": employee, "choices": choices, "action": action}
@@ -202,5 +226,5 @@ def save_preferences(request: HttpRequest, employee: Employee, back: str) -> Htt
             channel,
             extra={"employee_id": employee.pk, "channel": channel, "opted_out": opted_out},
         )
-    messages.success(request, "Your preferences are saved.")
+    messages.success(request, gettext("Your preferences are saved."))
     return redirect(back)

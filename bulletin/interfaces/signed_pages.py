@@ -21,9 +21,11 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_http_methods, require_safe
 
+from bulletin.channels.locale_text import speaking
 from bulletin.dispatch.signed_links import (
     LinkRefused,
     mailbox_digest,
@@ -37,10 +39,24 @@ from bulletin.interfaces import inbox
 
 log = logging.getLogger(__name__)
 
+# What bulletin.dispatch.signed_links says when it refuses a link (logged in English), marked
+# here for the catalogs: the page says it in the reader's language.
+_REFUSALS = (
+    gettext_noop("This sign-in link has expired."),
+    gettext_noop("This sign-in link is not valid."),
+    gettext_noop("This preferences link is not valid."),
+    gettext_noop("This acknowledgement link is not valid."),
+    gettext_noop("This link is not valid."),
+)
+
 
 def _refused(request: HttpRequest, problem: str) -> HttpResponse:
+    """Nothing changed. Whose link it was is not known (or not trusted): the page is in the
+    language the browser asks for, among those Bulletin speaks."""
     log.warning("signed link refused: %s", problem, extra={"path": request.path})
-    return render(request, "bulletin/link_refused.html", {"problem": problem}, status=400)
+    with translation.override(translation.get_language_from_request(request)):
+        context = {"problem": gettext(problem)}
+        return render(request, "bulletin/link_refused.html", context, status=400)
 
 
 @require_safe
@@ -51,7 +67,7 @@ def sign_in(request: HttpRequest, token: str) -> HttpResponse:
         return _refused(request, str(exc))
     employee = Employee.objects.filter(pk=link.employee_id, active=True).first()
     if employee is None or mailbox_digest(employee.email) != link.mailbox:
-        return _refused(request, "This sign-in link no longer works.")
+        return _refused(request, gettext_noop("This sign-in link no longer works."))
     # Occurrence 0: an invitation, to the inbox itself.
     target = (
         reverse("inbox:announcement", kwargs={"pk": link.occurrence_id})
@@ -110,10 +126,11 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         return _refused(request, str(exc))
     employee = Employee.objects.filter(pk=employee_id).first()
     if employee is None:
-        return _refused(request, "This preferences link no longer works.")
-    if request.method == "POST":
-        return inbox.save_preferences(request, employee, back=request.path)
-    return inbox.preferences_page(request, employee, action=request.path)
+        return _refused(request, gettext_noop("This preferences link no longer works."))
+    with speaking(employee.language):
+        if request.method == "POST":
+            return inbox.save_preferences(request, employee, back=request.path)
+        return inbox.preferences_page(request, employee, action=request.path)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -128,7 +145,7 @@ def acknowledge(request: HttpRequest, token: str) -> HttpResponse:
         .first()
     )
     if occurrence is None or not occurrence.announcement.requires_ack:
-        return _refused(request, "This acknowledgement link no longer works.")
+        return _refused(request, gettext_noop("This acknowledgement link no longer works."))
     if request.method == "POST":
         now = timezone.now()
         engagement.acknowledged(occurrence.pk, link.employee_id, link.channel, now)
@@ -136,4 +153,15 @@ def acknowledge(request: HttpRequest, token: str) -> HttpResponse:
     content = occurrence.version or occurrence.announcement
     done = engagement.acknowledged_at(occurrence.pk, link.employee_id)
     context = {"title": content.title, "sent_at": occurrence.fire_at, "done": done}
-    return render(request, "bulletin/acknowledge.html", context)
+    employee = Employee.objects.filter(pk=link.employee_id).first()
+    if employee is None:
+        return render(request, "bulletin/acknowledge.html", context)
+    # In their language and on their clock; the title in its own language's direction.
+    context |= {"zone": inbox.zone_of(employee), "text_language": _language_of(content)}
+    with speaking(employee.language):
+        return render(request, "bulletin/acknowledge.html", context)
+
+
+def _language_of(content: object) -> str:
+    """The language an announcement's text (or one version of it) is written in."""
+    return str(getattr(content, "language", "") or "")

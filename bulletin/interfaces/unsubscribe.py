@@ -14,10 +14,13 @@ import logging
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import translation
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from bulletin.channels.locale_text import speaking
 from bulletin.dispatch.unsubscribe import is_opted_out, read_token, unsubscribe
 from bulletin.domain.models import Employee
 
@@ -32,17 +35,27 @@ _FIELD, _VALUE = "List-Unsubscribe", "One-Click"
 @require_http_methods(["GET", "HEAD", "POST"])
 def one_click(request: HttpRequest, token: str) -> HttpResponse:
     found = read_token(token)
-    if found is None or not Employee.objects.filter(pk=found[0]).exists():
+    # Their language, for the pages (which say nothing about whose link it is); None: gone.
+    people = Employee.objects.filter(pk=found[0]) if found else Employee.objects.none()
+    language = people.values_list("language", flat=True).first()
+    if found is None or language is None:
         reason = "bad signature" if found is None else "employee gone"
         log.warning("unsubscribe link refused: %s", reason, extra={"reason": reason})
-        return _refused(request, "This unsubscribe link is not valid.")
-    employee_id, announcement_id = found
+        # Whose link it is is not known: the language the browser asks for.
+        with translation.override(translation.get_language_from_request(request)):
+            return _refused(request, gettext("This unsubscribe link is not valid."))
+    with speaking(language):
+        return _answer(request, *found)
+
+
+def _answer(request: HttpRequest, employee_id: int, announcement_id: int) -> HttpResponse:
     if request.method != "POST":
         done = is_opted_out(employee_id)
         return _page(request, "bulletin/unsubscribe.html", done=done, field=_FIELD, value=_VALUE)
     if request.POST.get(_FIELD) != _VALUE:
         log.warning("unsubscribe POST without %s=%s", _FIELD, _VALUE)
-        return _refused(request, f"An unsubscribe request says {_FIELD}={_VALUE}.")
+        problem = gettext("An unsubscribe request says %(field)s=%(value)s.")
+        return _refused(request, problem % {"field": _FIELD, "value": _VALUE})
     unsubscribe(employee_id, announcement_id)
     return _page(request, "bulletin/unsubscribe.html", done=True)
 
