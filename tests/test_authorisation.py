@@ -33,7 +33,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 
-from bulletin.dispatch import lifecycle
+from bulletin.dispatch import lifecycle, translations
 from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
@@ -228,6 +228,17 @@ def asking_occurrence(w: World) -> Occurrence:
     return Occurrence.objects.get(announcement=asking(w))
 
 
+def translated(w: World) -> Announcement:
+    """A draft with a German text besides its English one."""
+    item = draft(w)
+    translations.save_text(item, "de", "Kantine öffnet", "Am Montag.", w.author)
+    return item
+
+
+def german_text(w: World) -> dict[str, str]:
+    return {"title": "Kantine öffnet wieder", "body": "Am **Montag**."}
+
+
 def suppression(w: World) -> Suppression:
     """Bob's address, suppressed after a hard bounce."""
     now = timezone.now()
@@ -256,6 +267,7 @@ BUILDERS: dict[str, Callable[[World], Any]] = {
     "asking occurrence": asking_occurrence,
     "bob in ops": bob_in_ops,
     "draft": draft,
+    "translated": translated,
     "scheduled": scheduled,
     "paused": paused,
     "pending": pending,
@@ -375,6 +387,8 @@ def remind_them(w: World) -> dict[str, Any]:
 
 # An HR action that is allowed changes the announcement and returns to its page.
 DONE: dict[str, Any] = {"to": "/hr/{item}/", "changes": "ok"}
+# A translation saved or removed returns to the announcement's list of languages.
+TEXTS: dict[str, Any] = {"to": "/hr/{item}/translations/", "changes": "ok"}
 HR_ROWS = [
     Row("GET /", "->/inbox/ ->/inbox/ ->/hr/ ->/hr/ ->/hr/"),
     Row("GET /hr/", "login 403 ok ok ok"),
@@ -429,6 +443,20 @@ HR_ROWS = [
     Row("GET /hr/{item}/not-acknowledged/", "login 403 ok ok ok", "asking"),
     Row("GET /hr/{item}/not-acknowledged.csv", "login 403 ok ok ok", "asking"),
     Row("POST /hr/{item}/remind/", "login 403 ok 403 ok", "asking", remind_them, **DONE),
+    Row("GET /hr/{item}/translations/", "login 403 ok ok ok", "translated"),
+    Row("GET /hr/999999/translations/", "login 403 404 404 404"),
+    Row("GET /hr/{item}/translations/de/", "login 403 ok 403 ok", "translated"),
+    Row("GET /hr/{item}/translations/fr/", "login 403 ok 403 ok", "draft"),  # a new one
+    Row("GET /hr/{item}/translations/xx/", "login 403 404 403 404", "draft"),
+    Row("POST /hr/{item}/translations/de/", "login 403 ok 403 ok", "draft", german_text, **TEXTS),
+    Row("GET /hr/{item}/translations/de/remove/", "login 403 405 403 405", "translated"),
+    Row(
+        "POST /hr/{item}/translations/de/remove/",
+        "login 403 ok 403 ok",
+        "translated",
+        confirm,
+        **TEXTS,
+    ),
 ]
 
 INBOX_ROWS = [

@@ -37,6 +37,7 @@ from bulletin.domain.models import Announcement, Delivery, DeliveryState, Employ
 LARGEST = 2**63 - 1  # the database's largest id
 SMALLEST_GROUP = 5  # a group under this many people reached is shown as "fewer than 5"
 GROUPINGS = {"department": "department", "location": "location"}  # name → employee column
+BY_LANGUAGE = "language"  # by the delivery's language: what each person was sent
 
 
 class Rates:
@@ -207,13 +208,13 @@ class Group(Rates):
         return self.reached < SMALLEST_GROUP
 
 
-def _reached_pairs() -> str:
+def _reached_pairs(also: str = "") -> str:
     """SQL for the (occurrence, employee) pairs reached: a person sent it on two channels is
     reached once. The occurrences come as a subquery on the announcement's id, between two
     ids: one occurrence's twice, or 0 and the largest (every one), so the statement and its
-    parameters' types stay the same either way."""
+    parameters' types stay the same either way. ``also``: more of the delivery's columns."""
     return (
-        f"SELECT DISTINCT d.occurrence_id, d.employee_id FROM {Delivery._meta.db_table} d "
+        f"SELECT DISTINCT d.occurrence_id, d.employee_id{also} FROM {Delivery._meta.db_table} d "
         f"WHERE d.occurrence_id IN (SELECT o.id FROM {Occurrence._meta.db_table} o "
         "WHERE o.announcement_id = %s AND o.id BETWEEN %s AND %s AND o.reminder_of_id IS NULL) "
         "AND d.state = %s AND d.employee_id IS NOT NULL"
@@ -228,6 +229,8 @@ def pair_parameters(item: Announcement, occurrence: Occurrence | None) -> list[A
 def groups_sql(by: str) -> str:
     """The breakdown's statement: people reached, opened and acknowledged per value of the
     employee column ``by`` names; each pair's engagement found by its unique index."""
+    if by == BY_LANGUAGE:
+        return _language_groups_sql()
     column = GROUPINGS[by]  # never user input in SQL: only the fixed names above
     return (
         f"SELECT COALESCE(e.{column}, ''), COUNT(*), COUNT(g.opened_at), COUNT(g.acknowledged_at) "
@@ -239,13 +242,59 @@ def groups_sql(by: str) -> str:
     )
 
 
+def _language_groups_sql() -> str:
+    """By the language of the text each person was sent (the delivery's, after the fallback),
+    not the one they prefer now: "" is a delivery from before languages were recorded, which
+    sent the announcement's only text, in its default language."""
+    return (
+        "SELECT r.language, COUNT(*), COUNT(g.opened_at), COUNT(g.acknowledged_at) "
+        f"FROM ({_reached_pairs(', d.language')}) r "
+        f"LEFT JOIN {Engagement._meta.db_table} g "
+        "ON g.occurrence_id = r.occurrence_id AND g.employee_id = r.employee_id "
+        "GROUP BY r.language"
+    )
+
+
 def groups(item: Announcement, by: str, occurrence: Occurrence | None = None) -> list[Group]:
-    """Per department or location (``by``), largest first: one query."""
+    """Per department, location or language (``by``), largest first: one query."""
     with connection.cursor() as cursor:
         cursor.execute(groups_sql(by), pair_parameters(item, occurrence))
         rows = cursor.fetchall()
     found = [Group(str(name), int(n), int(o), int(a)) for name, n, o, a in rows]
+    if by == BY_LANGUAGE:
+        found = _unrecorded_as_default(found, item.language)
     return sorted(found, key=lambda group: (-group.reached, group.name))
+
+
+def _unrecorded_as_default(found: list[Group], default: str) -> list[Group]:
+    totals: dict[str, list[int]] = {}
+    for group in found:
+        total = totals.setdefault(group.name or default, [0, 0, 0])
+        total[0] += group.reached
+        total[1] += group.opened
+        total[2] += group.acknowledged
+    return [Group(name, *total) for name, total in totals.items()]
+
+
+def sent_by_language(item: Announcement) -> dict[str, int]:
+    """Sent deliveries (every channel, places' too) per language of their text: a GROUP BY
+    over the announcement's sent deliveries, read through the (occurrence, state) index. It
+    reads each of them, as counting people reached does, so callers cap it the same way
+    (``figures(sent_up_to=…)``)."""
+    rows = (
+        Delivery.objects.filter(
+            occurrence_id__in=Occurrence.objects.filter(announcement=item).values("id"),
+            state=DeliveryState.SENT,
+        )
+        .order_by()
+        .values("language")
+        .annotate(n=Count("id"))
+    )
+    found: dict[str, int] = {}
+    for row in rows:
+        name = row["language"] or item.language
+        found[name] = found.get(name, 0) + row["n"]
+    return found
 
 
 # --- not yet acknowledged -------------------------------------------------------------------

@@ -21,6 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
+from bulletin.domain.languages import display_name
 from bulletin.domain.models import Announcement, Occurrence
 from bulletin.interfaces.hr import engagement, engagement_chart, exports, reminders
 from bulletin.interfaces.hr.access import hr_view
@@ -65,10 +66,28 @@ def _section(
         "people_counted": counted,
         "by_department": engagement.groups(item, "department") if counted else [],
         "by_location": engagement.groups(item, "location") if counted else [],
+        "by_language": by_language(item) if counted else [],
         "chart": engagement_chart.timeline(item, zone),
         "smallest": engagement.SMALLEST_GROUP,
         "full_page": up_to is None,
     }
+
+
+def by_language(item: Announcement) -> list[dict[str, Any]]:
+    """Per language of the text sent, most sent first: sent deliveries (every channel), and
+    the people reached, opened and acknowledged (a small group without its figures)."""
+    sent = engagement.sent_by_language(item)
+    groups = {group.name: group for group in engagement.groups(item, engagement.BY_LANGUAGE)}
+    tags = sorted(set(sent) | set(groups), key=lambda tag: (-sent.get(tag, 0), tag))
+    return [
+        {
+            "language": tag,
+            "name": display_name(tag),
+            "sent": sent.get(tag, 0),
+            "group": groups.get(tag),
+        }
+        for tag in tags
+    ]
 
 
 @hr_view("view_announcement")

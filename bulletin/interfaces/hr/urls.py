@@ -11,6 +11,7 @@ from bulletin.interfaces.hr import (
     invitations,
     reminders,
     suppressions,
+    translations,
     views,
 )
 from bulletin.interfaces.hr.email_preview import email_preview
@@ -43,6 +44,13 @@ urlpatterns: list[URLPattern] = [
     path("<int:pk>/deliveries.csv", exports.deliveries_csv, name="deliveries-csv"),
     path("<int:pk>/email-preview/", email_preview, name="email-preview"),
     path("<int:pk>/remind/", reminders.send_reminder, name="remind"),
+    path("<int:pk>/translations/", translations.language_list, name="translations"),
+    path("<int:pk>/translations/<str:language>/", translations.editor, name="translation"),
+    path(
+        "<int:pk>/translations/<str:language>/remove/",
+        translations.remove,
+        name="translation-remove",
+    ),
     path("<int:pk>/engagement/", engagement_views.figures_page, name="engagement"),
     path("<int:pk>/not-acknowledged/", engagement_views.not_acknowledged, name="not-acknowledged"),
     path(

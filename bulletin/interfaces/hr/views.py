@@ -34,7 +34,7 @@ from bulletin.domain.models import (
     Occurrence,
     OccurrenceState,
 )
-from bulletin.interfaces.hr import engagement_views, form_checks, holds
+from bulletin.interfaces.hr import engagement_views, form_checks, holds, translations
 from bulletin.interfaces.hr.access import hr_view
 from bulletin.interfaces.hr.forms import AnnouncementForm, changed_fields
 from bulletin.interfaces.hr.present import (
@@ -294,7 +294,9 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     item = get_object_or_404(Announcement.objects.select_related("created_by"), pk=pk)
     zone = display_zone(item)
-    versions = list(item.versions.select_related("created_by").order_by("-number"))
+    # The default language's versions; each translation's are on its own page (translations.py).
+    defaults = item.versions.filter(language=item.language)
+    versions = list(defaults.select_related("created_by").order_by("-number"))
     current = versions[0] if versions else None
     approvals = list(
         Approval.objects.filter(announcement=item)
@@ -375,6 +377,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
                     "approval": a,
                     "at": in_zone(a.approved_at, zone),
                     "who": person_name(a.approved_by),
+                    "language": translations.other_language(item, a.version),
                 }
                 for a in approvals
             ],
@@ -390,6 +393,8 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can": can,
             "approval_required": options().require_approval,
             "engagement": engagement_views.for_detail(item, zone, occurrence_rows),
+            "languages": translations.language_rows(item),
+            **translations.coverage_context(item),
         },
     )
 
