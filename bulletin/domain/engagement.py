@@ -83,11 +83,16 @@ def acknowledged(occurrence_id: int, employee_id: int, via: str, at: datetime) -
     reminder of it; True the first time."""
     from bulletin.domain.models import InboxItem
 
+    language, number = _text_sent(occurrence_id, employee_id)
     occurrence_id = root_of(occurrence_id)
     row = _row(occurrence_id, employee_id)
     first = bool(
         Engagement.objects.filter(pk=row.pk, acknowledged_at__isnull=True).update(
-            acknowledged_at=at, acknowledged_via=via, opened_at=Coalesce("opened_at", at)
+            acknowledged_at=at,
+            acknowledged_via=via,
+            opened_at=Coalesce("opened_at", at),
+            language=language,
+            version_number=number,
         )
     )
     # The inbox shows it acknowledged, whichever channel's button was pressed.
@@ -101,6 +106,16 @@ def acknowledged(occurrence_id: int, employee_id: int, via: str, at: datetime) -
         extra = {"occurrence_id": occurrence_id, "employee_id": employee_id, "via": via}
         log.info("announcement acknowledged", extra=extra)
     return first
+
+
+def _text_sent(occurrence_id: int, employee_id: int) -> tuple[str, int | None]:
+    """The language and version number of the text the person was sent by this occurrence (a
+    reminder's own, or one asking again after an edit): what they acknowledge."""
+    from bulletin.domain.models import Delivery
+
+    sent = Delivery.objects.filter(occurrence_id=occurrence_id, employee_id=employee_id)
+    found = sent.order_by("id").values_list("language", "version_number").first()
+    return found if found is not None else ("", None)
 
 
 def acknowledged_at(occurrence_id: int, employee_id: int) -> datetime | None:
