@@ -22,7 +22,7 @@ from typing import Literal
 
 import langcodes
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_skeleton
+from babel.dates import format_date, format_skeleton
 from django.conf import settings
 from django.utils import timezone, translation
 
@@ -38,9 +38,10 @@ RTL_SCRIPTS = frozenset({"Arab", "Hebr", "Thaa", "Syrc", "Nkoo", "Adlm", "Rohg",
 
 Direction = Literal["rtl", "ltr"]
 Style = Literal["medium", "long"]
-# CLDR skeletons (the fields wanted; each locale orders and punctuates them itself): a day
-# with an abbreviated month, or a weekday and the full month; a 24-hour time.
-_DATE_SKELETONS = {"medium": "yMMMd", "long": "yMMMMEEEEd"}
+# CLDR's own forms (each locale orders and punctuates them itself): a day with an
+# abbreviated month (the "yMMMd" skeleton), or the locale's full date with the weekday; a
+# 24-hour time ("Hm").
+_DATE_SKELETON = "yMMMd"
 _TIME_SKELETON = "Hm"
 
 
@@ -98,7 +99,10 @@ def when(
     zone = zone or timezone.get_current_timezone()
     locale = babel_locale(tag or translation.get_language() or "")
     local = moment.astimezone(zone)
-    date = format_skeleton(_DATE_SKELETONS[style], local, tzinfo=zone, locale=locale)
+    if style == "long":
+        date = format_date(local, "full", locale=locale)
+    else:
+        date = format_skeleton(_DATE_SKELETON, local, tzinfo=zone, locale=locale)
     time = format_skeleton(_TIME_SKELETON, local, tzinfo=zone, locale=locale)
     # "{1}, {0}": the date, then the time; quotes mark literal words in CLDR patterns.
     pattern = str(locale.datetime_formats["medium"]).replace("'", "")
