@@ -214,6 +214,12 @@ def test_slack_and_teams_link_to_the_rest_in_the_readers_language(language: str,
     assert card.cut and card.payload["attachments"][0]["content"]["actions"][0]["title"] == link
 
 
+def test_a_teams_card_in_arabic_or_hebrew_is_laid_out_right_to_left() -> None:
+    for language, rtl in (("ar", True), ("he", True), ("de", None), ("", None)):
+        card = teams_card(message(language, body="Text")).payload["attachments"][0]["content"]
+        assert card.get("rtl") is rtl, language
+
+
 def test_without_a_web_address_slack_and_teams_say_where_to_read_the_rest() -> None:
     cut = message("es", body=LONG)
     assert "Lea el comunicado completo en Bulletin." in all_text(slack_message(cut).blocks)

@@ -27,7 +27,7 @@ from markdown_it.tree import SyntaxTreeNode
 
 from bulletin.channels.base import Message
 from bulletin.channels.document import fill_structure, link_target, parse, values_for
-from bulletin.channels.locale_text import speaking
+from bulletin.channels.locale_text import direction, speaking
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -250,7 +250,13 @@ def teams_card(message: Message) -> TeamsCard:
     body = _defused(fill_structure([*heading, *card_blocks(message.body)], values))
     card: dict[str, Any] = {"$schema": CARD_SCHEMA, "type": "AdaptiveCard"}
     card["version"] = CARD_VERSION
-    more = _read_more(message.web_url, getattr(message, "language", ""))
+    language = getattr(message, "language", "")
+    if direction(language) == "rtl":
+        # AdaptiveCard's "rtl" (schema 1.5: "true if the content of this Adaptive Card should
+        # be presented right to left", learn.microsoft.com/adaptive-cards/schema-explorer/
+        # adaptive-card); a host on an older schema ignores a property it does not know.
+        card["rtl"] = True
+    more = _read_more(message.web_url, language)
     # The room left once the card holds the link to the rest (kept back, cut or not).
     room = PAYLOAD_LIMIT - _bytes(_payload({**card, "body": [], **more}))
     kept, cut = _fit(body, room + (0 if "body" in more else 1))  # the first needs no comma
