@@ -21,7 +21,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from bulletin.channels.render import markdown_to_html, render_html
+from bulletin.channels.locale_text import direction
+from bulletin.channels.render import render_html
 from bulletin.conf import options
 from bulletin.dispatch import translations
 from bulletin.domain.languages import display_name, offered_languages
@@ -33,17 +34,6 @@ from bulletin.interfaces.hr.forms import _sentence
 from bulletin.interfaces.hr.present import display_zone, in_zone, person_name
 
 # --- languages in words ---------------------------------------------------------------------
-
-
-def direction(tag: str) -> str:
-    """ "rtl" for a language written right to left (Arabic, Hebrew, Persian, Urdu…), by CLDR's
-    character order as Babel reads it; "ltr" otherwise, and for a tag Babel does not know."""
-    from babel import Locale, UnknownLocaleError
-
-    try:
-        return "rtl" if Locale.parse(tag, sep="-").text_direction == "rtl" else "ltr"
-    except (UnknownLocaleError, ValueError, TypeError):
-        return "ltr"
 
 
 def people(n: int) -> str:
@@ -98,6 +88,12 @@ class TranslationForm(forms.Form):
     title = forms.CharField(required=False, strip=True)
     body = forms.CharField(required=False, strip=False)
     ask_again = forms.BooleanField(required=False)
+
+    def clean_body(self) -> str:
+        # A browser sends a textarea's line breaks as CRLF (HTML's form submission normalises
+        # newlines so); the text is kept with LF, as the API and the default text have it, so
+        # the same words sent again are "nothing changed", not a new version.
+        return str(self.cleaned_data["body"]).replace("\r\n", "\n")
 
     def add_service_errors(self, error: ValidationError) -> None:
         """The service's problems, on the field they name (the rest above the form)."""
@@ -214,6 +210,7 @@ def _editor_page(
 ) -> HttpResponse:
     default = translations.available(item).get(item.language)
     body = form["body"].value() or ""
+    reader = endpoints._sample_reader(request)  # both texts as the writer would get them
     context = {
         "item": item,
         "language": language,
@@ -229,8 +226,9 @@ def _editor_page(
             "direction": direction(item.language),
             "version": default,
         },
-        "default_html": markdown_to_html(default.body if default else item.body),
-        "preview_html": render_html(body, endpoints._sample_reader(request)) if body else "",
+        "default_html": render_html(default.body if default else item.body, reader),
+        "reader": reader.name,
+        "preview_html": render_html(body, reader) if body else "",
         "approval_required": options().require_approval,
         "will_need_approval": options().require_approval
         and item.status in (AnnouncementStatus.SCHEDULED, AnnouncementStatus.PAUSED),
