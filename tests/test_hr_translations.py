@@ -28,7 +28,7 @@ from bulletin.domain.models import (
 )
 from bulletin.domain.records import AnnouncementVersion
 from bulletin.domain.roles import ANNOUNCER, APPROVER
-from bulletin.interfaces.hr import engagement
+from bulletin.interfaces.hr import engagement, engagement_views
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -460,3 +460,23 @@ def test_the_breakdown_by_language_reads_the_ledger_and_engagement_by_index(ann:
     for table in ("bulletin_delivery", "bulletin_engagement"):
         assert f"SCAN {table} " not in f"{plan} ", plan  # SQLite's words
         assert f"Seq Scan on {table} " not in f"{plan} ", plan  # PostgreSQL's
+
+
+def test_past_the_detail_pages_limit_the_breakdown_by_language_is_on_the_full_figures_page(
+    hr: Client, ann: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    germans = factories.employees(6, prefix="de", language="de")
+    item = draft(ann)
+    occurrence = Occurrence.objects.create(
+        announcement=item, zone="Europe/London", fire_at=timezone.now(), state="fanned_out"
+    )
+    sent_to(occurrence, germans, "de", "email")
+    monkeypatch.setattr(engagement_views, "DETAIL_SENT_UP_TO", 5)  # 6 sent: past it
+
+    detail = page(hr.get(f"/hr/{item.pk}/"))
+    full = page(hr.get(f"/hr/{item.pk}/engagement/"))
+
+    assert 'id="engagement-by-language"' not in detail
+    assert "breakdown by department, location and language" in detail
+    german = part(full, 'data-language="de"', "</tr>")
+    assert "<td>6</td>" in german
