@@ -288,7 +288,9 @@ def test_a_cancelled_announcements_texts_cannot_change(hr: Client, ann: Any) -> 
     assert "A cancelled announcement cannot be edited." in page(shown)
     assert posted.status_code == 302
     assert "de" not in languages(item)
-    assert "Add a translation" not in page(hr.get(f"/hr/{item.pk}/translations/"))
+    listed = page(hr.get(f"/hr/{item.pk}/translations/"))
+    assert "Add a translation" not in listed
+    assert "A cancelled announcement cannot be edited." in part(listed, 'id="cannot-write"', "</p>")
 
 
 # --- approval -------------------------------------------------------------------------------
@@ -480,3 +482,24 @@ def test_past_the_detail_pages_limit_the_breakdown_by_language_is_on_the_full_fi
     assert "breakdown by department, location and language" in detail
     german = part(full, 'data-language="de"', "</tr>")
     assert "<td>6</td>" in german
+
+
+def test_an_approver_reads_every_languages_text_but_cannot_write_one(
+    ann: Any, approval_required: None
+) -> None:
+    april = factories.person("april", APPROVER)
+    item = draft(ann)
+    translations.save_text(item, "de", "Kantine öffnet", "Am **Montag**.", ann)
+    lifecycle.submit(item, ann)
+    approver = Client()
+    approver.force_login(april)
+
+    detail = page(approver.get(f"/hr/{item.pk}/"))
+    listed = page(approver.get(f"/hr/{item.pk}/translations/"))
+
+    assert 'id="approve-translations"' in detail  # the approval box points at the translations
+    german = part(listed, 'data-language="de"', "</tr>")
+    assert "<strong>Montag</strong>" in german and "needs approval" in german
+    assert "Edit side by side" not in listed and "Add a translation" not in listed
+    assert "Your role can see translations but not write them." in listed
+    assert approver.get(f"/hr/{item.pk}/translations/de/").status_code == 403

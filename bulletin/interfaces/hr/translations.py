@@ -22,7 +22,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from bulletin.channels.locale_text import direction
-from bulletin.channels.render import render_html
+from bulletin.channels.render import markdown_to_html, render_html
 from bulletin.conf import options
 from bulletin.dispatch import translations
 from bulletin.domain.languages import display_name, offered_languages
@@ -115,9 +115,9 @@ def _approved(item: Announcement) -> set[int]:
     return translations.approved_version_ids(item)
 
 
-def language_rows(item: Announcement) -> list[dict[str, Any]]:
+def language_rows(item: Announcement, *, with_text: bool = False) -> list[dict[str, Any]]:
     """Each language with a text, the default first, then by name: its latest version and
-    whether that version is approved."""
+    whether that version is approved; ``with_text``: its body as sent, for approvers to read."""
     zone, approved = display_zone(item), _approved(item)
     found = translations.available(item)
     order = sorted(found, key=lambda tag: (tag != item.language, display_name(tag), tag))
@@ -131,6 +131,8 @@ def language_rows(item: Announcement) -> list[dict[str, Any]]:
             "who": person_name(found[tag].created_by),
             "at": in_zone(found[tag].created_at, zone),
             "state": state_of(found[tag], approved),
+            # markdown_to_html: raw HTML off, then sanitised by nh3 (what the template marks safe).
+            "html": markdown_to_html(found[tag].body) if with_text else "",
         }
         for tag in order
     ]
@@ -155,7 +157,7 @@ def _can_edit(request: HttpRequest, item: Announcement) -> bool:
 def language_list(request: HttpRequest, pk: int) -> HttpResponse:
     """The announcement's languages; ``?add=de`` opens the editor for a new one."""
     item = get_object_or_404(Announcement, pk=pk)
-    rows = language_rows(item)
+    rows = language_rows(item, with_text=True)
     written = {row["language"] for row in rows}
     addable = [(tag, display_name(tag)) for tag in offered_languages() if tag not in written]
     add_error, status = "", 200
@@ -171,6 +173,7 @@ def language_list(request: HttpRequest, pk: int) -> HttpResponse:
         "offered": [display_name(tag) for tag in offered_languages()],
         "add_error": add_error,
         "can_edit": _can_edit(request, item),
+        "editing_problem": editing_problem(item),
         "approval_required": options().require_approval,
         **coverage_context(item),
     }
