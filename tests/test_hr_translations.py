@@ -503,3 +503,21 @@ def test_an_approver_reads_every_languages_text_but_cannot_write_one(
     assert "Edit side by side" not in listed and "Add a translation" not in listed
     assert "Your role can see translations but not write them." in listed
     assert approver.get(f"/hr/{item.pk}/translations/de/").status_code == 403
+
+
+def test_a_material_change_asks_those_who_acknowledged_that_language_again(
+    hr: Client, ann: Any
+) -> None:
+    item = draft(ann, requires_ack=True)
+    translations.save_text(item, "de", "Kantine öffnet", "Am Montag.", ann)
+    assert "This changes what it says" in page(hr.get(f"/hr/{item.pk}/translations/de/"))
+
+    hr.post(
+        f"/hr/{item.pk}/translations/de/",
+        {"title": "Kantine öffnet", "body": "Am Dienstag.", "ask_again": "on"},
+    )
+    hr.post(f"/hr/{item.pk}/translations/de/", {"title": "Kantine öffnet", "body": "Am Dienstag!"})
+
+    versions = AnnouncementVersion.objects.filter(announcement=item, language="de")
+    asked = dict(versions.values_list("number", "asks_again"))
+    assert asked == {1: False, 2: True, 3: False}  # only the one ticked as material
