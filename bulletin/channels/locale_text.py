@@ -58,7 +58,6 @@ def direction(tag: str) -> Direction:
     return "rtl" if script in RTL_SCRIPTS else "ltr"
 
 
-@lru_cache(maxsize=256)
 def words_language(tag: str) -> str:
     """The language of the words around a text in ``tag``: ``tag`` itself when a catalog
     ships for it or its base language, else the organisation's default (for Django's
