@@ -18,6 +18,7 @@ from django.utils.http import urlencode
 from bulletin.channels import TRANSPORTS
 from bulletin.channels.email import message_id
 from bulletin.dispatch import announcements, lifecycle
+from bulletin.domain.languages import UnknownLanguage, canonical
 from bulletin.domain.models import (
     PERSON_CHANNELS,
     Announcement,
@@ -114,13 +115,28 @@ class LocationAdmin(admin.ModelAdmin):
         return getattr(obj, "n_employees", 0)
 
 
+class EmployeeForm(forms.ModelForm):
+    """An employee; their language typed as any spelling of a tag ("pt-br", "pt_BR") is kept
+    canonical ("pt-BR"), an unknown one refused naming it. (The admin gives it its model
+    and fields.)"""
+
+    def clean_language(self) -> str:
+        try:
+            return canonical(self.cleaned_data.get("language") or "")
+        except UnknownLanguage as exc:
+            raise ValidationError(str(exc)) from None
+
+
 @admin.register(Employee)
 class EmployeeAdmin(admin.ModelAdmin):
+    form = EmployeeForm
     inlines = (OptOutInline, SuppressionInline)
     raw_id_fields = ("user",)
     autocomplete_fields = ("location",)
-    list_display = ("name", "email", "department", "location", "timezone", "away_until", "active")
-    list_filter = ("active", "department", "location", "timezone")
+    list_display = (
+        "name", "email", "department", "location", "timezone", "language", "away_until", "active"
+    )  # fmt: skip
+    list_filter = ("active", "department", "location", "timezone", "language")
     search_fields = ("name", "email", "department", "location__name")
     show_facets = admin.ShowFacets.ALWAYS
     # What Slack's look-ups found (dispatch keeps it; a typed-in Slack member id wins over it).

@@ -37,6 +37,7 @@ from django.core.validators import EmailValidator, validate_email
 from django.db import transaction
 
 from bulletin.conf import BOOLEAN_WORDS, boolean
+from bulletin.domain.languages import UnknownLanguage, canonical
 from bulletin.domain.models import Employee
 from bulletin.interfaces import locations, roster_writes
 from bulletin.interfaces.roster_rows import (
@@ -74,7 +75,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-OPTIONAL = ("active", "away_until", *locations.COLUMNS)
+OPTIONAL = ("active", "away_until", "language", *locations.COLUMNS)
 FIELDS = roster_writes.FIELDS
 # The cells many rows share (a file names a few departments, locations and zones), judged
 # once per combination; a row's own cells (email, name, away_until) are checked each time.
@@ -197,6 +198,7 @@ class _Intake:
         self._cells: dict[tuple[str, str], str | None] = {}
         self._days: dict[str, tuple[str | None, date | None]] = {}
         self._switches: dict[str, bool | None] = {}
+        self._languages: dict[str, tuple[str | None, str]] = {}
         self._same: dict[str, str] = {}
         self._shared: dict[tuple[object, ...], tuple[object, ...] | None] = {}
         self._settled: set[tuple[object, ...]] = set()
@@ -215,7 +217,8 @@ class _Intake:
             if settled and len(self._settled) < _REMEMBERED:
                 self._settled.add(shared)  # its location has heard all these cells can say
             away = self._day(row["away_until"])[1] if "away_until" in row else ABSENT
-            self.people[email] = (line, row["name"], *known, away, ABSENT)
+            language = self._language(row["language"])[1] if "language" in row else ABSENT
+            self.people[email] = (line, row["name"], *known, away, language, ABSENT)
             return
         bad = False
         for column in row:
@@ -245,9 +248,12 @@ class _Intake:
         return self._person(0, row)[2:6]
 
     def _own_cells_good(self, row: dict[str, str]) -> bool:
-        """Whether the cells of the row's own (email, name, away_until) pass every check."""
+        """Whether the cells of the row's own (email, name, away_until, language) pass every
+        check."""
         email, name, away = row["email"], row["name"], row.get("away_until", "")
         if _CONTROL.search(email + name + away) or not name or self._day(away)[0]:
+            return False
+        if self._language(row.get("language", ""))[0]:
             return False
         too_long = len(email) > _LIMIT["email"] or len(name) > _LIMIT["name"]
         return not too_long and self._emails.valid(email)
@@ -270,6 +276,8 @@ class _Intake:
             return f"active '{value}' is not true or false ({BOOLEAN_WORDS})"
         if column == "away_until":
             return self._day(value)[0]
+        if column == "language":
+            return self._language(value)[0]
         if column in ("location", "working_week"):
             return self._location_cell(column, value)
         return None
@@ -307,6 +315,16 @@ class _Intake:
             self._days[text] = (problem, day)
         return self._days[text]
 
+    def _language(self, text: str) -> tuple[str | None, str]:
+        """What is wrong with a ``language`` cell, or the tag in canonical form ("": the
+        organisation's default). A file names a few languages: each is checked once."""
+        if text not in self._languages:
+            try:
+                self._languages[text] = (None, canonical(text))
+            except UnknownLanguage as exc:
+                self._languages[text] = (f"language: {exc}", "")
+        return self._languages[text]
+
     def _hear(self, line: int, row: dict[str, str]) -> bool:
         """What the row says about its location; a disagreement is kept for the report.
         True when a row in the same words would tell nothing new."""
@@ -342,6 +360,7 @@ class _Intake:
         # hand; without "away_until", leave booked by hand stays.
         active = self._switch(row["active"]) is not False if "active" in row else ABSENT
         away = self._day(row["away_until"])[1] if "away_until" in row else ABSENT
+        language = self._language(row["language"])[1] if "language" in row else ABSENT
         return (
             line,
             row["name"],
@@ -350,6 +369,7 @@ class _Intake:
             same.setdefault(row["timezone"], row["timezone"]),
             active,
             away,
+            language,
             ABSENT,  # slack_user_id: the API's bulk upsert may give one
         )
 

@@ -22,9 +22,18 @@ from django.utils import timezone
 from bulletin.domain.models import Employee
 from bulletin.interfaces.roster_rows import RowError
 
-FIELDS = ("name", "department", "location", "timezone", "active", "away_until")
+FIELDS = ("name", "department", "location", "timezone", "active", "away_until", "language")
 # Every field an import (or the API's bulk upsert) may set, as its values name them.
-STORED = ("name", "department", "location_id", "timezone", "active", "away_until", "slack_user_id")
+STORED = (
+    "name",
+    "department",
+    "location_id",
+    "timezone",
+    "active",
+    "away_until",
+    "language",
+    "slack_user_id",
+)
 # Where each of STORED sits in a Person, and in a row read by _Writer.on_file.
 _PLACES = range(1, len(STORED) + 1)
 # A field a row does not set (no "active" column, no Slack id given): left as it is on file.
@@ -206,7 +215,7 @@ class _Writer:
     def _new_row(self, email: str, person: Person) -> Params:
         # Unpacked by name (in the order of STORED): a generator over STORED cost 3 s a
         # 100,000 rows, more than the driver's insert of them.
-        _, name, department, location, zone, active, away, slack = person
+        _, name, department, location, zone, active, away, language, slack = person
         return (
             email,
             name,
@@ -215,6 +224,7 @@ class _Writer:
             zone,
             _DEFAULTS["active"] if active is ABSENT else active,
             None if away is ABSENT else away,
+            "" if language is ABSENT else language,
             _DEFAULTS["slack_user_id"] if slack is ABSENT else slack,
             self.stamp,
             self.stamp,

@@ -37,6 +37,7 @@ _FIELDS = {
     "country",
     "subdivision",
     "working_week",
+    "language",
 }
 
 
@@ -68,6 +69,8 @@ def _row(item: EmployeeIn) -> dict[str, str]:
         row["active"] = "true" if item.active else "false"
     if "away_until" in item.model_fields_set:  # null: not away; left out: left alone
         row["away_until"] = item.away_until.isoformat() if item.away_until else ""
+    if item.language is not None:  # left out: left alone
+        row["language"] = item.language.strip()
     return row
 
 

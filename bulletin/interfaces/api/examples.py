@@ -61,6 +61,7 @@ EMPLOYEES: list[dict[str, Any]] = [
         "active": True,
         "away_until": None,
         "slack_user_id": "U012AB3CD",
+        "language": "en-GB",
     }
 ]
 

@@ -167,6 +167,9 @@ class EmployeeOut(Schema):
     active: bool
     away_until: date | None = Field(description="the last day of their leave, if any")
     slack_user_id: str
+    language: str = Field(
+        description="BCP 47 tag of the language they read; empty: the organisation's default"
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -350,6 +350,13 @@ class EmployeeIn(Strict):
     slack_user_id: str | None = Field(
         default=None, max_length=32, description="left alone when omitted"
     )
+    language: str | None = Field(
+        default=None,
+        description="BCP 47 tag of the language they read (e.g. de, pt-BR), kept canonical; "
+        "empty: the organisation's default; left alone when omitted; an unknown tag is a 422 "
+        "naming it",
+        json_schema_extra={"maxLength": 35, "examples": ["de", "pt-BR"]},
+    )
 
 
 class BulkResult(Schema):

@@ -39,6 +39,7 @@ _WATCHED = (
     "timezone",
     "active",
     "slack_user_id",
+    "language",
     *SCIM_FIELDS,
 )
 

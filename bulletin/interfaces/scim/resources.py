@@ -16,6 +16,7 @@ Mapping (README, "SCIM provisioning"):
 - ``emails``: the one of type work (else the first) is Employee.email, Bulletin's key;
 - ``displayName`` is Employee.name (else ``name.formatted``, else given and family names, else
   the userName); ``name.givenName``/``name.familyName`` are kept as given;
+- ``preferredLanguage`` is Employee.language (see ``preferred_language``);
 - ``active``; the enterprise extension's ``department``; Bulletin's extension's ``location``,
   ``timeZone`` (the core ``timezone`` is read as an alias) and ``slackMemberId``.
 """
@@ -77,6 +78,7 @@ class User(Resource[Any]):
     name: Name | None = None
     display_name: Annotated[str | None, Required.true] = None
     emails: Annotated[list[Email] | None, Required.true] = None
+    preferred_language: str | None = Field(default=None, examples=["de", "pt-BR"])
     active: Annotated[bool | None, Required.true] = None
 
 
@@ -167,6 +169,7 @@ def to_scim(employee: Employee, base: str) -> Any:
         user_name=user_name(employee),
         display_name=employee.name,
         emails=[Email(value=employee.email, type="work")],
+        preferred_language=employee.language or None,
         active=employee.active,
         meta=Meta(
             resource_type="User",
@@ -221,7 +224,9 @@ def completed(payload: dict[str, Any], current: dict[str, Any] | None) -> dict[s
     none of Bulletin's extension must not wipe the location HR set."""
     payload = dict(payload)
     current = current or {}
-    for key in (ENTERPRISE, BULLETIN, "active", "emails"):
+    # preferredLanguage too: a provider that does not map it must not wipe the language HR
+    # or a CSV set (a PATCH that removes it does clear it).
+    for key in (ENTERPRISE, BULLETIN, "active", "emails", "preferredLanguage"):
         if _key(payload, key) is None and key in current:
             payload[key] = current[key]
     if _key(payload, BULLETIN) is None:
@@ -288,6 +293,7 @@ def to_row(resource: Any) -> tuple[dict[str, str], dict[str, str]]:
         "timezone": (own.time_zone or "").strip(),
         "active": "false" if resource.active is False else "true",
     }
+    row["language"] = preferred_language(resource.preferred_language) or ""
     name = resource.name or Name()
     extra = {
         "scim_user_name": (resource.user_name or "").strip(),
@@ -297,6 +303,29 @@ def to_row(resource: Any) -> tuple[dict[str, str], dict[str, str]]:
         "slack_user_id": (own.slack_member_id or "").strip(),
     }
     return row, extra
+
+
+def preferred_language(value: str | None) -> str | None:
+    """The one tag Employee.language keeps from SCIM's ``preferredLanguage``.
+
+    RFC 7643 §4.1.1: "Valid values are language tags as defined in [RFC7231]" (the
+    Accept-Language header's), its example "da, en-gb;q=0.8, en;q=0.7": a list with weights.
+    Okta and Entra ID send one tag ("en-US"). The tag with the highest weight wins (the first
+    among equals); "*" and weight 0 name no language. The tag is checked by the roster.
+    """
+    if value is None:
+        return None
+    best, weight = "", 0.0
+    for item in value.split(","):
+        tag, _, params = item.strip().partition(";")
+        q = params.strip().removeprefix("q=").strip() if params else "1"
+        try:
+            chosen = float(q)
+        except ValueError:
+            return item.strip()  # not a weight: the roster refuses it by its value
+        if tag.strip() not in ("", "*") and chosen > weight:
+            best, weight = tag.strip(), chosen
+    return best
 
 
 # Where each of the employee's fields sits in SCIM, to name the attribute an error is about.
@@ -315,6 +344,7 @@ ATTRIBUTE_OF = {
     "given_name": "name.givenName",
     "family_name": "name.familyName",
     "slack_user_id": f"{BULLETIN}:slackMemberId",
+    "language": "preferredLanguage",
 }
 
 
