@@ -25,9 +25,10 @@ from bulletin.channels.base import Footer, Message
 from bulletin.channels.slack_blocks import slack_message
 from bulletin.channels.teams_card import teams_card
 from bulletin.dispatch import signed_links, translations
+from bulletin.dispatch.compose import audience_in_words
 from bulletin.dispatch.sender import Dispatcher
 from bulletin.dispatch.unsubscribe import unsubscribe_url
-from bulletin.domain.models import Delivery, DeliveryState, Employee
+from bulletin.domain.models import Announcement, Delivery, DeliveryState, Employee
 from bulletin.domain.roles import ANNOUNCER
 from tests import factories
 from tests.harness import SmtpSink
@@ -186,6 +187,44 @@ def test_a_mandatory_email_says_so_in_its_readers_language() -> None:
     assert "Este comunicado es obligatorio: no es posible darse de baja." in text
     optional = email_layout.text_part(message("pt", unsubscribe_url="https://b.example/u/1/"))
     assert "Cancelar inscrição: https://b.example/u/1/" in optional
+
+
+@pytest.mark.parametrize(
+    ("kind", "names", "language", "reason"),
+    [
+        ("department", ["Vertrieb"], "de", "Sie erhalten diese Nachricht, weil sie an die "
+         "Abteilung Vertrieb gesendet wurde."),
+        ("department", ["Ventes", "Support", "Juridique"], "fr", "Vous recevez ce message "
+         "parce qu\u2019il a été envoyé aux services Ventes, Support et Juridique."),
+        ("location", ["東京", "大阪"], "ja", "このメッセージは 東京、大阪 の皆さん宛てに送信された"
+         "ため、お届けしています。"),
+        ("list", [], "es", "Recibe este mensaje porque figura entre los destinatarios elegidos."),
+        ("all", [], "pt-BR", "Você está recebendo esta mensagem porque ela foi enviada a todos."),
+        ("all", [], "ar", "You are receiving this because it was sent to everyone."),
+    ],
+)  # fmt: skip
+def test_the_footer_says_why_in_the_readers_language(
+    kind: str, names: list[str], language: str, reason: str
+) -> None:
+    assert locale_text.audience_reason(kind, names, language) == reason
+
+
+@pytest.mark.parametrize(
+    ("kind", "names"),
+    [("all", []), ("department", ["Sales"]), ("department", ["Sales", "Support", "Legal"]),
+     ("location", ["London", "Leeds"]), ("list", [])],
+)  # fmt: skip
+def test_in_english_the_footers_reason_is_the_one_compose_writes_today(
+    kind: str, names: list[str]
+) -> None:
+    announcement = Announcement(audience_kind=kind, audience_values=names)
+    assert locale_text.audience_reason(kind, names, "en") == audience_in_words(announcement)
+
+
+def test_a_reminders_title_is_introduced_in_the_readers_language() -> None:
+    assert locale_text.reminder_title("Fire drill", "") == "Reminder: Fire drill"
+    assert locale_text.reminder_title("Feueralarmübung", "de") == "Erinnerung: Feueralarmübung"
+    assert locale_text.reminder_title("避難訓練", "ja") == "リマインダー\uff1a避難訓練"
 
 
 # --- Slack and Teams -----------------------------------------------------------------------

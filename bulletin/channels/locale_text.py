@@ -16,6 +16,7 @@ only some zones in some languages, and a mixture reads worse than none).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import Literal
@@ -23,8 +24,10 @@ from typing import Literal
 import langcodes
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_skeleton
+from babel.lists import format_list
 from django.conf import settings
 from django.utils import timezone, translation
+from django.utils.translation import gettext, ngettext
 
 from bulletin.domain.languages import base_of, default_language
 
@@ -106,3 +109,36 @@ def when(
     # "{1}, {0}": the date, then the time; quotes mark literal words in CLDR patterns.
     pattern = str(locale.datetime_formats["medium"]).replace("'", "")
     return pattern.replace("{1}", date).replace("{0}", f"{time} {local.tzname()}")
+
+
+# --- the email footer's reason and a reminder's title, for bulletin.dispatch.compose ----------
+
+
+def audience_reason(kind: str, names: Sequence[str], language: str = "") -> str:
+    """Why a person got an announcement (the email's footer), in the words' language for a
+    text in ``language``: ``kind`` is the audience's kind ("all", "department", "location",
+    "list") and ``names`` the departments or locations HR chose, listed as that language
+    lists things ("Sales, Support and Legal"; "Vertrieb, Support und Recht")."""
+    with speaking(language):
+        joined = format_list(list(names), locale=babel_locale(translation.get_language() or ""))
+        if kind == "department" and names:
+            sentence = ngettext(
+                "You are receiving this because it was sent to the %(names)s department.",
+                "You are receiving this because it was sent to the %(names)s departments.",
+                len(names),
+            )
+            return sentence % {"names": joined}
+        if kind == "location" and names:
+            sentence = gettext("You are receiving this because it was sent to people in %(names)s.")
+            return sentence % {"names": joined}
+        if kind == "list":
+            return gettext(
+                "You are receiving this because you were chosen as one of its recipients."
+            )
+        return gettext("You are receiving this because it was sent to everyone.")
+
+
+def reminder_title(title: str, language: str = "") -> str:
+    """A reminder's title: the announcement's, introduced in the words' language."""
+    with speaking(language):
+        return gettext("Reminder: %(title)s") % {"title": title}
