@@ -153,10 +153,8 @@ def acknowledge(request: HttpRequest, token: str) -> HttpResponse:
     content = occurrence.version or occurrence.announcement
     done = engagement.acknowledged_at(occurrence.pk, link.employee_id)
     context = {"title": content.title, "sent_at": occurrence.fire_at, "done": done}
-    employee = Employee.objects.filter(pk=link.employee_id).first()
-    if employee is None:
-        return render(request, "bulletin/acknowledge.html", context)
     # In their language and on their clock; the title in its own language's direction.
+    employee = Employee.objects.filter(pk=link.employee_id).first() or Employee(timezone="UTC")
     context |= {"zone": inbox.zone_of(employee), "text_language": _language_of(content)}
     with speaking(employee.language):
         return render(request, "bulletin/acknowledge.html", context)
