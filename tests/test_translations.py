@@ -368,3 +368,91 @@ def test_fan_out_in_five_languages_costs_the_same_queries_for_ten_people_as_for_
         "ja": "ja",
         "es": "en",
     }
+
+
+# --- the API ----------------------------------------------------------------------------------
+
+
+def api_client(user: Any) -> Any:
+    from django.test import Client
+
+    from bulletin.domain.models import ApiToken
+    from bulletin.interfaces.api.auth import SCOPES
+
+    raw = ApiToken.issue(user, "tests", list(SCOPES))[1]
+    return Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+
+def send(client: Any, method: str, path: str, body: Any = None) -> Any:
+    import json
+
+    data = json.dumps(body) if body is not None else None
+    kwargs = {"data": data, "content_type": "application/json"} if data else {}
+    return getattr(client, method)(f"/api/v1{path}", **kwargs)
+
+
+GERMAN = {"language": "de", "title": "Büro zu", "body": "Das Büro ist zu."}
+
+
+@pytest.mark.django_db
+def test_the_api_takes_and_returns_the_default_language_and_translations(ann: Any) -> None:
+    client = api_client(ann)
+    body = factories.api_announcement(
+        language="en-gb", translations=[GERMAN, {**GERMAN, "language": "pt-br"}]
+    )
+    created = send(client, "post", "/announcements", body)
+    assert created.status_code == 201, created.content
+    made = created.json()
+    assert made["language"] == "en-GB"
+    assert [(t["language"], t["version"], t["approved"]) for t in made["translations"]] == [
+        ("de", 1, False),
+        ("pt-BR", 1, False),
+    ]
+    pk = made["id"]
+    changes = {
+        "translations": [{**GERMAN, "title": "Büro Freitag zu"}],
+        "remove_translations": ["pt-BR"],
+    }
+    edited = send(client, "patch", f"/announcements/{pk}", changes)
+    assert edited.status_code == 200, edited.content
+    texts = edited.json()["translations"]
+    assert [(t["language"], t["title"], t["version"]) for t in texts] == [
+        ("de", "Büro Freitag zu", 2)
+    ]
+    assert edited.json()["version"] == 1  # the default text did not change
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("translations", "message"),
+    [
+        ([{**GERMAN, "language": "klingon"}], "unknown language tag 'klingon'"),
+        ([GERMAN, GERMAN], "'de' is given twice"),
+        ([{**GERMAN, "language": "en"}], "'en' is the announcement's own language"),
+        ([{**GERMAN, "body": "   "}], "body: a body of 1 to"),
+    ],
+)
+def test_the_api_refuses_a_bad_translation_naming_its_index_and_writes_nothing(
+    ann: Any, translations: list[dict[str, Any]], message: str
+) -> None:
+    reply = send(
+        api_client(ann),
+        "post",
+        "/announcements",
+        factories.api_announcement(translations=translations),
+    )
+    assert reply.status_code == 422, reply.content
+    problems = reply.json()["detail"]
+    assert any(p["field"] == "translations" and message in p["message"] for p in problems)
+    assert not Announcement.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_api_refuses_an_unknown_default_language_naming_it(ann: Any) -> None:
+    reply = send(
+        api_client(ann), "post", "/announcements", factories.api_announcement(language="xx-")
+    )
+    assert reply.status_code == 422
+    assert reply.json()["detail"][0]["field"] == "language"
+    assert "'xx-'" in reply.json()["detail"][0]["message"]
+    assert not Announcement.objects.exists()

@@ -27,6 +27,7 @@ from bulletin.domain.models import (
     Place,
 )
 from bulletin.interfaces.api import examples
+from bulletin.interfaces.api import translations as languages
 from bulletin.interfaces.api.auth import ANNOUNCEMENTS_READ, ANNOUNCEMENTS_WRITE, needs
 from bulletin.interfaces.api.common import Pages, found
 from bulletin.interfaces.api.errors import Problems, problem
@@ -137,15 +138,18 @@ def create_announcement(request: HttpRequest, payload: AnnouncementIn) -> Any:
     data = payload.model_dump()
     places = places_named(data.pop("places"))
     allow_empty = data["audience"].pop("allow_empty")
-    values = model_values(data)
+    texts, language = data.pop("translations"), languages.language_of(data.pop("language"))
+    values = model_values(data) | ({"language": language} if language else {})
     checked_sender(values)
     check_names(values["audience_kind"], values["audience_values"])
     check_someone(Announcement(**_audience_of(values)), allow_empty)
     people = chosen_people(values["audience_kind"], values.pop("recipients"))
     values.setdefault("misfire_grace", timedelta(seconds=options().default_grace_seconds))
-    item = lifecycle.create(
-        Announcement(**values), by=request.user, places=places, recipients=people
-    )
+    with transaction.atomic():  # a bad translation leaves no draft behind
+        item = lifecycle.create(
+            Announcement(**values), by=request.user, places=places, recipients=people
+        )
+        languages.save(item, texts, request.user)
     return Status(201, item)
 
 
@@ -167,6 +171,10 @@ def edit_announcement(request: HttpRequest, id: int, payload: AnnouncementPatch)
     data = payload.model_dump(exclude_unset=True)
     places = places_named(data.pop("places")) if "places" in data else None
     allow_empty = bool((data.get("audience") or {}).pop("allow_empty", False))
+    texts, removed = data.pop("translations", None), data.pop("remove_translations", None)
+    if language := languages.language_of(data.pop("language", None)):
+        languages.check_default_change(item, language)
+        data["language"] = language
     values = model_values(data)
     checked_sender(values)
     ids = values.pop("recipients", None)
@@ -179,7 +187,11 @@ def edit_announcement(request: HttpRequest, id: int, payload: AnnouncementPatch)
         chosen_people(kind, ids or []) if ids is not None or "audience_kind" in values else None
     )
     with transaction.atomic():  # the service sets the people, so the audit names who changed
-        lifecycle.edit(item, by=request.user, places=places, recipients=people, **values)
+        if values or places is not None or people is not None or not (texts or removed):
+            lifecycle.edit(item, by=request.user, places=places, recipients=people, **values)
+        languages.save(item, texts or [], request.user)
+        languages.remove(item, removed or [], request.user)
+    item.refresh_from_db()
     return item
 
 

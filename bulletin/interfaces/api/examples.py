@@ -28,6 +28,14 @@ NEW_ANNOUNCEMENT: dict[str, Any] = {
     "mandatory": False,
     "requires_ack": False,
     "working_hours": True,
+    "language": "en",
+    "translations": [
+        {
+            "language": "de",
+            "title": "Die Kantine öffnet wieder",
+            "body": "Die Kantine öffnet am **Montag** wieder, {{ first_name }}.",
+        }
+    ],
 }
 
 ANNOUNCEMENT_CHANGES: dict[str, Any] = {
@@ -47,6 +55,14 @@ ANNOUNCEMENT_CHANGES: dict[str, Any] = {
     "mandatory": True,
     "requires_ack": True,
     "working_hours": False,
+    "translations": [
+        {
+            "language": "fr",
+            "title": "La cantine rouvre mardi",
+            "body": "La cantine rouvre **mardi**, {{ first_name }}.",
+            "ask_again": True,
+        }
+    ],
 }
 
 RETRY: dict[str, Any] = {"include_unknown": False}

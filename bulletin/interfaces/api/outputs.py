@@ -22,6 +22,14 @@ from bulletin.domain.models import (
 STATES = [state.value for state in DeliveryState]
 
 
+class TranslationOut(Schema):
+    language: str
+    title: str
+    body: str
+    version: int = Field(description="this language's own version number")
+    approved: bool = Field(description="an approval covers this version")
+
+
 def counts_by_state(rows: QuerySet[Delivery]) -> dict[str, int]:
     """Deliveries per state, every state present (one grouped query)."""
     counts = dict.fromkeys(STATES, 0)
@@ -56,6 +64,7 @@ class AudienceOut(Schema):
 
 class ApprovalOut(Schema):
     version: int = Field(alias="version.number")
+    language: str = Field(alias="version.language", description="the version's language")
     approved_by: str = Field(alias="approved_by.username")
     approved_at: datetime
 
@@ -88,6 +97,10 @@ class AnnouncementOut(AnnouncementSummary):
     working_hours: bool
     created_by: str | None
     version: int | None = Field(description="the current content version")
+    language: str = Field(description="the language of title and body (BCP 47)")
+    translations: list[TranslationOut] = Field(
+        description="its texts in other languages, each at its latest version"
+    )
     approvals: list[ApprovalOut]
     deliveries: dict[str, int] = Field(description="deliveries of every occurrence, by state")
 
@@ -111,6 +124,12 @@ class AnnouncementOut(AnnouncementSummary):
     def resolve_version(obj: Announcement) -> int | None:
         version = latest_version(obj)
         return version.number if version else None
+
+    @staticmethod
+    def resolve_translations(obj: Announcement) -> list[dict[str, Any]]:
+        from bulletin.interfaces.api.translations import out
+
+        return out(obj)
 
     @staticmethod
     def resolve_approvals(obj: Announcement) -> Any:

@@ -15,6 +15,7 @@ from pydantic import ConfigDict, StrictBool, StrictInt, field_validator
 from pydantic.config import JsonDict
 
 from bulletin.dispatch.reminders import MAX_REMIND_AFTER_DAYS, MAX_REMIND_TIMES
+from bulletin.domain.languages import LONGEST_TAG
 from bulletin.domain.models import AudienceKind, ScheduleKind
 from bulletin.domain.records import MAX_BODY_CHARS
 from bulletin.interfaces.api.common import LARGEST, SMALLEST
@@ -228,6 +229,34 @@ SENDER = (
 )
 
 
+# More languages than any organisation writes one announcement in; bounds one request.
+MAX_TRANSLATIONS = 50
+LANGUAGE = "BCP 47 tag (e.g. de, pt-BR), kept in canonical form"
+LANGUAGE_RULES: JsonDict = {"minLength": 1, "maxLength": LONGEST_TAG, "examples": ["en"]}
+DEFAULT_LANGUAGE = (
+    "the language of title and body (BCP 47); left out: BULLETIN_DEFAULT_LANGUAGE. Whoever "
+    "has no text in their own language (exact tag, then its base language) reads this one"
+)
+TRANSLATIONS = (
+    "the title and body in other languages, each versioned on its own; on an edit, each "
+    "given is saved (a new version where it changed), the others are left alone"
+)
+
+
+class TranslationIn(Strict):
+    language: str = Field(description=LANGUAGE, json_schema_extra=LANGUAGE_RULES)
+    title: str = Field(json_schema_extra=TITLE_RULES, description="one line; spaces around dropped")
+    body: str = Field(description=BODY, max_length=MAX_BODY_CHARS, json_schema_extra=BODY_RULES)
+    ask_again: StrictBool = Field(
+        default=False,
+        description="a material edit: everyone who acknowledged an earlier text in this "
+        "language is asked to acknowledge again, once the text is in force (approved, where "
+        "approval is required)",
+    )
+
+    _trim_title = field_validator("title", mode="before")(trimmed)
+
+
 class AnnouncementIn(Strict):
     title: str = Field(json_schema_extra=TITLE_RULES, description="one line; spaces around dropped")
     body: str = Field(description=BODY, max_length=MAX_BODY_CHARS, json_schema_extra=BODY_RULES)
@@ -245,6 +274,12 @@ class AnnouncementIn(Strict):
     remind_times: StrictInt = Field(default=0, ge=0, le=MAX_REMIND_TIMES, description=REMIND_TIMES)
     working_hours: StrictBool = Field(default=False, description=WORKING_HOURS)
     sender: str = Field(default="", max_length=254, description=SENDER, examples=[""])
+    language: str | None = Field(
+        default=None, description=DEFAULT_LANGUAGE, json_schema_extra=LANGUAGE_RULES
+    )
+    translations: list[TranslationIn] = Field(
+        default_factory=list, max_length=MAX_TRANSLATIONS, description=TRANSLATIONS
+    )
 
     _trim_title = field_validator("title", mode="before")(trimmed)
 
@@ -286,6 +321,19 @@ class AnnouncementPatch(Patch):
     )
     working_hours: StrictBool | None = Field(default=None, description=WORKING_HOURS)
     sender: str | None = Field(default=None, max_length=254, description=SENDER)
+    language: str | None = Field(
+        default=None, description=DEFAULT_LANGUAGE, json_schema_extra=LANGUAGE_RULES
+    )
+    translations: list[TranslationIn] | None = Field(
+        default=None, max_length=MAX_TRANSLATIONS, description=TRANSLATIONS
+    )
+    remove_translations: list[str] | None = Field(
+        default=None,
+        max_length=MAX_TRANSLATIONS,
+        description="languages whose translation is withdrawn: their readers get the "
+        "fallback text from the next occurrence on",
+        examples=[["ja"]],
+    )
 
     _trim_title = field_validator("title", mode="before")(trimmed)
 
