@@ -183,3 +183,29 @@ def test_composing_a_batch_asks_the_same_queries_for_six_people_as_for_sixty(
     announced(ann, ("inapp",))
     many = queries_to_compose(Delivery.objects.filter(state="pending").count())
     assert few == many <= 3
+
+
+def test_the_announcement_page_and_the_acknowledgement_page_show_the_text_the_person_was_sent(
+    ann: Any, smtp_settings: SmtpSink, client: Any
+) -> None:
+    from urllib.parse import urlsplit
+
+    from bulletin.dispatch import signed_links
+    from bulletin.domain.models import Occurrence
+
+    people()
+    hans = Employee.objects.get(email="hans@example.com")
+    hans.user = factories.person("hans", "Employee")
+    hans.save()
+    announced(ann, ("email",))
+    dispatch_all()
+    occurrence = Occurrence.objects.get()
+    client.force_login(hans.user)
+    page = client.get(f"/announcements/{occurrence.pk}/")
+    assert page.status_code == 200
+    assert TITLES["de"] in page.content.decode() and ENGLISH[0] not in page.content.decode()
+    client.logout()
+    link = signed_links.acknowledge_url(hans.pk, occurrence.pk, "email")
+    page = client.get(urlsplit(link).path)
+    assert page.status_code == 200
+    assert TITLES["de"] in page.content.decode()

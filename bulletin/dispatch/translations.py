@@ -47,6 +47,7 @@ from bulletin.domain.models import (
     Announcement,
     AnnouncementStatus,
     AnnouncementVersion,
+    Delivery,
     Employee,
     InboxItem,
     Occurrence,
@@ -202,6 +203,20 @@ def text_for(occurrence: Occurrence, tag: str) -> AnnouncementVersion | None:
         return None
     chosen = pick(tag or default_language(), texts, default)
     return texts.get(chosen) or texts.get(default)
+
+
+def sent_text(occurrence: Occurrence, employee_id: int) -> AnnouncementVersion | Announcement:
+    """What a person's pages show of an occurrence (its page, the acknowledgement page): the
+    text they were sent (their delivery records its language), else what fan-out would pick
+    for them now; the announcement itself for occurrences from before versions."""
+    sent = Delivery.objects.filter(occurrence=occurrence, employee_id=employee_id)
+    tag = sent.exclude(language="").values_list("language", flat=True).first()
+    if tag is None:
+        tag = Employee.objects.filter(pk=employee_id).values_list("language", flat=True).first()
+    texts = texts_of(occurrence)
+    if tag in texts:
+        return texts[tag]
+    return text_for(occurrence, tag or "") or occurrence.version or occurrence.announcement
 
 
 # --- writing and withdrawing a language ------------------------------------------------------

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from bulletin.channels.base import Recipient
 from bulletin.channels.render import render_html
+from bulletin.dispatch import translations
 from bulletin.domain import engagement
 from bulletin.domain.models import Delivery, Employee, InboxItem, Occurrence
 from bulletin.interfaces.inbox import employee_view, zone_of
@@ -41,7 +42,7 @@ def announcement_page(request: HttpRequest, employee: Employee, pk: int) -> Http
     staff = request.user.has_perm("bulletin.view_announcement")
     if not staff and not _reached(occurrence, employee):
         raise Http404("No such announcement.")
-    content = occurrence.version or occurrence.announcement
+    content = translations.sent_text(occurrence, employee.pk)  # in their language
     reader = Recipient(email=employee.email, name=employee.name, timezone=employee.timezone)
     reached = _reached_in_person(occurrence, employee)
     if reached and request.method == "GET":  # HR looking, or a HEAD probe, is not a reading

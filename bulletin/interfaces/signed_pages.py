@@ -26,6 +26,7 @@ from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_http_methods, require_safe
 
 from bulletin.channels.locale_text import speaking
+from bulletin.dispatch import translations
 from bulletin.dispatch.signed_links import (
     LinkRefused,
     mailbox_digest,
@@ -150,7 +151,7 @@ def acknowledge(request: HttpRequest, token: str) -> HttpResponse:
         now = timezone.now()
         engagement.acknowledged(occurrence.pk, link.employee_id, link.channel, now)
         return redirect(request.path)
-    content = occurrence.version or occurrence.announcement
+    content = translations.sent_text(occurrence, link.employee_id)  # in their language
     done = engagement.acknowledged_at(occurrence.pk, link.employee_id)
     context = {"title": content.title, "sent_at": occurrence.fire_at, "done": done}
     # In their language and on their clock; the title in its own language's direction.
