@@ -456,3 +456,29 @@ def test_the_api_refuses_an_unknown_default_language_naming_it(ann: Any) -> None
     assert reply.json()["detail"][0]["field"] == "language"
     assert "'xx-'" in reply.json()["detail"][0]["message"]
     assert not Announcement.objects.exists()
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def test_the_language_settings_are_kept_canonical_with_the_default_first() -> None:
+    from bulletin import conf
+
+    chosen = conf.load({"BULLETIN_DEFAULT_LANGUAGE": "PT_br", "BULLETIN_LANGUAGES": "de, fr,de"})
+    assert chosen.default_language == "pt-BR"
+    assert chosen.language_list() == ("pt-BR", "de", "fr")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("BULLETIN_DEFAULT_LANGUAGE", "klingon"), ("BULLETIN_LANGUAGES", "de,xx-")],
+)
+def test_an_unknown_language_setting_stops_startup_naming_the_variable_and_value(
+    variable: str, value: str
+) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from bulletin import conf
+
+    with pytest.raises(ImproperlyConfigured, match=f"^{variable}: unknown language tag"):
+        conf.load({variable: value})

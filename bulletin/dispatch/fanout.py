@@ -9,6 +9,8 @@ PostgreSQL's insert about 40% slower (a speculative insertion per row), for a ca
 already excludes. Opt-outs are decided by the database too (an anti-join, then a semi-join):
 an opted-out person gets a ``skipped`` row with the reason, so HR sees why. So are suppressed
 email addresses (bulletin.dispatch.bounces), in the same two statements, mandatory or not.
+So is each person's text: a CASE over their language picks the language of the text they get
+and its version number (bulletin.dispatch.translations.text_columns), recorded on the row.
 """
 
 from __future__ import annotations
