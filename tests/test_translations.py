@@ -482,3 +482,53 @@ def test_an_unknown_language_setting_stops_startup_naming_the_variable_and_value
 
     with pytest.raises(ImproperlyConfigured, match=f"^{variable}: unknown language tag"):
         conf.load({variable: value})
+
+
+@pytest.mark.django_db
+def test_asking_again_waits_for_the_approval_of_the_new_text(
+    ann: Any, april: Any, settings: Any
+) -> None:
+    from dataclasses import replace
+
+    from bulletin import conf
+
+    hans = Employee.objects.create(email="hans@example.com", name="Hans", language="de")
+    occurrence = fire_with_german(ann)
+    engagement.acknowledged(occurrence.pk, hans.pk, "inapp", datetime.now(UTC))
+    settings.BULLETIN = replace(conf.load({}), require_approval=True)
+    item = Announcement.objects.get()
+    lifecycle.pause(item, ann)  # no more occurrences of the every-minute schedule meanwhile
+    translations.save_text(item, "de", "Neu", "Alles anders.", ann, ask_again=True)
+    # Not approved yet: nobody is asked to acknowledge a text that may not be sent.
+    assert Engagement.objects.get(employee=hans).acknowledged_at is not None
+    assert not Occurrence.objects.filter(reminder_of=occurrence).exists()
+    lifecycle.resume(item, ann)  # edited while paused: the new text waits for approval
+    assert item.status == AnnouncementStatus.PENDING_APPROVAL
+    assert Engagement.objects.get(employee=hans).acknowledged_at is not None
+    lifecycle.approve(item, april)
+    assert Engagement.objects.get(employee=hans).acknowledged_at is None
+    again = Occurrence.objects.get(reminder_of=occurrence)
+    assert again.reminder_key == "again-de-v2" and again.state == "planned"
+
+
+@pytest.mark.django_db
+def test_a_sent_one_off_can_be_corrected_and_its_readers_asked_again(ann: Any) -> None:
+    hans = Employee.objects.create(email="hans@example.com", name="Hans", language="de")
+    start = (timezone.now() - timedelta(minutes=2)).replace(second=1, microsecond=0)
+    at = (start + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    with time_machine.travel(start, tick=False):
+        item = factories.announcement(
+            now=start, at=at, zone="UTC", channels=("inapp",), requires_ack=True
+        )
+        translations.save_text(item, "de", "Neuigkeiten", "Hallo.", ann)
+    factories.tick_after(item)
+    Dispatcher().run_until_idle()
+    item.refresh_from_db()
+    assert item.status == AnnouncementStatus.FINISHED
+    occurrence = Occurrence.objects.get()
+    engagement.acknowledged(occurrence.pk, hans.pk, "inapp", datetime.now(UTC))
+    translations.save_text(item, "de", "Neuigkeiten", "Korrigiert.", ann, ask_again=True)
+    fan_out_planned(datetime.now(UTC))
+    Dispatcher().run_until_idle()
+    newest = inbox_of("hans@example.com")[-1]
+    assert "Korrigiert." in newest.html and newest.acknowledged_at is None
