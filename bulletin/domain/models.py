@@ -420,8 +420,9 @@ class Occurrence(models.Model):
         on_delete=models.PROTECT,
         related_name="occurrences",
     )
-    # The translations it sends, frozen with ``version`` when it is planned: {language: the
-    # AnnouncementVersion id}. NULL or {}: only the default text.
+    # Every text it sends, frozen with ``version`` when it is planned: {language: the
+    # AnnouncementVersion id}, the default's (``version``) included. NULL (planned before
+    # languages): only ``version``.
     translations = models.JSONField(null=True, blank=True, editable=False)
     state = models.CharField(max_length=16, choices=OccurrenceState.choices)
     delivery_count = models.PositiveIntegerField(null=True, blank=True)
