@@ -56,35 +56,6 @@ class OptOutInline(admin.TabularInline):
     verbose_name = "channel opt-out"
 
 
-class SuppressionInline(admin.TabularInline):
-    """The employee's addresses that bounced (bulletin.dispatch.bounces), lifted or not: shown
-    here, lifted on HR's Suppressions screen (audited there)."""
-
-    model = Suppression
-    extra = 0
-    fields = ("address", "created_at", "reason", "lifted_at", "lifted_by", "on_screen")
-    readonly_fields = fields
-    ordering = ("-created_at",)
-    verbose_name_plural = "email suppressions (bounced addresses)"
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.has_perm("bulletin.view_employee"))
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.display(description="bounce and lifting")
-    def on_screen(self, suppression: Suppression) -> str:
-        url = reverse("hr:suppressions") + "?" + urlencode({"address": suppression.address})
-        return format_html('<a href="{}">Suppressions screen</a>', url)
-
-
 class LocationForm(forms.ModelForm):
     class Meta:
         model = Location
@@ -130,7 +101,7 @@ class EmployeeForm(forms.ModelForm):
 @admin.register(Employee)
 class EmployeeAdmin(admin.ModelAdmin):
     form = EmployeeForm
-    inlines = (OptOutInline, SuppressionInline)
+    inlines = (OptOutInline,)
     raw_id_fields = ("user",)
     autocomplete_fields = ("location",)
     list_display = (
@@ -145,8 +116,31 @@ class EmployeeAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # What the identity provider knows them by, and when a SCIM DELETE deactivated them
         # (bulletin.interfaces.scim): the provider's to change, not HR's.
-        shown = ("scim_user_name", "scim_external_id", "scim_deleted_at")
+        shown = ("scim_user_name", "scim_external_id", "scim_deleted_at", "email_suppressions")
         return (*super().get_readonly_fields(request, obj), *shown)
+
+    # A read-only field, not an inline: an inline's formset would ask every save of this form
+    # for its management data, and nothing here is edited (lifting is on HR's screen, audited).
+    @admin.display(description="email suppressions (bounced addresses)")
+    def email_suppressions(self, employee: Employee) -> str:
+        rows = Suppression.objects.filter(employee=employee).order_by("-created_at")
+        if not rows:
+            return "none"
+        link = reverse("hr:suppressions") + "?"
+        return format_html_join(
+            "",
+            '<p>{} since {}: {}{} (<a href="{}">Suppressions screen</a>)</p>',
+            (
+                (
+                    row.address,
+                    f"{row.created_at:%Y-%m-%d}",
+                    row.reason,
+                    f"; lifted {row.lifted_at:%Y-%m-%d}" if row.lifted_at else "",
+                    link + urlencode({"address": row.address}),
+                )
+                for row in rows
+            ),
+        )
 
 
 def _channel_choices() -> list[tuple[str, str]]:
