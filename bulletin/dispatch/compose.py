@@ -6,15 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from bulletin.channels.base import Destination, Footer, Message
+from bulletin.channels.locale_text import audience_reason, reminder_title
 from bulletin.channels.render import render_parts
 from bulletin.conf import secret, site_link
 from bulletin.dispatch import signed_links, translations
-from bulletin.dispatch.audience import listed
 from bulletin.dispatch.ledger import Claimed
 from bulletin.dispatch.unsubscribe import unsubscribe_url
 from bulletin.domain.models import (
     Announcement,
-    AudienceKind,
     Channel,
     Occurrence,
     Place,
@@ -38,28 +37,20 @@ def destination(place: Place) -> Destination:
     return Destination(name=place.name, target=place.target, secrets=secrets)
 
 
-def audience_in_words(announcement: Announcement) -> str:
-    """Why a person got it, for the email's footer: the audience as HR chose it."""
-    names = listed(announcement.audience_values, quoted=False)
-    kind = announcement.audience_kind
-    if kind == AudienceKind.DEPARTMENT and names:
-        plural = "s" if len(announcement.audience_values) > 1 else ""
-        return f"You are receiving this because it was sent to the {names} department{plural}."
-    if kind == AudienceKind.LOCATION and names:
-        return f"You are receiving this because it was sent to people in {names}."
-    if kind == AudienceKind.LIST:
-        return "You are receiving this because you were chosen as one of its recipients."
-    return "You are receiving this because it was sent to everyone."
+def audience_in_words(announcement: Announcement, language: str = "") -> str:
+    """Why a person got it, for the email's footer: the audience as HR chose it, in the words
+    of a text in ``language`` (locale_text.audience_reason)."""
+    values = [str(name) for name in announcement.audience_values]
+    return audience_reason(announcement.audience_kind, values, language)
 
 
-def _footer(row: Claimed, occurrence: Occurrence) -> Footer | None:
-    """An email's footer: why, and the person's own signed links."""
+def _footer(row: Claimed, occurrence: Occurrence, reason: str) -> Footer | None:
+    """An email's footer: why (``reason``), and the person's own signed links."""
     if row.channel != Channel.EMAIL or not row.employee_id or row.recipient is None:
         return None
-    announcement = occurrence.announcement
-    ask = announcement.requires_ack
+    ask = occurrence.announcement.requires_ack
     return Footer(
-        reason=audience_in_words(announcement),
+        reason=reason,
         open_url=signed_links.sign_in_url(row.employee_id, row.recipient.email, occurrence.pk),
         preferences_url=signed_links.preferences_url(row.employee_id),
         acknowledge_url=(
@@ -106,6 +97,9 @@ class BatchContent:
         places = {row.place_id for row in rows if row.place_id}
         self.places = Place.objects.in_bulk(places) if places else {}
         self._pages: dict[int, str] = {}  # each occurrence's page, worked out once
+        # Each (occurrence, language)'s title and footer reason, worked out once: translated
+        # words cost a catalog switch and Babel's list formatting.
+        self._words: dict[tuple[int, str], tuple[str, str]] = {}
 
     def message(self, row: Claimed, reads_parts: bool = True) -> Message:
         """The row's message; raises (KeyError, a missing secret…) if it cannot be made.
@@ -121,11 +115,12 @@ class BatchContent:
             raise LookupError(f"employee {row.employee_id} is gone")
         place = destination(self.places[row.place_id]) if row.place_id else None
         text, html = render_parts(content.body, recipient) if reads_parts else ("", "")
+        title, reason = self._titled(occurrence, language, content.title)
         return Message(
             idempotency_key=delivery_key(
                 occurrence.key_space, row.occurrence_id, row.employee_id, row.place_id, row.channel
             ),
-            title=f"Reminder: {content.title}" if occurrence.reminder_of_id else content.title,
+            title=title,
             text=text,
             html=html,
             body=content.body,
@@ -139,9 +134,19 @@ class BatchContent:
             mandatory=announcement.mandatory,
             unsubscribe_url=_unsubscribe(row, announcement),
             sender=announcement.sender if row.channel == Channel.EMAIL else "",
-            footer=_footer(row, occurrence),
+            footer=_footer(row, occurrence, reason),
             language=language,
         )
+
+    def _titled(self, occurrence: Occurrence, language: str, title: str) -> tuple[str, str]:
+        """The message's title (a reminder's introduced as one) and its footer's reason, in
+        the words of a text in ``language``."""
+        key = (occurrence.pk, language)
+        if key not in self._words:
+            reminding = occurrence.reminder_of_id is not None
+            shown = reminder_title(title, language) if reminding else title
+            self._words[key] = (shown, audience_in_words(occurrence.announcement, language))
+        return self._words[key]
 
     def _page_link(self, row: Claimed, occurrence: Occurrence) -> str:
         """Where "Read the whole announcement" goes: for a Slack message to one person, their
