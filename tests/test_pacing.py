@@ -102,51 +102,6 @@ def test_other_senders_bookings_are_not_taken_for_a_hold() -> None:
     assert pacing.held_until([("k", 1.0)], timezone.now()) is None
 
 
-@pytest.mark.parametrize(
-    ("late", "paces", "missed"),
-    [
-        (0.0, [("k", 1.0)], False),
-        (1.0, [("k", 1.0)], False),  # the spacing (and 2 %): still its slot
-        (1.03, [("k", 1.0)], True),
-        (0.07, [("k", 1.0), ("fast", 0.066)], True),  # the shortest spacing decides
-        (30.0, [("held only", 0.0)], False),  # a key that is only ever held has no slots
-    ],
-)
-def test_a_slot_is_missed_a_whole_shortest_spacing_after_it(
-    late: float, paces: list[tuple[str, float]], missed: bool
-) -> None:
-    slot = pacing.Slot(at=timezone.now(), wait=0.0, booked=True)
-    assert pacing.missed(slot, paces, slot.at + timedelta(seconds=late)) is missed
-
-
-def test_a_sender_that_wakes_long_after_its_slot_books_again_instead_of_crowding(
-    paced: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    paced.interval = 0.2
-    factories.employees(2)
-    factories.fired(channels=("fake",))
-    dispatcher = Dispatcher()
-    waits: list[float] = []
-    real_wait = Dispatcher._wait
-
-    def kept_waiting(self: Dispatcher, seconds: float, lap: Any) -> bool:
-        waits.append(seconds)  # the first wait overslept by 0.3 s, as a starved thread does
-        return real_wait(self, seconds + (0.3 if len(waits) == 1 else 0.0), lap)
-
-    monkeypatch.setattr(Dispatcher, "_wait", kept_waiting)
-    started = timezone.now()
-    with caplog.at_level("INFO", logger="bulletin.dispatch.sender"):
-        dispatcher.run_until_idle()
-    assert len(paced.sent) == 2
-    assert "paced slot missed: booking again" in caplog.text
-    # Three bookings, not two: the missed slot (0.2 s after the first), then one at the
-    # moment it woke, so the key's next free slot is a spacing after that, 0.5 s and more on.
-    next_free = ChannelPace.objects.get(key="fake:room").next_slot_at
-    assert len(waits) == 1 and paced.sent_at[1] - paced.sent_at[0] >= 0.2 + 0.3
-    assert Attempt.objects.count() == 2  # booking again is not a retry
-    assert (next_free - started).total_seconds() >= 0.5 + 0.2
-
-
 def test_a_drain_waits_for_each_booked_slot_and_sends_everything(paced: Any) -> None:
     paced.interval = 0.2
     factories.employees(4)

@@ -44,12 +44,6 @@ slot holds the key back meanwhile. A provider's 429 Retry-After is a **hold** on
 slot it booked earlier can tell a hold from other senders' bookings (:func:`held_until`) and
 wait it out too. A key with no spacing (a Slack method's own budget) is only ever held.
 
-A sender that wakes up well after its slot (a busy machine kept its thread waiting) does not
-send on it: sent late, it would land beside the senders whose slots came after, several at
-once (:func:`missed`). It books again; the slot it missed stays a gap. (Seen before this rule,
-on this machine's 2 cores with a test suite and three other processes running: two dispatch
-processes at 15 a second put 18 posts in one second at the loopback Slack, 16 allowed.)
-
 All times are this host's clock, as leases are: hosts sharing a database keep their clocks in
 step (NTP), or one host's slots come early or late by the skew.
 """
@@ -103,23 +97,6 @@ def book(paces: Paces, horizon: timedelta) -> Slot:
             moves = [When(key=key, then=Value(slot)) for key, slot in after.items()]
             ChannelPace.objects.filter(key__in=after).update(next_slot_at=Case(*moves))
     return Slot(at, (at - now).total_seconds(), booked=True)
-
-
-# Later than this fraction of the key's spacing, a slot counts as missed (see missed()): a
-# whole spacing late, a send lands with the next sender's. Less would also catch the
-# milliseconds every wake-up takes, and book again for nothing.
-MISSED_AFTER = 1.0
-
-
-def missed(slot: Slot, paces: Paces, now: datetime) -> bool:
-    """Whether ``now`` is so far past the slot that sending would crowd the next senders':
-    more than the shortest spacing among the keys (keys only held never miss). A slot booked
-    for now is sent at once, so booking again always ends."""
-    spacings = [interval for _, interval in paces if interval > 0]
-    if not spacings:
-        return False
-    late = (now - slot.at).total_seconds()
-    return late > min(spacings) * SPACING * MISSED_AFTER
 
 
 def _locked(names: list[str], spaced: list[str]) -> dict[str, datetime]:

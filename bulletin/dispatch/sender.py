@@ -353,12 +353,8 @@ class Dispatcher:
                 return True  # booked now: any hold was already taken into account
             if not self._wait(slot.wait, lap):
                 return False
-            now = timezone.now()
-            if pacing.held_until(paces, now) is not None:
-                continue  # a 429 came while it waited: book again, after the hold
-            if not pacing.missed(slot, paces, now):
-                return True
-            log.info("paced slot missed: booking again", extra={"delivery_id": row.id})
+            if pacing.held_until(paces, timezone.now()) is None:
+                return True  # else a 429 came while it waited: book again, after the hold
         return True
 
     def _wait(self, seconds: float, lap: _Lap) -> bool:
