@@ -311,7 +311,7 @@ def test_a_material_edit_asks_those_who_acknowledged_that_language_to_acknowledg
     items = inbox_of("hans@example.com")
     assert [(i.title, i.acknowledged_at is None) for i in items] == [
         ("Neuigkeiten", True),  # the old one shows the Acknowledge button again
-        ("Reminder: Neuigkeiten!", True),  # the new text, asking
+        ("Erinnerung: Neuigkeiten!", True),  # the new text, asking, in its words
     ]
     assert "Alles anders." in items[1].html
     assert len(inbox_of("lena@example.com")) == 1  # she never acknowledged: not asked again
