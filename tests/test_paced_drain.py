@@ -2,10 +2,16 @@
 back a moment, and the pace holds at the receiver across lanes and processes.
 
 Every rate here is measured by the loopback receiver's own clock, on every request it got:
-in any window of W seconds it saw at most rate * W + 1 (the "+ 1": a window may open just as
-one send lands and close just as another does). The rates are high and the windows short, so
-the tests stay quick; `make bench` (slack-paced, teams-paced) checks the 10-second window at
-the real sizes.
+in any window of W seconds it saw at most rate * (W + LATE) + 1. The "+ 1": a window may open
+just as one send lands and close just as another does. LATE is what `bulletin.dispatch.pacing`
+promises to absorb: its slots are 2 % wider than the pace, so in the providers' 10-second window
+a send may land 200 ms after its slot, later than the ones after it, and the window still sees
+no more than the pace allows. The windows here are 1 s (the rates are high and the windows short,
+so the tests stay quick), where those 2 % are only 20 ms; a loaded two-core machine wakes a lane
+100-200 ms late now and then (18 posts in one second were seen, against 16), so the same 200 ms
+is granted outright. A broken pace still fails: four lanes at twice it put some 30 posts into a
+second, against the 19 allowed. `make bench` (slack-paced, teams-paced) checks the 10-second
+window itself at the real sizes.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from bulletin.dispatch.pacing import SPACING
 from tests.arrivals import TimedSlack, TimedTeams, busiest
 from tests.harness import Installation, employee_csv, free_port
 from tests.processes import delivery_states, tick_one_occurrence_due_now
@@ -27,7 +34,9 @@ pytestmark = pytest.mark.slow
 
 PEOPLE = 60
 PER_SECOND = 15  # Slack: BULLETIN_SLACK_PER_MINUTE = 900
-WINDOW = 1.0  # seconds; the allowance scales with it: 16 posts in any second
+WINDOW = 1.0  # seconds; the allowance scales with it: 19 posts in any second
+# The lateness pacing's spacing absorbs in the providers' 10-second window: 200 ms.
+LATE = (SPACING - 1) * 10.0
 SUMMARY = re.compile(r"^dispatched: (\d+) sent, (\d+) failed, (\d+) unknown, (\d+) retrying$")
 
 
@@ -78,7 +87,7 @@ def summary(output: str) -> tuple[int, ...]:
 
 def assert_paced(times: list[float], per_second: float) -> None:
     most = busiest(times, WINDOW)
-    assert most <= per_second * WINDOW + 1, f"{most} requests within {WINDOW} s"
+    assert most <= per_second * (WINDOW + LATE) + 1, f"{most} requests within {WINDOW} s"
 
 
 def test_one_dispatch_sends_every_paced_slack_dm_at_the_pace_with_four_lanes_and_exits(

@@ -1,4 +1,5 @@
-"""``scripts/test.sh`` itself: a pass it was asked for that cannot run fails the run.
+"""``scripts/test.sh`` itself: a pass it was asked for that cannot run fails the run, and
+either of the two passes (run side by side) failing fails it.
 
 The script runs in a copy of the project holding only itself and a stand-in ``.venv/bin/python``
 that passes every pytest run, so what is under test is the script's own decisions, in a real
@@ -12,7 +13,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.harness import ROOT
+
+POSTGRES = {"BULLETIN_TEST_POSTGRES_URL": "postgres://postgres@127.0.0.1:1/postgres"}
 
 
 def project_copy(tmp_path: Path) -> Path:
@@ -38,7 +43,14 @@ def run_script(project: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_without_postgresql_the_script_fails_with_one_line_saying_why(tmp_path: Path) -> None:
+def runs(project: Path) -> list[str]:
+    record = project / "runs"
+    return record.read_text().splitlines() if record.exists() else []
+
+
+def test_without_postgresql_the_script_fails_at_once_with_one_line_saying_why(
+    tmp_path: Path,
+) -> None:
     project = project_copy(tmp_path)
 
     result = run_script(project)
@@ -46,7 +58,7 @@ def test_without_postgresql_the_script_fails_with_one_line_saying_why(tmp_path: 
     assert result.returncode != 0
     [line] = result.stderr.strip().splitlines()
     assert "PostgreSQL pass cannot run" in line and "BULLETIN_SKIP_POSTGRES=1" in line
-    assert len((project / "runs").read_text().splitlines()) == 1  # the SQLite pass ran
+    assert runs(project) == []  # not a quarter of an hour of SQLite first
 
 
 def test_skipping_postgresql_on_purpose_passes_after_the_sqlite_pass(tmp_path: Path) -> None:
@@ -56,16 +68,46 @@ def test_skipping_postgresql_on_purpose_passes_after_the_sqlite_pass(tmp_path: P
 
     assert result.returncode == 0, result.stderr
     assert "skipped (BULLETIN_SKIP_POSTGRES=1)" in result.stdout
-    assert len((project / "runs").read_text().splitlines()) == 1
+    [sqlite] = runs(project)
+    assert "-m not scale_out" in sqlite
 
 
-def test_with_postgresql_both_passes_run_the_second_on_its_database(tmp_path: Path) -> None:
+def test_with_postgresql_both_passes_run_side_by_side_each_in_its_own_temporary_tree(
+    tmp_path: Path,
+) -> None:
     project = project_copy(tmp_path)
 
-    result = run_script(
-        project, BULLETIN_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:1/postgres"
-    )
+    result = run_script(project, **POSTGRES)
 
     assert result.returncode == 0, result.stderr
-    runs = (project / "runs").read_text().splitlines()
-    assert len(runs) == 2 and "--ignore=tests/test_mime.py" in runs[1]
+    [postgres] = [run for run in runs(project) if "--ignore=tests/test_mime.py" in run]
+    [sqlite] = [run for run in runs(project) if "-m not scale_out" in run]
+    assert "--basetemp" in postgres and "--basetemp" in sqlite  # apart: they run at once
+    assert result.stdout.index("== SQLite\n") < result.stdout.index("== PostgreSQL\n")
+
+
+def failing_pass(project: Path, marker: str, status: int) -> None:
+    """The stand-in python exits ``status`` for the pass whose arguments hold ``marker``."""
+    python = project / ".venv" / "bin" / "python"
+    python.write_text(
+        '#!/bin/sh\necho "pytest $*" >> "$(dirname "$0")/../../runs"\n'
+        f'case "$*" in *"{marker}"*) echo "{marker} says no"; exit {status};; esac\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("marker", "status"),
+    [("not scale_out", 1), ("--ignore=tests/test_mime.py", 1), ("--ignore=tests/test_mime.py", 5)],
+)
+def test_either_pass_failing_or_collecting_nothing_fails_the_run_and_both_are_printed(
+    tmp_path: Path, marker: str, status: int
+) -> None:
+    project = project_copy(tmp_path)
+    failing_pass(project, marker, status)
+
+    result = run_script(project, **POSTGRES)
+
+    assert result.returncode != 0
+    assert len(runs(project)) == 2  # the other pass ran to its end
+    assert f"{marker} says no" in result.stdout  # and the failing one's output is shown
+    assert "== SQLite\n" in result.stdout and "== PostgreSQL\n" in result.stdout
