@@ -83,7 +83,7 @@ def test_with_postgresql_both_passes_run_side_by_side_each_in_its_own_temporary_
     [postgres] = [run for run in runs(project) if "--ignore=tests/test_mime.py" in run]
     [sqlite] = [run for run in runs(project) if "-m not scale_out" in run]
     assert "--basetemp" in postgres and "--basetemp" in sqlite  # apart: they run at once
-    assert result.stdout.index("== SQLite\n") < result.stdout.index("== PostgreSQL\n")
+    assert result.stdout.index("== SQLite") < result.stdout.index("== PostgreSQL\n")
 
 
 def failing_pass(project: Path, marker: str, status: int) -> None:
@@ -110,4 +110,4 @@ def test_either_pass_failing_or_collecting_nothing_fails_the_run_and_both_are_pr
     assert result.returncode != 0
     assert len(runs(project)) == 2  # the other pass ran to its end
     assert f"{marker} says no" in result.stdout  # and the failing one's output is shown
-    assert "== SQLite\n" in result.stdout and "== PostgreSQL\n" in result.stdout
+    assert "== SQLite" in result.stdout and "== PostgreSQL\n" in result.stdout
