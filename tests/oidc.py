@@ -61,9 +61,14 @@ class Provider:
         self.accounts_file.write_text(json.dumps(accounts))
 
     def spoil_id_tokens(self, mode: str) -> None:
-        """normal, tampered, expired, wrong-audience or wrong-issuer (provider.mjs)."""
+        """normal, tampered, expired, wrong-audience, wrong-issuer or rotated (provider.mjs)."""
         response = requests.post(f"{self.issuer}/__test__/mode", data=mode, timeout=5)
         assert response.status_code == 204, response.text
+
+    def jwks_fetches(self) -> int:
+        """How many times the provider's key set (/jwks) was read."""
+        response = requests.get(f"{self.issuer}/__test__/jwks-fetches", timeout=5)
+        return int(response.json()["count"])
 
 
 @contextmanager

@@ -138,6 +138,20 @@ def test_a_group_removed_at_the_provider_removes_its_role_at_the_next_sign_in_on
     assert get_user_model().objects.filter(email="hannah@example.com").count() == 1
 
 
+def test_the_provider_s_keys_are_kept_between_sign_ins_and_read_again_when_it_rotates_them(
+    browser: Any, live_server: Any, idp: Provider, employees: None
+) -> None:
+    sign_in(browser, live_server.url, "eve")
+    sign_in(browser, live_server.url, "hannah")
+    assert idp.jwks_fetches() == 1  # the library alone reads them at every sign-in
+
+    idp.spoil_id_tokens("rotated")  # a second key published, and ID tokens signed with it
+    page = sign_in(browser, live_server.url, "eve")
+
+    assert page.url == f"{live_server.url}/inbox/"
+    assert idp.jwks_fetches() == 2  # the unfamiliar kid made one fresh read
+
+
 @pytest.mark.parametrize(
     ("spoiled", "says", "reason"),
     [

@@ -10,7 +10,8 @@ from __future__ import annotations
 from django.utils import timezone
 
 from bulletin.channels.base import Message, PermanentError, Transport
-from bulletin.domain.models import Delivery, InboxItem
+from bulletin.domain.inbox import InboxItem
+from bulletin.domain.models import Delivery
 
 
 class InboxTransport(Transport):

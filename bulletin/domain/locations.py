@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from bulletin.domain.models import validate_single_line, validate_zone
+from bulletin.domain.people import validate_single_line, validate_zone
 from bulletin.scheduling.working import (
     Region,
     RegionError,

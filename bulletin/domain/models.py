@@ -11,154 +11,17 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
-from django.db.models.functions import Lower
 
 from bulletin.domain.languages import LONGEST_TAG, default_language, validate_language
-from bulletin.domain.tallies import DeliveryQuerySet, count_attempt, count_saved
-
-
-def validate_single_line(value: str) -> None:
-    # A newline in a title would become a header injection in email and a broken Slack text.
-    if "\n" in value or "\r" in value:
-        raise ValidationError("must be a single line (no line breaks)")
-
-
-def validate_zone(value: str) -> None:
-    from bulletin.scheduling.rules import ScheduleError, parse_zone
-
-    try:
-        parse_zone(value)
-    except ScheduleError as exc:
-        raise ValidationError(str(exc)) from None
-
-
-class Employee(models.Model):
-    email = models.EmailField(unique=True)
-    name = models.CharField(max_length=200, validators=[validate_single_line])
-    department = models.CharField(max_length=100, blank=True, db_index=True)
-    # By name (the column holds it, as before locations were records): audiences, the CSV and
-    # the API all name a location, and filtering by it needs no join.
-    location = models.ForeignKey(
-        "bulletin.Location",
-        to_field="name",
-        db_column="location",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="employees",
-    )
-    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_zone])
-    active = models.BooleanField(default=True)
-    # When HR last emailed them a sign-in link to their inbox (bulletin.interfaces.accounts).
-    invited_at = models.DateTimeField(null=True, blank=True, editable=False)
-    away_until = models.DateField(
-        null=True,
-        blank=True,
-        help_text="The last day of their leave: deliveries within working hours wait until "
-        "their first working day after it.",
-    )
-    slack_user_id = models.CharField(
-        max_length=32,
-        blank=True,
-        help_text="Slack member id, typed in by hand: used as given, never replaced by a "
-        "look-up. Empty: looked up by email (and remembered).",
-    )
-    # What Slack told us, remembered so a second announcement costs one call per DM, not three
-    # (users.lookupByEmail and conversations.open are Tier 3: about 50 a minute). Each cached id
-    # names what it was found for, so it goes stale by itself when the email or the member id
-    # changes, whichever way the row was written (form, import, API, SCIM).
-    slack_found_id = models.CharField(
-        max_length=32, blank=True, default="", db_default="", editable=False
-    )
-    slack_found_for = models.CharField(
-        max_length=254, blank=True, default="", db_default="", editable=False
-    )
-    slack_dm_channel = models.CharField(
-        max_length=32, blank=True, default="", db_default="", editable=False
-    )
-    slack_dm_user = models.CharField(
-        max_length=32, blank=True, default="", db_default="", editable=False
-    )
-    # The login an employee uses to read their in-app inbox and set their preferences.
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="employee",
-    )
-    # What the identity provider knows them by (SCIM, bulletin.interfaces.scim). Empty: never
-    # provisioned, and SCIM shows the email as their userName. db_default: the roster's raw
-    # INSERT (roster_writes) names only the fields an import sets.
-    scim_user_name = models.CharField(
-        "SCIM userName", max_length=254, blank=True, default="", db_default="", editable=False
-    )
-    scim_external_id = models.CharField(
-        "SCIM externalId",
-        max_length=255,
-        blank=True,
-        default="",
-        db_default="",
-        db_index=True,
-        editable=False,
-    )
-    given_name = models.CharField(max_length=100, blank=True, default="", db_default="")
-    # BCP 47, canonical ("de", "pt-BR"); "": the organisation's default (BULLETIN_DEFAULT_
-    # LANGUAGE). Fan-out picks each person's text by it (bulletin.dispatch.translations).
-    language = models.CharField(
-        max_length=LONGEST_TAG,
-        blank=True,
-        default="",
-        db_default="",
-        validators=[validate_language],
-        help_text="BCP 47, e.g. de or pt-BR. Empty: the organisation's default language.",
-    )
-    family_name = models.CharField(max_length=100, blank=True, default="", db_default="")
-    # Set by a SCIM DELETE: the employee is deactivated (never deleted: their deliveries stay)
-    # and SCIM answers 404 for them until the provider creates them again.
-    scim_deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-        indexes = [
-            # audience_of(...).count(), on every view of an announcement ("12,000 people
-            # now"): SQLite counts "WHERE active" over this thin index instead of every
-            # employee row (measured at 100,000 people: 13.6 ms against 35.7 ms).
-            models.Index(fields=["active", "department"], name="employee_audience_idx"),
-        ]
-        constraints = [
-            # RFC 7643 §4.1.1: userName is unique and not case-sensitive.
-            models.UniqueConstraint(
-                Lower("scim_user_name"),
-                condition=~Q(scim_user_name=""),
-                name="employee_scim_user_name_uniq",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name} <{self.email}>"
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        self.email = self.email.strip().lower()
-        if not self._state.adding and not args and kwargs.get("update_fields") is None:
-            kwargs["update_fields"] = self._edited_fields()
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
-
-    def _edited_fields(self) -> list[str]:
-        """Every field a form or an import may change: not what Slack's look-ups found,
-        which only dispatch writes (an employee loaded before a look-up and saved after it
-        must not write back what was known when it was loaded)."""
-        skipped = {*SLACK_REMEMBERED, *self.get_deferred_fields()}
-        fields = self._meta.concrete_fields
-        return [f.attname for f in fields if not f.primary_key and f.attname not in skipped]
-
-
-SLACK_REMEMBERED = ("slack_found_id", "slack_found_for", "slack_dm_channel", "slack_dm_user")
+from bulletin.domain.people import (
+    SLACK_REMEMBERED,
+    Employee,
+    validate_single_line,
+    validate_zone,
+)
+from bulletin.domain.tallies import DeliveryQuerySet, count_saved
 
 
 class Channel(models.TextChoices):
@@ -643,90 +506,12 @@ def delivery_key(
     return f"{key}.{key_space}" if key_space else key
 
 
-class AttemptOutcome(models.TextChoices):
-    SENT = "sent", "Sent"
-    RETRY = "retry", "Transient error, will retry"
-    FAILED = "failed", "Permanent error"
-    UNKNOWN = "unknown", "Ambiguous (may have been delivered)"
-    INTERRUPTED = "interrupted", "Interrupted (worker lost its lease)"
-
-
-class Attempt(models.Model):
-    """One try's history, written with its outcome (the delivery row itself holds the intent:
-    ``sending``, its attempt counted); the reaper writes the tries that never reported."""
-
-    # Indexed by attempt_identity (delivery, number), whose first column serves every lookup.
-    delivery = models.ForeignKey(
-        Delivery, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
-    )
-    number = models.PositiveSmallIntegerField()
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices, blank=True)
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["delivery_id", "number"]
-        constraints = [
-            models.UniqueConstraint(fields=["delivery", "number"], name="attempt_identity"),
-        ]
-
-    def __str__(self) -> str:
-        return f"attempt {self.number} of delivery {self.delivery_id}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        # The ledger writes attempts in sets and counts them; one saved on its own (a
-        # fixture, a repair) is counted here, in the same transaction.
-        with transaction.atomic():
-            counted = self._state.adding and self.finished_at is not None
-            super().save(*args, **kwargs)
-            if counted and self.finished_at is not None:
-                seconds = max((self.finished_at - self.started_at).total_seconds(), 0.0)
-                count_attempt(self.delivery.channel, self.outcome, seconds)
-
-
-class InboxItem(models.Model):
-    """An announcement in an employee's in-app inbox. Written in the same transaction that
-    marks its delivery sent, and unique on that delivery: exactly once by construction."""
-
-    delivery = models.OneToOneField(Delivery, on_delete=models.CASCADE, related_name="inbox_item")
-    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="inbox")
-    announcement = models.ForeignKey(Announcement, on_delete=models.CASCADE, related_name="+")
-    title = models.CharField(max_length=200)
-    html = models.TextField()
-    requires_ack = models.BooleanField(default=False)
-    created_at = models.DateTimeField()
-    read_at = models.DateTimeField(null=True, blank=True)
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        verbose_name = "inbox item"
-        verbose_name_plural = "inbox items"
-        ordering = ["-created_at", "-id"]
-        indexes = [
-            # inbox page: employee=? ORDER BY created_at DESC
-            models.Index(fields=["employee", "-created_at"], name="inbox_employee_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.title} for {self.employee_id}"
-
-
-class ChannelPace(models.Model):
-    """When the next send on a rate-limited key may go out (a Slack channel, a Teams webhook,
-    a provider's whole API after a 429). Kept here, not in a worker's memory, so every worker
-    respects one pace and one backoff."""
-
-    key = models.CharField(max_length=300, unique=True)
-    next_slot_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"{self.key} @ {self.next_slot_at:%H:%M:%S}"
-
-
+from bulletin.domain.attempts import Attempt, AttemptOutcome  # noqa: E402
 from bulletin.domain.bounces import Bounce, Suppression  # noqa: E402
 from bulletin.domain.engagement import Engagement  # noqa: E402
-from bulletin.domain.locations import Location  # noqa: E402 - it uses the validators above
+from bulletin.domain.inbox import InboxItem  # noqa: E402
+from bulletin.domain.locations import Location  # noqa: E402
+from bulletin.domain.paces import ChannelPace  # noqa: E402
 from bulletin.domain.records import (  # noqa: E402 - they refer to the models above
     AnnouncementVersion,
     ApiToken,
@@ -743,6 +528,7 @@ from bulletin.domain.tallies import (  # noqa: E402
 )
 
 __all__ = [
+    "SLACK_REMEMBERED",
     "Announcement",
     "AnnouncementStatus",
     "AnnouncementVersion",
@@ -774,4 +560,6 @@ __all__ = [
     "Suppression",
     "Tallied",
     "Tally",
+    "validate_single_line",
+    "validate_zone",
 ]

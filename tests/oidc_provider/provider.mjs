@@ -9,6 +9,9 @@
 //   expired         re-signed with the provider's own key, exp and iat an hour and two ago
 //   wrong-audience  re-signed, aud another application's client id
 //   wrong-issuer    re-signed, iss another issuer
+//   rotated         a key rotation (OpenID Connect Core 10.1.1): /jwks publishes a second key
+//                   beside the first, and ID tokens are re-signed with it (its own kid)
+// and GET /__test__/jwks-fetches, {"count": N}: how many times /jwks was read.
 //
 // Environment: ACCOUNTS_FILE (JSON: {"<login>": {"sub", "email", "email_verified", "name",
 // "groups"}}), CLIENT_ID, CLIENT_SECRET, REDIRECT_URIS and POST_LOGOUT_REDIRECT_URIS (space-
@@ -22,8 +25,9 @@ import {
 } from 'jose';
 import Provider from 'oidc-provider';
 
-const MODES = new Set(['normal', 'tampered', 'expired', 'wrong-audience', 'wrong-issuer']);
+const MODES = new Set(['normal', 'tampered', 'expired', 'wrong-audience', 'wrong-issuer', 'rotated']);
 let mode = 'normal';
+let jwksFetches = 0;
 
 const env = (name) => {
   const value = process.env[name];
@@ -46,10 +50,15 @@ function page(title, body) {
     + `</head><body><h1>${escapeHtml(title)}</h1>${body}</body></html>`;
 }
 
-async function signingKey() {
+async function signingKey(kid) {
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const jwk = await exportJWK(privateKey);
-  return { ...jwk, kid: 'test-key-1', alg: 'RS256', use: 'sig' };
+  return { ...jwk, kid, alg: 'RS256', use: 'sig' };
+}
+
+function publicPart(jwk) {
+  const { d, p, q, dp, dq, qi, ...publicMembers } = jwk;
+  return publicMembers;
 }
 
 function flipSignatureByte(token) {
@@ -156,8 +165,12 @@ function configuration(jwk) {
   };
 }
 
-function testControls(provider, jwk) {
+function testControls(provider, jwk, nextJwk) {
   return async (ctx, next) => {
+    if (ctx.path === '/__test__/jwks-fetches') {
+      ctx.body = { count: jwksFetches };
+      return;
+    }
     if (ctx.path === '/__test__/mode' && ctx.method === 'POST') {
       const wanted = (await readBody(ctx)).trim();
       if (!MODES.has(wanted)) {
@@ -174,19 +187,25 @@ function testControls(provider, jwk) {
       return;
     }
     await next();
+    if (ctx.path === '/jwks') {
+      jwksFetches += 1;
+      if (mode === 'rotated') ctx.body = { keys: [...ctx.body.keys, publicPart(nextJwk)] };
+    }
     if (ctx.path === '/token' && mode !== 'normal' && ctx.body?.id_token) {
-      ctx.body = { ...ctx.body, id_token: await spoil(ctx.body.id_token, jwk) };
+      const signer = mode === 'rotated' ? nextJwk : jwk;
+      ctx.body = { ...ctx.body, id_token: await spoil(ctx.body.id_token, signer) };
     }
   };
 }
 
 async function main() {
-  const jwk = await signingKey();
+  const jwk = await signingKey('test-key-1');
+  const nextJwk = await signingKey('test-key-2');
   const server = createServer();
   await new Promise((resolve) => { server.listen(0, '127.0.0.1', resolve); });
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, configuration(jwk));
-  provider.use(testControls(provider, jwk));
+  provider.use(testControls(provider, jwk, nextJwk));
   server.on('request', provider.callback());
   process.stdout.write(`${JSON.stringify({ issuer })}\n`);
 }

@@ -16,7 +16,8 @@ checked here (read in its auth.py):
   says it MUST be); checked here.
 
 The library does check ``state`` (the callback view), the ``nonce`` (kept here as it was),
-and sends the PKCE ``code_verifier``; PyJWT checks the signature, ``exp`` and ``iat``.
+and sends the PKCE ``code_verifier``; PyJWT checks the signature, ``exp`` and ``iat``. The
+provider's keys are kept between sign-ins (``sso.keys``), where the library fetches them each time.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from requests.auth import HTTPBasicAuth
 from bulletin.conf import options
 from bulletin.domain.models import Employee
 from bulletin.interfaces.sso import claims as sso_claims
-from bulletin.interfaces.sso import config, discovery
+from bulletin.interfaces.sso import config, discovery, keys
 from bulletin.interfaces.sso.refusals import Refused
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,13 @@ class SingleSignOn(config.LibrarySettings, OIDCAuthenticationBackend):
                 "code", f"token endpoint answered {response.status_code}: {response.text[:200]}"
             )
         return response.json()
+
+    def retrieve_matching_jwk(self, token: str) -> Any:
+        """The provider's key for the token, from the key set kept between sign-ins (the
+        library fetches it at every sign-in; see sso.keys)."""
+        return jwt.PyJWK(
+            keys.matching(self.OIDC_OP_JWKS_ENDPOINT, jwt.get_unverified_header(token))
+        )
 
     def verify_token(self, token: str, **kwargs: Any) -> Any:
         key = self.retrieve_matching_jwk(token)

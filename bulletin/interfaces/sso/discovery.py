@@ -6,9 +6,9 @@ identical to the issuer it was fetched for, or it must not be used. §3 lists wh
 ``authorization_endpoint``, ``token_endpoint``, ``jwks_uri`` among others.
 
 Never fetched at start-up: a provider that is down must not stop Bulletin. A document is kept
-an hour (providers rotate endpoints rarely; their keys are read from ``jwks_uri`` at every
-sign-in); a failure is kept half a minute, so a login page under load does not hammer a
-provider that is down, and logged once per try.
+an hour (providers rotate endpoints rarely; their keys are kept by ``sso.keys``, which fetches
+them again when a token names an unfamiliar key); a failure is kept half a minute, so a login
+page under load does not hammer a provider that is down, and logged once per try.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from bulletin.interfaces.sso import keys
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +68,10 @@ def provider(issuer: str) -> Provider:
 
 
 def forget() -> None:
-    """Drop every kept document and failure (tests; a provider that moved)."""
+    """Drop every kept document, failure and key set (tests; a provider that moved)."""
     with _lock:
         _kept.clear()
+    keys.forget()
 
 
 def document_url(issuer: str) -> str:
