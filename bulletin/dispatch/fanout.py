@@ -8,7 +8,7 @@ land — but they are not asked to sort out the race row by row: ``ON CONFLICT D
 PostgreSQL's insert about 40% slower (a speculative insertion per row), for a case the lock
 already excludes. Opt-outs are decided by the database too (an anti-join, then a semi-join):
 an opted-out person gets a ``skipped`` row with the reason, so HR sees why. So are suppressed
-email addresses (bulletin.dispatch.bounces), in the same two statements, mandatory or not.
+email addresses (bulletin.dispatch.bounces), mandatory or not: one more semi-join.
 So is each person's text: a CASE over their language picks the language of the text they get
 and its version number (bulletin.dispatch.translations.text_columns), recorded on the row.
 """
@@ -20,18 +20,14 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import (
-    Case,
     CharField,
     DateTimeField,
     Exists,
-    ExpressionWrapper,
     IntegerField,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     Value,
-    When,
 )
 from django.db.models.expressions import BaseExpression
 
@@ -132,35 +128,35 @@ def _insert_people(
 ) -> int:
     """Pending rows for the audience; ``skipped`` rows, with the reason, for those opted out
     and, on email, for suppressed addresses. Returns how many rows it inserted."""
-    mandatory = occurrence.announcement.mandatory
-    if channel == Channel.INAPP or (mandatory and channel != Channel.EMAIL):
-        return _insert_rows(people, occurrence, channel, place_id, now, DeliveryState.PENDING, "")
-    # Two set-based statements (an anti-join and a semi-join) rather than a per-row CASE:
-    # the database hashes the channel's opt-outs once instead of probing them for every person.
-    # A mandatory announcement ignores opt-outs, not suppressions: the address does not work.
-    leaving, reason = _leaving(channel, mandatory)
-    staying = people.filter(~leaving)
+    reasons = _reasons_to_skip(channel, occurrence.announcement.mandatory)
+    # Set-based statements, each a plain conjunction of EXISTS and NOT EXISTS: PostgreSQL turns
+    # those into hashed semi- and anti-joins. NOT (EXISTS … OR EXISTS …) it cannot: it probed
+    # the suppressions once per person, and the plan's estimated cost set off JIT compilation,
+    # 0.2 s of a 100k fan-out (measured: fan-out 0.83x of COPY, against 1.07x before).
+    staying = people.filter(*(~skipped for skipped, _ in reasons))
     count = _insert_rows(staying, occurrence, channel, place_id, now, DeliveryState.PENDING, "")
-    skipped = DeliveryState.SKIPPED
-    left = people.filter(leaving)
-    return count + _insert_rows(left, occurrence, channel, place_id, now, skipped, reason)
+    for number, (skipped, reason) in enumerate(reasons):
+        # Each person once: the first reason that holds is theirs.
+        theirs = people.filter(skipped, *(~earlier for earlier, _ in reasons[:number]))
+        state = DeliveryState.SKIPPED
+        count += _insert_rows(theirs, occurrence, channel, place_id, now, state, reason)
+    return count
 
 
-def _leaving(channel: str, mandatory: bool) -> tuple[Q, str | BaseExpression]:
-    """Who gets a ``skipped`` row on ``channel``, and the reason each row gives."""
-    opted_out = Exists(ChannelOptOut.objects.filter(employee=OuterRef("pk"), channel=channel))
-    if channel != Channel.EMAIL:
-        return Q(opted_out), f"opted out of {channel}"
-    # The address as it is now: an employee whose email changed since it bounced is not
-    # suppressed. Each skipped row says why its own address was (Suppression.reason).
-    active = Suppression.objects.filter(address=OuterRef("email"), lifted_at__isnull=True)
-    suppressed = Exists(active)
-    why = Subquery(active.values("reason")[:1])
-    if mandatory:
-        return Q(suppressed), why
-    text: CharField[str, str] = CharField()
-    reason = Case(When(opted_out, then=Value(f"opted out of {channel}")), default=why)
-    return Q(opted_out) | Q(suppressed), ExpressionWrapper(reason, output_field=text)
+def _reasons_to_skip(channel: str, mandatory: bool) -> list[tuple[Exists, str | BaseExpression]]:
+    """Why someone gets a ``skipped`` row on ``channel``, in order, with the reason each row
+    gives. A mandatory announcement ignores opt-outs, not suppressions: the address does not
+    work. The inbox has neither."""
+    reasons: list[tuple[Exists, str | BaseExpression]] = []
+    if not mandatory and channel != Channel.INAPP:
+        opted_out = ChannelOptOut.objects.filter(employee=OuterRef("pk"), channel=channel)
+        reasons.append((Exists(opted_out), f"opted out of {channel}"))
+    if channel == Channel.EMAIL:
+        # The address as it is now: an employee whose email changed since it bounced is not
+        # suppressed. Each skipped row says why its own address was (Suppression.reason).
+        active = Suppression.objects.filter(address=OuterRef("email"), lifted_at__isnull=True)
+        reasons.append((Exists(active), Subquery(active.values("reason")[:1])))
+    return reasons
 
 
 def _insert_rows(
