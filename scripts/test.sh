@@ -49,7 +49,9 @@ if [ -z "${BULLETIN_TEST_POSTGRES_URL:-}" ]; then
 fi
 
 runs="$(mktemp -d)"
-trap 'rm -rf "$runs"' EXIT
+postgres=""
+# Should this script end early, the pass in the background ends with it.
+trap '[ -n "$postgres" ] && kill "$postgres" 2>/dev/null; rm -rf "$runs"' EXIT
 started=$SECONDS
 # The PostgreSQL pass in the background, printed whole when it ends; the SQLite pass as it goes.
 DATABASE_URL="${BULLETIN_TEST_POSTGRES_URL%/*}/bulletin" \

@@ -16,6 +16,8 @@ from django.core.exceptions import SuspiciousOperation
 from jwt.algorithms import RSAAlgorithm
 
 from bulletin.interfaces.sso import keys
+from bulletin.interfaces.sso.backend import SingleSignOn
+from bulletin.interfaces.sso.refusals import Refused
 from tests.http_receiver import HttpReceiver, Reply
 
 
@@ -158,3 +160,24 @@ def test_a_key_set_that_cannot_be_read_is_an_error_and_nothing_is_kept(
         keys.matching(provider.url("/jwks"), header("key-1"))
     provider.route("/jwks", Reply.json(200, {"keys": [FIRST]}))
     assert keys.matching(provider.url("/jwks"), header("key-1")) == FIRST
+
+
+@pytest.mark.parametrize(
+    ("token", "published"),
+    [
+        ("not-a-jwt", [FIRST]),  # the provider answered something that is not a JWT
+        (None, [{"kid": "key-1", "kty": "no-such-type"}]),  # a key PyJWT cannot use
+    ],
+)
+def test_a_token_or_key_that_cannot_be_read_is_a_refusal_not_an_error_page(
+    provider: HttpReceiver, clock: Clock, token: str | None, published: list[Any]
+) -> None:
+    provider.route("/jwks", Reply.json(200, {"keys": published}))
+    backend = SingleSignOn()
+    backend.OIDC_OP_JWKS_ENDPOINT = provider.url("/jwks")
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    signed = jwt.encode({"sub": "eve"}, private, algorithm="RS256", headers={"kid": "key-1"})
+
+    with pytest.raises(Refused) as refused:
+        backend.retrieve_matching_jwk(token or signed)
+    assert refused.value.reason == "tampered"

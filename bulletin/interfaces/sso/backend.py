@@ -111,9 +111,11 @@ class SingleSignOn(config.LibrarySettings, OIDCAuthenticationBackend):
     def retrieve_matching_jwk(self, token: str) -> Any:
         """The provider's key for the token, from the key set kept between sign-ins (the
         library fetches it at every sign-in; see sso.keys)."""
-        return jwt.PyJWK(
-            keys.matching(self.OIDC_OP_JWKS_ENDPOINT, jwt.get_unverified_header(token))
-        )
+        try:
+            header = jwt.get_unverified_header(token)
+            return jwt.PyJWK(keys.matching(self.OIDC_OP_JWKS_ENDPOINT, header))
+        except jwt.PyJWTError as exc:  # not a JWT, or a key PyJWT cannot use: nothing to trust
+            raise Refused("tampered", f"{type(exc).__name__}: {exc}") from None
 
     def verify_token(self, token: str, **kwargs: Any) -> Any:
         key = self.retrieve_matching_jwk(token)
