@@ -17,11 +17,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # pytest exits 5 when it collected nothing: a broken suite, not a pass.
+collected() {
+  if [ "$1" -eq 5 ]; then echo "no tests were collected" >&2; return 1; fi
+  return "$1"
+}
 pytest() {
   .venv/bin/python -m pytest "$@"
-  local status=$?
-  if [ $status -eq 5 ]; then echo "no tests were collected" >&2; return 1; fi
-  return $status
+  collected $?
 }
 
 # Once is enough for what does not depend on the database: the DST tables, the properties and
@@ -54,8 +56,9 @@ postgres=""
 trap '[ -n "$postgres" ] && kill "$postgres" 2>/dev/null; rm -rf "$runs"' EXIT
 started=$SECONDS
 # The PostgreSQL pass in the background, printed whole when it ends; the SQLite pass as it goes.
+# (pytest itself, not the function: $postgres is then its own pid, for the trap above.)
 DATABASE_URL="${BULLETIN_TEST_POSTGRES_URL%/*}/bulletin" \
-  pytest "${once_is_enough[@]/#/--ignore=tests/}" "${report[@]}" \
+  .venv/bin/python -m pytest "${once_is_enough[@]/#/--ignore=tests/}" "${report[@]}" \
   --basetemp="$runs/postgres" >"$runs/postgres.out" 2>&1 &
 postgres=$!
 echo "== SQLite (the PostgreSQL pass runs beside it, printed when it ends)"
@@ -63,8 +66,11 @@ pytest -m "not scale_out" "${report[@]}" --basetemp="$runs/sqlite"
 sqlite_status=$?
 wait $postgres
 postgres_status=$?
+postgres=""
 echo "== PostgreSQL"
 cat "$runs/postgres.out"
+collected $postgres_status
+postgres_status=$?
 
 echo "== both passes in $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s:" \
   "SQLite exit $sqlite_status, PostgreSQL exit $postgres_status"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,44 @@ def test_either_pass_failing_or_collecting_nothing_fails_the_run_and_both_are_pr
     assert len(runs(project)) == 2  # the other pass ran to its end
     assert f"{marker} says no" in result.stdout  # and the failing one's output is shown
     assert "== SQLite" in result.stdout and "== PostgreSQL\n" in result.stdout
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_run_stopped_early_stops_the_pass_in_the_background_too(tmp_path: Path) -> None:
+    project = project_copy(tmp_path)
+    python = project / ".venv" / "bin" / "python"
+    python.write_text(
+        '#!/bin/sh\ncase "$*" in *"--ignore="*) echo $$ > "$(dirname "$0")/../../background";; '
+        "esac\nexec sleep 60\n"
+    )
+    own = ("BULLETIN_", "CI", "DATABASE_URL")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(own)}
+    script = subprocess.Popen(
+        ["bash", str(project / "scripts" / "test.sh")],
+        env={**env, **POSTGRES},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    recorded = project / "background"
+    deadline = time.monotonic() + 10
+    while not recorded.exists() or not recorded.read_text().strip():
+        assert time.monotonic() < deadline, "the PostgreSQL pass never started"
+        time.sleep(0.05)
+    background = int(recorded.read_text())
+    assert running(background)
+
+    script.terminate()
+    script.wait(timeout=10)
+
+    deadline = time.monotonic() + 10
+    while running(background):
+        assert time.monotonic() < deadline, "the PostgreSQL pass outlived the run"
+        time.sleep(0.05)
