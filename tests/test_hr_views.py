@@ -166,6 +166,22 @@ def test_the_dashboard_groups_announcements_by_status_with_next_send_and_counts(
     assert "3 sent" in html
 
 
+def test_one_status_of_the_dashboard_pages_through_all_of_it_keeping_the_status(
+    ann: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bulletin.interfaces.hr import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 1)
+    for title in ("First draft", "Second draft", "Third draft"):
+        draft(ann, title=title)
+    html = page(logged_in(ann).get("/hr/?status=draft&page=2"))
+    assert '<a href="?status=draft&amp;page=1" rel="prev">Previous</a>' in html
+    assert '<a href="?status=draft&amp;page=3" rel="next">Next</a>' in html
+    assert "Page 2 of 3" in html
+    # Newest first: the second of three on the second page, alone.
+    assert "Second draft" in html and "First draft" not in html and "Third draft" not in html
+
+
 def test_titles_are_escaped_everywhere(ann: Any) -> None:
     item = draft(ann, title="<script>alert(1)</script> News", body="<img src=x onerror=alert(1)>")
     client = logged_in(ann)

@@ -221,6 +221,19 @@ def test_the_suppressions_screen_lists_each_with_its_bounce_and_filters_by_addre
     assert 'data-address="person0@example.com"' not in filtered
 
 
+def test_a_search_of_the_suppressions_is_kept_from_page_to_page(
+    bounced: Announcement, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bulletin.interfaces.hr import suppressions
+
+    bounce_hard("person1@example.com", bounced)
+    monkeypatch.setattr(suppressions, "PER_PAGE", 1)
+    client.force_login(factories.person("ann", ANNOUNCER))
+    html = client.get("/hr/suppressions/?address=example.com").content.decode()
+    assert '<a href="?address=example.com&amp;page=2" rel="next">Next</a>' in html
+    assert "Page 1 of 2" in html
+
+
 def test_a_raw_bounce_downloads_as_plain_text_never_as_a_page(
     bounced: Announcement, client: Client
 ) -> None:
