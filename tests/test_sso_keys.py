@@ -21,10 +21,19 @@ from bulletin.interfaces.sso.refusals import Refused
 from tests.http_receiver import HttpReceiver, Reply
 
 
-def public_jwk(kid: str, **extra: str) -> dict[str, Any]:
+def key_pair(kid: str, **extra: str) -> tuple[rsa.RSAPrivateKey, dict[str, Any]]:
+    """A new RSA key, and its public half as a provider publishes it."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     found = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
-    return {**found, "kid": kid, "use": "sig", **extra}
+    return private, {**found, "kid": kid, "use": "sig", **extra}
+
+
+def public_jwk(kid: str, **extra: str) -> dict[str, Any]:
+    return key_pair(kid, **extra)[1]
+
+
+def signed_by(private: rsa.RSAPrivateKey, kid: str) -> str:
+    return jwt.encode({"sub": "eve"}, private, algorithm="RS256", headers={"kid": kid})
 
 
 FIRST = public_jwk("key-1", alg="RS256")
@@ -139,10 +148,9 @@ def test_a_key_of_another_algorithm_under_the_same_kid_is_not_used(
 def test_the_matched_key_verifies_the_token_it_was_matched_for(
     provider: HttpReceiver, clock: Clock
 ) -> None:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    published = {**json.loads(RSAAlgorithm.to_jwk(private.public_key())), "kid": "key-3"}
+    private, published = key_pair("key-3")
     provider.route("/jwks", Reply.json(200, {"keys": [FIRST, published]}))
-    token = jwt.encode({"sub": "eve"}, private, algorithm="RS256", headers={"kid": "key-3"})
+    token = signed_by(private, "key-3")
 
     found = keys.matching(provider.url("/jwks"), jwt.get_unverified_header(token))
     assert jwt.decode(token, jwt.PyJWK(found), algorithms=["RS256"]) == {"sub": "eve"}
@@ -162,22 +170,23 @@ def test_a_key_set_that_cannot_be_read_is_an_error_and_nothing_is_kept(
     assert keys.matching(provider.url("/jwks"), header("key-1")) == FIRST
 
 
+PRIVATE, _ = key_pair("key-1")
+
+
 @pytest.mark.parametrize(
     ("token", "published"),
     [
         ("not-a-jwt", [FIRST]),  # the provider answered something that is not a JWT
-        (None, [{"kid": "key-1", "kty": "no-such-type"}]),  # a key PyJWT cannot use
+        (signed_by(PRIVATE, "key-1"), [{"kid": "key-1", "kty": "no-such-type"}]),  # unusable key
     ],
 )
 def test_a_token_or_key_that_cannot_be_read_is_a_refusal_not_an_error_page(
-    provider: HttpReceiver, clock: Clock, token: str | None, published: list[Any]
+    provider: HttpReceiver, clock: Clock, token: str, published: list[Any]
 ) -> None:
     provider.route("/jwks", Reply.json(200, {"keys": published}))
     backend = SingleSignOn()
     backend.OIDC_OP_JWKS_ENDPOINT = provider.url("/jwks")
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    signed = jwt.encode({"sub": "eve"}, private, algorithm="RS256", headers={"kid": "key-1"})
 
     with pytest.raises(Refused) as refused:
-        backend.retrieve_matching_jwk(token or signed)
+        backend.retrieve_matching_jwk(token)
     assert refused.value.reason == "tampered"
